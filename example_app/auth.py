@@ -1,0 +1,28 @@
+"""API-key authentication and the webhooks access policy: a key manages its own brand only."""
+from __future__ import annotations
+
+from flask import g, request
+from werkzeug.exceptions import Unauthorized
+
+from . import db
+from .models import Brand, hash_key
+
+
+def current_brand() -> Brand:
+    """The brand whose API key is in ``Authorization: Bearer <key>``; 401 without a valid key."""
+    if "brand" in g:
+        return g.brand
+    header = request.headers.get("Authorization", "")
+    scheme, _, key = header.partition(" ")
+    if scheme.lower() != "bearer" or not key.strip():
+        raise Unauthorized("Send your brand's API key as 'Authorization: Bearer <key>'.")
+    brand = db.session.execute(db.select(Brand).filter_by(api_key_hash=hash_key(key.strip()))).scalar_one_or_none()
+    if brand is None:
+        raise Unauthorized("Unknown API key.")
+    g.brand = brand
+    return brand
+
+
+def can_manage(brand_id: str) -> bool:
+    """The access policy: the caller's key belongs to ``brand_id``."""
+    return current_brand().id == brand_id
