@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import signal
 import subprocess
 import sys
 import venv
@@ -65,11 +66,16 @@ def main(argv: list[str]) -> int:
         args = [str(python), "-m", "pytest", *rest]
     else:
         args = [str(python), "-m", "example_app.demo", *rest]
-    # exec would lose Ctrl-C handling on some platforms; a child with our exit code is simpler.
-    try:
-        return subprocess.call(args, cwd=ROOT, env=env)
-    except KeyboardInterrupt:
-        return 130
+    # A child (not exec) so the venv's interpreter runs on every platform; we pass
+    # SIGTERM on so the demo can stop what it started.
+    child = subprocess.Popen(args, cwd=ROOT, env=env)
+    signal.signal(signal.SIGTERM, lambda signum, frame: child.terminate())
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the child too (same process group): wait for it to clean up.
+            continue
 
 
 if __name__ == "__main__":
