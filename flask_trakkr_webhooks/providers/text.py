@@ -1,0 +1,113 @@
+"""Text helpers shared by the provider formatters: lengths, truncation, value rendering.
+
+Platform limits are counted in UTF-16 code units, never fewer than Python's code points:
+Slack's and Discord's counting is not specified beyond "characters", and an emoji is one
+code point but two UTF-16 units, so counting units keeps us inside either reading.
+"""
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+#: The ellipsis appended to a cut string (one character, one UTF-16 unit).
+ELLIPSIS = "\u2026"
+
+
+def ulen(text: str) -> int:
+    """Length of ``text`` in UTF-16 code units (>= its length in code points)."""
+    return len(text) + sum(1 for ch in text if ord(ch) > 0xFFFF)
+
+
+def truncate(text: str, limit: int) -> str:
+    """Cut ``text`` to at most ``limit`` UTF-16 units, ending with an ellipsis when cut."""
+    if limit <= 0:
+        return ""
+    if ulen(text) <= limit:
+        return text
+    out: list[str] = []
+    used = 0
+    budget = limit - 1  # room for the ellipsis
+    for ch in text:
+        size = 2 if ord(ch) > 0xFFFF else 1
+        if used + size > budget:
+            break
+        out.append(ch)
+        used += size
+    return "".join(out).rstrip() + ELLIPSIS
+
+
+def fit_escaped(text: str, limit: int, escape) -> str:
+    """Escape ``text`` with ``escape`` (per character) and cut so the *escaped* form fits ``limit``.
+
+    Cutting the escaped string could split an entity such as ``&amp;``; cutting the raw
+    characters before escaping them cannot.
+    """
+    if limit <= 0:
+        return ""
+    whole = "".join(escape(ch) for ch in text)
+    if ulen(whole) <= limit:
+        return whole
+    out: list[str] = []
+    used = 0
+    budget = limit - 1
+    for ch in text:
+        piece = escape(ch)
+        size = ulen(piece)
+        if used + size > budget:
+            break
+        out.append(piece)
+        used += size
+    return "".join(out).rstrip() + ELLIPSIS
+
+
+def is_number(value: Any) -> bool:
+    """True for a finite int or float that is not a bool."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return True
+    return isinstance(value, float) and math.isfinite(value)
+
+
+def format_number(value: int | float) -> str:
+    """A number as people read it: ``41.0`` -> ``41``, ``57.5`` -> ``57.5``, no float noise."""
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e16:
+            return str(int(value))
+        return repr(value)
+    try:
+        return str(value)
+    except ValueError:  # ints past sys.get_int_max_str_digits() refuse str()
+        return f"<{int(value.bit_length() * 0.30103) + 1}-digit number>"
+
+
+def to_text(value: Any) -> str:
+    """Render any JSON-ish value as display text; never raises.
+
+    Strings as they are, numbers via :func:`format_number`, booleans as ``Yes``/``No``,
+    ``None`` as empty text, lists and objects as compact JSON.
+    """
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "Yes" if value else "No"
+    if is_number(value):
+        return format_number(value)
+    if isinstance(value, float):  # NaN / infinity
+        return str(value)
+    try:
+        return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    except (TypeError, ValueError, RecursionError):
+        return str(value)
+
+
+def humanize(key: str) -> str:
+    """``change_percent`` -> ``Change percent``; used for labels of unknown data fields."""
+    words = str(key).replace("_", " ").replace("-", " ").split()
+    if not words:
+        return "Value"
+    text = " ".join(words)
+    return text[0].upper() + text[1:]
