@@ -78,5 +78,5 @@ def format_slack(payload: dict) -> dict:
     if fields:
         blocks.append({"type": "section", "fields": fields})
     blocks.append({"type": "context", "elements": _context(msg)})
-    fallback = msg.title if msg.summary == msg.title else f"{msg.title}: {msg.summary}"
+    fallback = msg.title if msg.summary == msg.title else f"{msg.title} \u2014 {msg.summary}"
     return {"text": mrkdwn(fallback, FALLBACK_MAX), "blocks": blocks[:BLOCKS_MAX]}

@@ -104,9 +104,13 @@ def to_text(value: Any) -> str:
         return str(value)
 
 
+_ACRONYMS = {"url": "URL", "id": "ID", "ai": "AI", "api": "API", "seo": "SEO"}
+
+
 def humanize(key: str) -> str:
-    """``change_percent`` -> ``Change percent``; used for labels of unknown data fields."""
-    words = str(key).replace("_", " ").replace("-", " ").split()
+    """``change_percent`` -> ``Change percent``, ``dashboard_url`` -> ``Dashboard URL``; labels for unknown fields."""
+    words = [_ACRONYMS.get(w.lower(), w)
+             for w in str(key).replace("_", " ").replace("-", " ").replace(".", " ").split()]
     if not words:
         return "Value"
     text = " ".join(words)
