@@ -1,0 +1,646 @@
+"""SSRF guard: vet where a webhook URL points, then connect only to the vetted address.
+
+Two halves, used together:
+
+* :func:`check_url` parses a URL exactly as ``requests`` would send it, resolves the
+  host, and checks **every** address it resolves to against the table of refused
+  address classes (loopback, private, link-local, CGNAT, multicast, reserved, IPv6
+  ULA, IPv4 embedded in IPv6, ...). It returns the vetted addresses or raises
+  :class:`BlockedAddress` / :class:`UnresolvableHost` / :class:`MalformedURL`.
+* :class:`PinnedAdapter` (mounted by :func:`pinned_session`) sends a request to one
+  of those vetted addresses while the ``Host`` header, TLS SNI and certificate
+  verification keep using the hostname. Nothing resolves the name a second time,
+  so a DNS answer that changes between check and connect (rebinding) cannot move
+  the request elsewhere. :func:`safe_send` does both in one call.
+
+Error semantics for callers: at save time any :class:`SSRFError` is a 400 on the
+``url`` field. At send time :class:`BlockedAddress` and :class:`MalformedURL` are
+permanent failures, while :class:`UnresolvableHost` is a retryable connection error
+(DNS outages are transient).
+"""
+from __future__ import annotations
+
+import contextvars
+import http.cookiejar
+import ipaddress
+import re
+import socket
+import threading
+from collections import namedtuple
+from contextlib import contextmanager
+from functools import partial
+from typing import Any, Callable, Iterable, Iterator, Sequence, Union
+from urllib.parse import unquote, urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
+from urllib3.poolmanager import PoolKey, PoolManager, _default_key_normalizer
+from urllib3.util import connection as _u3_connection
+from urllib3.util import parse_url
+
+IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+#: ``resolver(host, port) -> iterable of address strings``; the default uses getaddrinfo.
+Resolver = Callable[[str, int], Iterable[Union[str, IPAddress]]]
+
+ALLOW_PRIVATE_SETTING = "TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS"
+ALLOWED_CIDRS_SETTING = "TRAKKR_WEBHOOKS_ALLOWED_CIDRS"
+
+# -- address classes -------------------------------------------------------------------
+
+LOOPBACK = "loopback"
+PRIVATE = "private"
+LINK_LOCAL = "link-local"
+CGNAT = "carrier-grade NAT"
+MULTICAST = "multicast"
+BROADCAST = "broadcast"
+UNSPECIFIED = "unspecified"
+RESERVED = "reserved"
+DOCUMENTATION = "documentation"
+BENCHMARKING = "benchmarking"
+UNIQUE_LOCAL = "unique local (private IPv6)"
+SITE_LOCAL = "site-local"
+TEREDO = "Teredo tunnel"
+
+#: Classes no setting admits: nothing legitimate listens there, and ``0.0.0.0`` / ``::``
+#: reach the local host on Linux.
+NEVER_ALLOWED = frozenset({UNSPECIFIED, MULTICAST, BROADCAST})
+
+_V4 = ipaddress.IPv4Network
+_V6 = ipaddress.IPv6Network
+
+# First match wins, so more specific networks come first.
+_V4_TABLE: tuple[tuple[ipaddress.IPv4Network, str], ...] = (
+    (_V4("0.0.0.0/32"), UNSPECIFIED),
+    (_V4("0.0.0.0/8"), RESERVED),  # "this network"
+    (_V4("127.0.0.0/8"), LOOPBACK),
+    (_V4("10.0.0.0/8"), PRIVATE),
+    (_V4("172.16.0.0/12"), PRIVATE),
+    (_V4("192.168.0.0/16"), PRIVATE),
+    (_V4("100.64.0.0/10"), CGNAT),
+    (_V4("169.254.0.0/16"), LINK_LOCAL),
+    (_V4("192.0.0.0/24"), RESERVED),  # IETF protocol assignments
+    (_V4("192.0.2.0/24"), DOCUMENTATION),
+    (_V4("198.51.100.0/24"), DOCUMENTATION),
+    (_V4("203.0.113.0/24"), DOCUMENTATION),
+    (_V4("198.18.0.0/15"), BENCHMARKING),
+    (_V4("192.88.99.0/24"), RESERVED),  # deprecated 6to4 relay anycast
+    (_V4("224.0.0.0/4"), MULTICAST),
+    (_V4("255.255.255.255/32"), BROADCAST),
+    (_V4("240.0.0.0/4"), RESERVED),
+)
+
+_V6_TABLE: tuple[tuple[ipaddress.IPv6Network, str], ...] = (
+    (_V6("::/128"), UNSPECIFIED),
+    (_V6("::1/128"), LOOPBACK),
+    (_V6("64:ff9b:1::/48"), PRIVATE),  # local-use NAT64 (RFC 8215)
+    (_V6("100::/64"), RESERVED),  # discard-only
+    (_V6("2001::/32"), TEREDO),
+    (_V6("2001:2::/48"), BENCHMARKING),
+    (_V6("2001:db8::/32"), DOCUMENTATION),
+    (_V6("2001::/23"), RESERVED),  # IETF protocol assignments
+    (_V6("3fff::/20"), DOCUMENTATION),
+    (_V6("5f00::/16"), RESERVED),  # SRv6 SIDs
+    (_V6("fc00::/7"), UNIQUE_LOCAL),
+    (_V6("fe80::/10"), LINK_LOCAL),
+    (_V6("fec0::/10"), SITE_LOCAL),
+    (_V6("ff00::/8"), MULTICAST),
+)
+_IPV4_COMPATIBLE = _V6("::/96")
+_NAT64 = _V6("64:ff9b::/96")
+_GLOBAL_UNICAST = _V6("2000::/3")
+
+#: Well-known cloud metadata endpoints, named in messages so the refusal is obvious.
+_NOTES = {
+    ipaddress.ip_address("169.254.169.254"): "the cloud instance metadata service",
+    ipaddress.ip_address("fd00:ec2::254"): "the AWS instance metadata service",
+    ipaddress.ip_address("100.100.100.200"): "the Alibaba Cloud metadata service",
+    ipaddress.ip_address("192.0.0.192"): "the Oracle Cloud metadata service",
+}
+
+
+# -- errors -----------------------------------------------------------------------------
+
+
+class SSRFError(ValueError):
+    """Base class: the URL may not be used as a webhook destination."""
+
+
+class MalformedURL(SSRFError):
+    """The URL is not an ``http(s)`` URL with a valid host (permanent)."""
+
+
+class UnresolvableHost(SSRFError):
+    """The host name has no address right now.
+
+    At save time this is a 400; at send time treat it as a retryable connection
+    error (a DNS outage is transient).
+    """
+
+    def __init__(self, host: str, reason: str) -> None:
+        self.host = host
+        super().__init__(f"webhook host {host!r} could not be resolved: {reason}")
+
+
+class BlockedAddress(SSRFError):
+    """The URL points (or resolves) to an address class webhooks may not reach (permanent).
+
+    Attributes: ``host``, ``address`` (the refused address), ``address_class``
+    (e.g. ``"loopback"``), ``setting`` (the config key that would allow it, or
+    ``None`` when nothing does).
+    """
+
+    def __init__(
+        self,
+        host: str,
+        address: IPAddress,
+        address_class: str,
+        *,
+        detail: str = "",
+        destination: IPAddress | None = None,
+        literal: bool = False,
+    ) -> None:
+        self.host = host
+        self.address = address
+        self.address_class = address_class
+        never = address_class in NEVER_ALLOWED
+        self.setting = None if never else f"{ALLOW_PRIVATE_SETTING} or {ALLOWED_CIDRS_SETTING}"
+        if not literal:
+            where = f"webhook host {host!r} resolves to {address}"
+        elif host == str(address):
+            where = f"the URL's host {address}"
+        else:
+            where = f"the URL's host {host!r} is the IP address {address}"
+        article = "an" if address_class == UNSPECIFIED else "a"
+        message = f"{where}{detail}, {article} {address_class} address"
+        if never:
+            message += ", which is never a valid webhook destination (no setting allows it)"
+        else:
+            example = _bare(destination or address)
+            message += (
+                f"; webhooks may not target {address_class} addresses unless "
+                f"{ALLOW_PRIVATE_SETTING} = True (development) or the address is inside a network listed in "
+                f"{ALLOWED_CIDRS_SETTING} (self-hosted receivers, e.g. ['{example}/{example.max_prefixlen}'])"
+            )
+        super().__init__(message)
+
+
+# -- classification (pure) -------------------------------------------------------------------
+
+
+def _bare(address: IPAddress) -> IPAddress:
+    """``address`` without an IPv6 zone (``fe80::1%eth0`` -> ``fe80::1``), for table lookups."""
+    if address.version == 6 and address.scope_id:  # type: ignore[union-attr]
+        return ipaddress.IPv6Address(address.packed)
+    return address
+
+
+def _lookup(address: IPAddress, table: Sequence[tuple[Any, str]]) -> str | None:
+    return next((cls for network, cls in table if address in network), None)
+
+
+def _analyse(address: IPAddress) -> tuple[IPAddress, str | None, str]:
+    """Return (destination, refused class or None, how it was derived) for one address.
+
+    IPv6 forms that carry an IPv4 address are judged by that IPv4 address; an
+    IPv4-mapped one is also *connected to* as IPv4, since that is where it goes.
+    """
+    if address.version == 4:
+        return address, _lookup(address, _V4_TABLE), ""
+    bare = _bare(address)
+    mapped = bare.ipv4_mapped  # type: ignore[union-attr]
+    if mapped is not None:
+        return mapped, _lookup(mapped, _V4_TABLE), f" (IPv4-mapped form of {mapped})"
+    direct = _lookup(bare, _V6_TABLE[:2])  # :: and ::1 sit inside ::/96
+    if direct:
+        return address, direct, ""
+    if bare in _IPV4_COMPATIBLE:
+        embedded = ipaddress.IPv4Address(int(bare) & 0xFFFFFFFF)
+        return address, _lookup(embedded, _V4_TABLE) or RESERVED, f" (deprecated IPv4-compatible form of {embedded})"
+    if bare in _NAT64:
+        embedded = ipaddress.IPv4Address(int(bare) & 0xFFFFFFFF)
+        return address, _lookup(embedded, _V4_TABLE), f" (NAT64 form of {embedded})"
+    sixtofour = bare.sixtofour  # type: ignore[union-attr]
+    if sixtofour is not None:
+        return address, _lookup(sixtofour, _V4_TABLE), f" (6to4 form of {sixtofour})"
+    teredo = bare.teredo  # type: ignore[union-attr]
+    if teredo is not None:
+        return address, TEREDO, f" (Teredo tunnel to {teredo[1]})"
+    found = _lookup(bare, _V6_TABLE)
+    if found is None and bare not in _GLOBAL_UNICAST:
+        found = RESERVED  # outside 2000::/3 nothing is allocated for public use
+    return address, found, ""
+
+
+def classify(address: str | IPAddress) -> str | None:
+    """The refused class of ``address`` (``"loopback"``, ``"private"``, ...), or ``None`` if public."""
+    if isinstance(address, str):
+        address = ipaddress.ip_address(address)
+    return _analyse(address)[1]
+
+
+def parse_cidrs(cidrs: Iterable[str] | str | None) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """Parse ``TRAKKR_WEBHOOKS_ALLOWED_CIDRS`` (a list or a comma-separated string).
+
+    Raises ``ValueError`` naming the setting and the bad entry, so an app can fail at start.
+    """
+    if not cidrs:
+        return ()
+    if isinstance(cidrs, str):
+        cidrs = [c for c in cidrs.split(",")]
+    networks = []
+    for entry in cidrs:
+        text = str(entry).strip()
+        if not text:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(text, strict=False))
+        except ValueError as exc:
+            raise ValueError(f"{ALLOWED_CIDRS_SETTING}: {text!r} is not a network in CIDR form ({exc})") from None
+    return tuple(networks)
+
+
+def settings_kwargs(settings: Any) -> dict[str, Any]:
+    """``check_url``/``safe_send`` keyword arguments from an app's ``Settings``."""
+    return {"allow_private": settings.allow_private_networks, "allowed_cidrs": settings.allowed_cidrs}
+
+
+# -- URL parsing and resolution -----------------------------------------------------------
+
+_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$")
+_NUMBER_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
+_LOCALHOST = re.compile(r"^(.+\.)?localhost\.?$")
+
+
+def _split(url: str) -> tuple[str, int]:
+    """(host, port) of ``url`` as requests would connect; ``MalformedURL`` otherwise."""
+    if not isinstance(url, str) or not url.strip():
+        raise MalformedURL("the URL must be a non-empty string")
+    prepared = requests.PreparedRequest()
+    try:
+        # The exact normalisation requests applies before sending (IDNA, quoting, ...).
+        prepared.prepare_url(url, None)
+    except (requests.RequestException, ValueError, UnicodeError) as exc:
+        raise MalformedURL(f"invalid URL: {exc}") from None
+    final = prepared.url or ""
+    parts = urlsplit(final)
+    if parts.scheme.lower() not in ("http", "https"):
+        raise MalformedURL(f"the URL must use http or https, not {parts.scheme or 'no scheme'!r}")
+    try:
+        port = parts.port
+        u3_host = parse_url(final).host or ""
+    except ValueError as exc:
+        raise MalformedURL(f"invalid URL: {exc}") from None
+    if port is None:
+        port = 443 if parts.scheme.lower() == "https" else 80
+    host = unquote(parts.hostname or "")
+    if not host:
+        raise MalformedURL("the URL has no host")
+    # requests connects to urlsplit's host; refuse URLs other parsers read differently.
+    if unquote(u3_host.strip("[]")).lower() != host:
+        raise MalformedURL(f"ambiguous host in URL ({host!r} vs {u3_host!r})")
+    if not 0 < port < 65536:
+        raise MalformedURL(f"invalid port {port}")
+    return host, port
+
+
+def _inet_aton(host: str) -> ipaddress.IPv4Address | None:
+    """Parse an IPv4 literal the way ``inet_aton`` (and so getaddrinfo) does, or ``None``.
+
+    Accepts 1 to 4 dot-separated parts in decimal, octal (leading 0) or hex (0x):
+    ``0x7f.1``, ``127.1``, ``2130706433``, ``017700000001``. A host made only of such
+    numbers that does not fit raises ``MalformedURL`` rather than reaching DNS.
+    """
+    parts = host[:-1].split(".") if host.endswith(".") else host.split(".")
+    if not all(_NUMBER_PART.match(p) for p in parts):
+        return None  # a name
+    values = []
+    for part in parts:
+        if part.startswith("0x"):
+            values.append(int(part[2:] or "0", 16))
+        elif len(part) > 1 and part.startswith("0"):
+            if not set(part) <= set("01234567"):
+                raise MalformedURL(f"invalid IPv4 address {host!r}")
+            values.append(int(part, 8))
+        else:
+            values.append(int(part))
+    if len(values) > 4 or any(v > 255 for v in values[:-1]) or values[-1] >= 256 ** (5 - len(values)):
+        raise MalformedURL(f"invalid IPv4 address {host!r}")
+    number = values[-1]
+    for i, value in enumerate(values[:-1]):
+        number += value << (8 * (3 - i))
+    return ipaddress.IPv4Address(number)
+
+
+def _literal(host: str) -> IPAddress | None:
+    """The address an IP-literal host denotes, or ``None`` for a name."""
+    if ":" in host:
+        try:
+            return ipaddress.IPv6Address(host)
+        except ValueError:
+            raise MalformedURL(f"invalid IPv6 address {host!r}") from None
+    if not _NAME.match(host) or len(host.rstrip(".")) > 253 or any(len(label) > 63 for label in host.split(".")):
+        raise MalformedURL(f"invalid host name {host!r}")
+    return _inet_aton(host)
+
+
+def system_resolver(host: str, port: int) -> list[str]:
+    """Resolve with the system's getaddrinfo (the resolver requests itself would use)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    return [info[4][0] for info in infos]
+
+
+_resolver_override: Resolver | None = None
+_override_lock = threading.Lock()
+
+
+@contextmanager
+def use_resolver(resolver: Resolver) -> Iterator[None]:
+    """Process-wide: make calls without ``resolver=`` use ``resolver`` (tests, demos)."""
+    global _resolver_override
+    with _override_lock:
+        previous, _resolver_override = _resolver_override, resolver
+    try:
+        yield
+    finally:
+        with _override_lock:
+            _resolver_override = previous
+
+
+def _resolve(host: str, port: int, resolver: Resolver | None) -> list[IPAddress]:
+    resolve = resolver or _resolver_override or system_resolver
+    try:
+        answers = list(resolve(host, port))
+    except OSError as exc:  # socket.gaierror is an OSError
+        raise UnresolvableHost(host, str(exc) or type(exc).__name__) from None
+    except UnicodeError as exc:  # the name cannot be encoded for DNS at all
+        raise MalformedURL(f"invalid host name {host!r}: {exc}") from None
+    if not answers:
+        raise UnresolvableHost(host, "no addresses")
+    return [a if isinstance(a, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(a) for a in answers]
+
+
+def check_url(
+    url: str,
+    *,
+    allow_private: bool = False,
+    allowed_cidrs: Iterable[str] | str = (),
+    resolver: Resolver | None = None,
+) -> list[IPAddress]:
+    """Vet ``url`` as a webhook destination and return the addresses to connect to.
+
+    Every address the host resolves to is checked; one refused address refuses the
+    URL. ``allow_private`` admits every refused class except unspecified, multicast
+    and broadcast; ``allowed_cidrs`` admits addresses inside those networks. IP
+    literals (including inet_aton forms such as ``0x7f.1``) and ``localhost`` names
+    are judged without asking the resolver. IPv4-mapped answers come back as IPv4.
+
+    Raises :class:`MalformedURL`, :class:`UnresolvableHost` or :class:`BlockedAddress`
+    (all ``ValueError``).
+    """
+    networks = parse_cidrs(allowed_cidrs)
+    host, port = _split(url)
+    literal = _literal(host)
+    if literal is not None:
+        answers: list[IPAddress] = [literal]
+    elif _LOCALHOST.match(host):
+        # RFC 6761: localhost names are loopback whatever a resolver says.
+        answers = [ipaddress.IPv4Address("127.0.0.1"), ipaddress.IPv6Address("::1")]
+    else:
+        answers = _resolve(host, port, resolver)
+    vetted: list[IPAddress] = []
+    for answer in answers:
+        destination, refused, detail = _analyse(answer)
+        if refused is not None and not _admitted(destination, refused, networks, allow_private):
+            note = _NOTES.get(_bare(destination))
+            raise BlockedAddress(
+                host,
+                answer,
+                refused,
+                detail=detail + (f" ({note})" if note else ""),
+                destination=destination,
+                literal=literal is not None,
+            )
+        if destination not in vetted:
+            vetted.append(destination)
+    return vetted
+
+
+def _admitted(address: IPAddress, refused: str, networks: Sequence[Any], allow_private: bool) -> bool:
+    if refused in NEVER_ALLOWED:
+        return False
+    return allow_private or any(_bare(address) in network for network in networks)
+
+
+# -- pinned transport ---------------------------------------------------------------------------
+
+# The vetted address for the request being sent on this thread/context.
+_PINNED: contextvars.ContextVar[str | None] = contextvars.ContextVar("trakkr_pinned_address", default=None)
+
+# Pools are keyed by (scheme, host, port, TLS settings, ..., pinned address).
+_PinnedPoolKey = namedtuple("_PinnedPoolKey", PoolKey._fields + ("key_pinned_address",))  # type: ignore[misc]
+
+
+class UnpinnedRequest(RuntimeError):
+    """A pinned session was asked to send without a vetted address (e.g. a redirect)."""
+
+
+class _PinnedConnectionMixin:
+    """Connect the socket to ``pinned_address``; everything else keeps the hostname."""
+
+    def __init__(self, *args: Any, pinned_address: str, **kwargs: Any) -> None:
+        self.pinned_address = pinned_address
+        super().__init__(*args, **kwargs)
+
+    def _new_conn(self) -> socket.socket:
+        # Same as urllib3's, except the target: a numeric address, so no DNS query happens.
+        try:
+            return _u3_connection.create_connection(
+                (self.pinned_address, self.port),  # type: ignore[attr-defined]
+                self.timeout,  # type: ignore[attr-defined]
+                source_address=self.source_address,  # type: ignore[attr-defined]
+                socket_options=self.socket_options,  # type: ignore[attr-defined]
+            )
+        except socket.timeout as exc:
+            raise ConnectTimeoutError(
+                self, f"Connection to {self.host} ({self.pinned_address}) timed out. (connect timeout={self.timeout})"  # type: ignore[attr-defined]
+            ) from exc
+        except OSError as exc:
+            raise NewConnectionError(self, f"Failed to establish a new connection to {self.pinned_address}: {exc}") from exc
+
+
+class _PinnedHTTPConnection(_PinnedConnectionMixin, HTTPConnection):
+    pass
+
+
+class _PinnedHTTPSConnection(_PinnedConnectionMixin, HTTPSConnection):
+    pass
+
+
+class _PinnedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _PinnedHTTPConnection
+
+
+class _PinnedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _PinnedHTTPSConnection
+
+
+class _PinnedPoolManager(PoolManager):
+    """A PoolManager whose pools are per (host, port, pinned address): reuse never crosses addresses."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
+        key_fn = partial(_default_key_normalizer, _PinnedPoolKey)
+        self.key_fn_by_scheme = {"http": key_fn, "https": key_fn}
+
+
+class _NoCookies(http.cookiejar.DefaultCookiePolicy):
+    """Never store or send cookies: one receiver's cookies must not reach another delivery."""
+
+    def set_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+    def return_ok(self, cookie: Any, request: Any) -> bool:
+        return False
+
+
+class PinnedAdapter(HTTPAdapter):
+    """A ``requests`` adapter that connects only to an address it is given per request.
+
+    ``adapter.send(prepared, addresses=[...], timeout=..., verify=...)`` (or
+    ``session.send(prepared, addresses=[...])``) connects to ``addresses[0]``, and to
+    the next one only if the previous refused the connection outright (nothing was
+    sent). The ``Host`` header, SNI and certificate checks use the URL's hostname.
+    Pools are keyed by (host, port, address), so keep-alive connections are reused
+    across deliveries to the same vetted address and never across addresses.
+    Proxies are ignored (a proxy would resolve the name itself). Without
+    ``addresses`` it raises :class:`UnpinnedRequest`: it fails closed.
+    """
+
+    def __init__(self, pool_connections: int = 64, pool_maxsize: int = 8, pool_block: bool = False) -> None:
+        super().__init__(pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0, pool_block=pool_block)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        """Use the pinned pool manager (called by ``HTTPAdapter.__init__`` and unpickling)."""
+        self._pool_connections = connections
+        self._pool_maxsize = maxsize
+        self._pool_block = block
+        self.poolmanager = _PinnedPoolManager(num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs)
+
+    def send(  # type: ignore[override]
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: bool | str = True,
+        cert: Any = None,
+        proxies: Any = None,
+        *,
+        addresses: Sequence[str | IPAddress] | None = None,
+    ) -> requests.Response:
+        """Send ``request`` to the first reachable of ``addresses`` (see the class docstring)."""
+        if not addresses:
+            raise UnpinnedRequest(f"refusing to send to {request.url!r} without a vetted address (use ssrf.safe_send)")
+        for index, address in enumerate(addresses):
+            token = _PINNED.set(str(address))
+            try:
+                return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=None)
+            except requests.ConnectionError as exc:
+                if index == len(addresses) - 1 or not _refused_before_sending(exc):
+                    raise
+            finally:
+                _PINNED.reset(token)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None) -> HTTPConnectionPool:
+        """The pool for (host, port, TLS settings, pinned address); never a proxy."""
+        address = _PINNED.get()
+        if address is None:
+            raise UnpinnedRequest(f"refusing to send to {request.url!r} without a vetted address (use ssrf.safe_send)")
+        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
+        pool_kwargs["pinned_address"] = address
+        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+
+    def get_connection(self, url: str, proxies: Any = None) -> HTTPConnectionPool:
+        """The deprecated unpinned lookup: refused."""
+        raise UnpinnedRequest(f"refusing an unpinned connection to {url!r} (use ssrf.safe_send)")
+
+    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
+        """Proxies are never used: the proxy would resolve the host itself, bypassing the pin."""
+        raise UnpinnedRequest("pinned webhook requests never go through a proxy")
+
+
+def _refused_before_sending(exc: requests.ConnectionError) -> bool:
+    # NewConnectionError means the TCP connect itself failed; a pure connect timeout is
+    # not retried on the next address (it already spent the time budget).
+    reason = getattr(exc.args[0], "reason", None) if exc.args else None
+    return isinstance(reason, NewConnectionError)
+
+
+class PinnedSession(requests.Session):
+    """A ``requests.Session`` for deliveries: :class:`PinnedAdapter` on http/https, no
+    proxies or netrc credentials from the environment, no cookies, never a redirect
+    (a redirect target was never vetted). Thread-safe to share: keep one per worker
+    process so keep-alive connections are reused.
+    """
+
+    def __init__(self, *, pool_connections: int = 64, pool_maxsize: int = 8) -> None:
+        super().__init__()
+        self.trust_env = False
+        self.cookies.set_policy(_NoCookies())
+        adapter = PinnedAdapter(pool_connections=pool_connections, pool_maxsize=pool_maxsize)
+        self.mount("http://", adapter)
+        self.mount("https://", adapter)
+
+    def get_redirect_target(self, resp: requests.Response) -> None:
+        """Never follow a redirect: the 3xx answer is the delivery's result."""
+        return None
+
+
+def pinned_session(*, pool_connections: int = 64, pool_maxsize: int = 8) -> PinnedSession:
+    """A new :class:`PinnedSession` (``pool_connections`` hosts, ``pool_maxsize`` connections each)."""
+    return PinnedSession(pool_connections=pool_connections, pool_maxsize=pool_maxsize)
+
+
+def pinned_send(
+    session: requests.Session,
+    prepared: requests.PreparedRequest,
+    addresses: Sequence[str | IPAddress],
+    *,
+    timeout: Any,
+    verify: bool | str = True,
+    stream: bool = False,
+) -> requests.Response:
+    """Send ``prepared`` through ``session``'s :class:`PinnedAdapter` to ``addresses``.
+
+    Redirects are never followed. The addresses must come from :func:`check_url`
+    on ``prepared.url``; prefer :func:`safe_send`, which does both.
+    """
+    if not isinstance(session.get_adapter(prepared.url or ""), PinnedAdapter):
+        raise UnpinnedRequest("the session has no PinnedAdapter mounted: use ssrf.pinned_session()")
+    return session.send(
+        prepared, addresses=list(addresses), allow_redirects=False, timeout=timeout, verify=verify, stream=stream, proxies={}
+    )
+
+
+def safe_send(
+    session: requests.Session,
+    prepared: requests.PreparedRequest,
+    *,
+    timeout: Any,
+    allow_private: bool = False,
+    allowed_cidrs: Iterable[str] | str = (),
+    resolver: Resolver | None = None,
+    verify: bool | str = True,
+    stream: bool = False,
+) -> requests.Response:
+    """Vet ``prepared.url`` with :func:`check_url`, then send it pinned to the vetted address.
+
+    Raises the :func:`check_url` errors before any connection is made, and the usual
+    ``requests`` exceptions for the attempt itself.
+    """
+    addresses = check_url(prepared.url or "", allow_private=allow_private, allowed_cidrs=allowed_cidrs, resolver=resolver)
+    return pinned_send(session, prepared, addresses, timeout=timeout, verify=verify, stream=stream)
