@@ -80,6 +80,12 @@ class TrakkrWebhooks:
             raise RuntimeError("flask-trakkr-webhooks is already initialised on this app")
         _config.apply_defaults(app.config)
         settings = _config.load_settings(app.config)
+        # Fail at start, not at the first delivery: a missing key or a bad CIDR is a setup error.
+        from .crypto import check_key
+        from .ssrf import parse_cidrs
+
+        check_key(settings, app)
+        parse_cidrs(settings.allowed_cidrs)
         state = WebhooksState(extension=self, db=db, models=models_for(db), settings=settings)
         app.extensions[EXTENSION_KEY] = state
 

@@ -17,6 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from . import ids
+from .crypto import EncryptedText
 
 # Delivery states. ``pending``: written, waiting to be (re)queued; ``queued``: a job
 # holds it; ``sending``: a worker has claimed it; ``retrying``: waiting for its next
@@ -84,15 +85,15 @@ def _define(db: Any) -> Models:
         description = sa.Column(sa.Text, nullable=True)
 
         auth_type = sa.Column(sa.String(16), nullable=False, default="none")
-        # Credentials: write-only through the API; encrypted at rest once a key is set.
-        auth_token = sa.Column(sa.Text, nullable=True)
+        # Credentials: write-only through the API; Fernet-encrypted at rest (crypto.py).
+        auth_token = sa.Column(EncryptedText, nullable=True)
         auth_username = sa.Column(sa.Text, nullable=True)
-        auth_password = sa.Column(sa.Text, nullable=True)
+        auth_password = sa.Column(EncryptedText, nullable=True)
         api_key_header = sa.Column(sa.String(256), nullable=True)
-        api_key_value = sa.Column(sa.Text, nullable=True)
-        signing_secret = sa.Column(sa.Text, nullable=True)
+        api_key_value = sa.Column(EncryptedText, nullable=True)
+        signing_secret = sa.Column(EncryptedText, nullable=True)
         # Secret rotation: the previous secret keeps signing until it expires.
-        previous_signing_secret = sa.Column(sa.Text, nullable=True)
+        previous_signing_secret = sa.Column(EncryptedText, nullable=True)
         previous_secret_expires_at = sa.Column(TS, nullable=True)
 
         headers = sa.Column(sa.JSON, nullable=False, default=dict)

@@ -7,6 +7,7 @@ from flask_sqlalchemy import SQLAlchemy
 
 from flask_trakkr_webhooks import TrakkrWebhooks, get_state
 from flask_trakkr_webhooks.config import DEFAULTS, PREFIX
+from flask_trakkr_webhooks.crypto import generate_key
 
 
 def test_init_app_registers_state_defaults_blueprint_and_cli(app: Flask) -> None:
@@ -45,6 +46,7 @@ def test_constructor_form_and_one_extension_for_two_apps(tmp_path) -> None:
     for n in range(2):
         app = Flask(f"a{n}")
         app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path}/{n}.db"
+        app.config["TRAKKR_WEBHOOKS_ENCRYPTION_KEY"] = generate_key()
         db.init_app(app)
         apps.append(app)
     ext = TrakkrWebhooks(apps[0], db)
@@ -84,3 +86,21 @@ def test_register_event_type(app: Flask) -> None:
     assert get_state(app).event_types["mention.spiked"] == "Mentions spiked"
     with pytest.raises(ValueError, match="invalid event type name"):
         app.webhooks.register_event_type("Bad Name", "x")
+
+
+def test_production_app_without_encryption_key_refuses_to_start(tmp_path) -> None:
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = f"sqlite:///{tmp_path}/x.db"
+    db = SQLAlchemy(app)
+    with pytest.raises(RuntimeError, match="TRAKKR_WEBHOOKS_ENCRYPTION_KEY"):
+        TrakkrWebhooks(app, db)
+    assert "trakkr_webhooks" not in app.extensions
+
+
+def test_bad_allowed_cidrs_fail_at_start(tmp_path) -> None:
+    app = Flask(__name__)
+    app.config.update(TESTING=True, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/x.db",
+                      TRAKKR_WEBHOOKS_ALLOWED_CIDRS=["10.0.0.0/33"])
+    db = SQLAlchemy(app)
+    with pytest.raises(ValueError, match="TRAKKR_WEBHOOKS_ALLOWED_CIDRS"):
+        TrakkrWebhooks(app, db)
