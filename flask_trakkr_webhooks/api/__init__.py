@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Flask, current_app, request
+from flask import Blueprint, Flask, current_app, has_request_context, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 
 from ..errors import APIError, error_response, register_error_handlers
@@ -94,21 +94,62 @@ def json_body(*, required: bool = True) -> dict[str, Any]:
             raise APIError(400, "Request body is empty: send a JSON object.")
         return {}
     try:
-        value = json.loads(raw)
+        value = json.loads(
+            raw, parse_constant=_refuse_constant, parse_float=_finite_float, object_pairs_hook=_unique_keys
+        )
     except UnicodeDecodeError:
         raise APIError(400, "Request body is not valid UTF-8.") from None
     except ValueError as exc:
         raise APIError(400, f"Malformed JSON: {exc}") from None
+    except RecursionError:
+        raise APIError(400, "Malformed JSON: nested too deeply.") from None
     if not isinstance(value, dict):
         raise APIError(400, f"Request body must be a JSON object, not {type(value).__name__}.")
     return value
 
 
+def _refuse_constant(name: str) -> Any:
+    # Python's json reads NaN/Infinity, which are not JSON and could not be stored or sent.
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise ValueError(f"number {text[:40]} is out of range")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # A repeated key means two parsers could read two different requests: refuse it.
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise ValueError(f"duplicate key {key[:80]!r}")
+            seen.add(key)
+    return value
+
+
 def may_manage(brand_id: str) -> bool:
-    """Ask the host's access policy whether this request may manage webhooks of ``brand_id``."""
+    """Ask the host's access policy whether this request may manage webhooks of ``brand_id``.
+
+    The answer is cached on the request object for the rest of the request, so a list of
+    many webhooks asks the policy once per brand. (Not on ``g``: an app context a test
+    holds open spans several requests, and the caller may change between them.)
+    """
     state = get_state()
     policy = state.access_policy
     if policy is None:
         # _guard_request already refused unless testing or OPEN_API.
         return True
-    return bool(policy(brand_id))
+    if not has_request_context():
+        return bool(policy(brand_id))
+    cache = getattr(request, "_trakkr_webhooks_policy", None)
+    if cache is None:
+        cache = {}
+        request._trakkr_webhooks_policy = cache  # type: ignore[attr-defined]
+    if brand_id not in cache:
+        cache[brand_id] = bool(policy(brand_id))
+    return cache[brand_id]

@@ -1,0 +1,288 @@
+"""Every field's validation, through the API: each bad input is a 400 naming the exact field.
+
+``CASES`` are sent as a create body (laid over a valid one) and, unless marked
+``create_only``, as a PATCH of an existing webhook without credentials.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+
+BRAND = "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c"
+BASE = {"url": "https://receiver.example.com/hooks", "events": ["visibility_changed"], "brand_id": BRAND}
+API_KEY = {"auth_type": "api_key", "api_key_header": "X-Key", "api_key_value": "v"}
+RESERVED = [
+    "Content-Type", "content-length", "HOST", "User-Agent", "Authorization", "X-Trakkr-Event", "X-Trakkr-Delivery",
+    "X-Trakkr-Signature", "x-trakkr-timestamp", "webhook-id", "Webhook-Timestamp", "webhook-signature",
+    "Transfer-Encoding", "Connection", "Proxy-Authorization", "Expect", "Upgrade",
+]
+
+
+def case(id_, body, field, create_only=False):
+    return pytest.param(body, field, create_only, id=id_)
+
+
+CASES = [
+    # url
+    case("url-missing", {"url": ...}, "url", create_only=True),
+    case("url-null", {"url": None}, "url"),
+    case("url-number", {"url": 42}, "url"),
+    case("url-list", {"url": ["https://a.example"]}, "url"),
+    case("url-empty", {"url": ""}, "url"),
+    case("url-not-a-url", {"url": "not a url"}, "url"),
+    case("url-relative", {"url": "/hooks"}, "url"),
+    case("url-scheme-relative", {"url": "//receiver.example.com/hooks"}, "url"),
+    case("url-ftp", {"url": "ftp://receiver.example.com/hooks"}, "url"),
+    case("url-javascript", {"url": "javascript:alert(1)"}, "url"),
+    case("url-http-when-https-required", {"url": "http://receiver.example.com/hooks"}, "url"),
+    case("url-userinfo", {"url": "https://user:pw@receiver.example.com/hooks"}, "url"),
+    case("url-user-only", {"url": "https://user@receiver.example.com/hooks"}, "url"),
+    case("url-fragment", {"url": "https://receiver.example.com/hooks#x"}, "url"),
+    case("url-no-host", {"url": "https:///hooks"}, "url"),
+    case("url-only-scheme", {"url": "https://"}, "url"),
+    case("url-space", {"url": "https://receiver.example.com/a b"}, "url"),
+    case("url-newline", {"url": "https://receiver.example.com/\r\nX: y"}, "url"),
+    case("url-non-ascii", {"url": "https://exämple.com/hooks"}, "url"),
+    case("url-backslash", {"url": "https://evil.example\\@receiver.example.com/"}, "url"),
+    case("url-too-long", {"url": "https://receiver.example.com/" + "a" * 2100}, "url"),
+    case("url-bad-port", {"url": "https://receiver.example.com:99999/"}, "url"),
+    case("url-port-zero", {"url": "https://receiver.example.com:0/"}, "url"),
+    case("url-port-text", {"url": "https://receiver.example.com:http/"}, "url"),
+    case("url-bad-ipv6", {"url": "https://[zz::1]/"}, "url"),
+    case("url-unclosed-ipv6", {"url": "https://[::1/"}, "url"),
+    case("url-ipv6-zone", {"url": "https://[fe80::1%25eth0]/"}, "url"),
+    case("url-short-ipv4", {"url": "https://127.1/"}, "url"),
+    case("url-integer-ipv4", {"url": "https://2130706433/"}, "url"),
+    case("url-hex-ipv4", {"url": "https://0x7f000001/"}, "url"),
+    case("url-bad-label", {"url": "https://-bad-.example.com/"}, "url"),
+    case("url-numeric-tld", {"url": "https://receiver.example.123/"}, "url"),
+    case("url-bad-percent", {"url": "https://receiver.example.com/%zz"}, "url"),
+    # events
+    case("events-missing", {"events": ...}, "events", create_only=True),
+    case("events-null", {"events": None}, "events"),
+    case("events-string", {"events": "visibility_changed"}, "events"),
+    case("events-object", {"events": {"visibility_changed": True}}, "events"),
+    case("events-empty", {"events": []}, "events"),
+    case("events-unknown", {"events": ["visibility_changed", "nope"]}, "events.1"),
+    case("events-wrong-case", {"events": ["Visibility_Changed"]}, "events.0"),
+    case("events-duplicate", {"events": ["report_completed", "report_completed"]}, "events.1"),
+    case("events-number", {"events": [1]}, "events.0"),
+    case("events-null-item", {"events": [None]}, "events.0"),
+    # brand_id
+    case("brand-missing", {"brand_id": ...}, "brand_id", create_only=True),
+    case("brand-null", {"brand_id": None}, "brand_id"),
+    case("brand-number", {"brand_id": 12}, "brand_id"),
+    case("brand-not-uuid", {"brand_id": "acme"}, "brand_id"),
+    case("brand-short", {"brand_id": BRAND[:-1]}, "brand_id"),
+    case("brand-braces", {"brand_id": "{" + BRAND + "}"}, "brand_id"),
+    case("brand-urn", {"brand_id": "urn:uuid:" + BRAND}, "brand_id"),
+    case("brand-non-hex", {"brand_id": "zf2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c"}, "brand_id"),
+    # active
+    case("active-string", {"active": "true"}, "active"),
+    case("active-number", {"active": 1}, "active"),
+    case("active-null", {"active": None}, "active"),
+    # description
+    case("description-number", {"description": 5}, "description"),
+    case("description-too-long", {"description": "x" * 1001}, "description"),
+    case("description-control", {"description": "bell\x07"}, "description"),
+    case("description-nul", {"description": "a\x00b"}, "description"),
+    # auth_type and credentials
+    case("auth-type-unknown", {"auth_type": "oauth2"}, "auth_type"),
+    case("auth-type-number", {"auth_type": 1}, "auth_type"),
+    case("auth-type-null", {"auth_type": None}, "auth_type"),
+    case("auth-type-case", {"auth_type": "Bearer", "auth_token": "t"}, "auth_type"),
+    case("bearer-without-token", {"auth_type": "bearer"}, "auth_token"),
+    case("bearer-null-token", {"auth_type": "bearer", "auth_token": None}, "auth_token"),
+    case("bearer-empty-token", {"auth_type": "bearer", "auth_token": ""}, "auth_token"),
+    case("bearer-token-space", {"auth_type": "bearer", "auth_token": "a b"}, "auth_token"),
+    case("bearer-token-newline", {"auth_type": "bearer", "auth_token": "a\r\nX-Evil: 1"}, "auth_token"),
+    case("bearer-token-too-long", {"auth_type": "bearer", "auth_token": "t" * 5000}, "auth_token"),
+    case("bearer-token-number", {"auth_type": "bearer", "auth_token": 123}, "auth_token"),
+    case("bearer-with-username", {"auth_type": "bearer", "auth_token": "t", "auth_username": "u"}, "auth_username"),
+    case("bearer-with-api-key", {"auth_type": "bearer", "auth_token": "t", "api_key_value": "v"}, "api_key_value"),
+    case("basic-without-password", {"auth_type": "basic", "auth_username": "u"}, "auth_password"),
+    case("basic-without-username", {"auth_type": "basic", "auth_password": "p"}, "auth_username"),
+    case("basic-empty-username", {"auth_type": "basic", "auth_username": "", "auth_password": "p"}, "auth_username"),
+    case("basic-colon-username", {"auth_type": "basic", "auth_username": "a:b", "auth_password": "p"},
+         "auth_username"),
+    case("basic-control-password", {"auth_type": "basic", "auth_username": "u", "auth_password": "p\n"},
+         "auth_password"),
+    case("basic-with-token", {"auth_type": "basic", "auth_username": "u", "auth_password": "p", "auth_token": "t"},
+         "auth_token"),
+    case("api-key-without-header", {"auth_type": "api_key", "api_key_value": "v"}, "api_key_header"),
+    case("api-key-without-value", {"auth_type": "api_key", "api_key_header": "X-Key"}, "api_key_value"),
+    case("api-key-bad-header", {**API_KEY, "api_key_header": "X Key"}, "api_key_header"),
+    case("api-key-header-colon", {**API_KEY, "api_key_header": "X-Key:"}, "api_key_header"),
+    case("api-key-header-empty", {**API_KEY, "api_key_header": ""}, "api_key_header"),
+    case("api-key-header-authorization", {**API_KEY, "api_key_header": "authorization"}, "api_key_header"),
+    case("api-key-header-trakkr", {**API_KEY, "api_key_header": "X-Trakkr-Signature"}, "api_key_header"),
+    case("api-key-header-too-long", {**API_KEY, "api_key_header": "X" * 300}, "api_key_header"),
+    case("api-key-value-crlf", {**API_KEY, "api_key_value": "v\r\nX-Evil: 1"}, "api_key_value"),
+    case("api-key-value-unicode", {**API_KEY, "api_key_value": "v€"}, "api_key_value"),
+    case("api-key-value-empty", {**API_KEY, "api_key_value": ""}, "api_key_value"),
+    case("api-key-header-is-custom-header", {**API_KEY, "headers": {"x-key": "1"}}, "headers.x-key"),
+    case("none-with-token", {"auth_token": "t"}, "auth_token"),
+    case("none-with-password", {"auth_type": "none", "auth_password": "p"}, "auth_password"),
+    case("none-with-api-key-header", {"auth_type": "none", "api_key_header": "X-Key"}, "api_key_header"),
+    # headers
+    case("headers-list", {"headers": [["X-A", "1"]]}, "headers"),
+    case("headers-string", {"headers": "X-A: 1"}, "headers"),
+    case("headers-number-value", {"headers": {"X-A": 1}}, "headers.X-A"),
+    case("headers-null-value", {"headers": {"X-A": None}}, "headers.X-A"),
+    case("headers-object-value", {"headers": {"X-A": {"b": "c"}}}, "headers.X-A"),
+    case("headers-space-in-name", {"headers": {"X A": "1"}}, "headers.X A"),
+    case("headers-colon-in-name", {"headers": {"X-A:": "1"}}, "headers.X-A:"),
+    case("headers-non-ascii-name", {"headers": {"X-Ä": "1"}}, "headers.X-Ä"),
+    case("headers-empty-name", {"headers": {"": "1"}}, "headers."),
+    case("headers-long-name", {"headers": {"X" * 300: "1"}}, "headers." + "X" * 300),
+    case("headers-cr", {"headers": {"X-A": "a\rb"}}, "headers.X-A"),
+    case("headers-lf", {"headers": {"X-A": "a\nSet-Cookie: x"}}, "headers.X-A"),
+    case("headers-nul", {"headers": {"X-A": "a\x00b"}}, "headers.X-A"),
+    case("headers-del", {"headers": {"X-A": "a\x7fb"}}, "headers.X-A"),
+    case("headers-c1-control", {"headers": {"X-A": "a\x85b"}}, "headers.X-A"),
+    case("headers-not-latin1", {"headers": {"X-A": "€"}}, "headers.X-A"),
+    case("headers-padded", {"headers": {"X-A": " a"}}, "headers.X-A"),
+    case("headers-duplicate", {"headers": {"X-A": "1", "x-a": "2"}}, "headers.x-a"),
+    case("headers-too-many", {"headers": {f"X-H{i}": "v" for i in range(21)}}, "headers"),
+    case("headers-too-big", {"headers": {"X-A": "v" * 2100, "X-B": "v" * 2100}}, "headers"),
+    *[case(f"headers-reserved-{name}", {"headers": {name: "x"}}, f"headers.{name}") for name in RESERVED],
+    # template
+    case("template-string", {"template": "{{summary}}"}, "template"),
+    case("template-number", {"template": 5}, "template"),
+    case("template-bool", {"template": True}, "template"),
+    case("template-too-deep", {"template": json.loads("[" * 40 + "]" * 40)}, "template"),
+    case("template-too-big", {"template": {"text": "x" * 17000}}, "template"),
+    case("template-unknown-variable", {"template": {"text": "{{brand.secret}}"}}, "template"),
+    # signing_secret
+    case("secret-short", {"signing_secret": "short"}, "signing_secret"),
+    case("secret-15", {"signing_secret": "s" * 15}, "signing_secret"),
+    case("secret-long", {"signing_secret": "s" * 257}, "signing_secret"),
+    case("secret-number", {"signing_secret": 1234567890123456789}, "signing_secret"),
+    case("secret-control", {"signing_secret": "abcdefghijklmnop\x00"}, "signing_secret"),
+    case("secret-newline", {"signing_secret": "abcdefghijklmnop\n"}, "signing_secret"),
+    case("secret-padded", {"signing_secret": " abcdefghijklmnopq"}, "signing_secret"),
+    # unknown and read-only fields
+    case("unknown-field", {"callback": "https://x.example"}, "callback"),
+    case("unknown-field-case", {"URL": "https://x.example"}, "URL"),
+    case("read-only-id", {"id": "wh_123"}, "id"),
+    case("read-only-object", {"object": "webhook"}, "object"),
+    case("read-only-provider", {"provider": "slack"}, "provider"),
+    case("read-only-created-at", {"created_at": "2024-01-01T00:00:00Z"}, "created_at"),
+    case("read-only-disabled-reason", {"disabled_reason": None}, "disabled_reason"),
+    # invalid Unicode anywhere
+    case("lone-surrogate-description", {"description": "\ud800"}, "description"),
+    case("lone-surrogate-template", {"template": {"a": ["ok", "\udfff"]}}, "template.a.1"),
+    case("lone-surrogate-header-name", {"headers": {"X-\ud800": "1"}}, "headers.X-\ud800"),
+]
+
+
+def _without(body: dict) -> dict:
+    return {k: v for k, v in body.items() if v is not ...}
+
+
+@pytest.fixture
+def webhook_id(client) -> str:
+    response = client.post("/webhooks", json=BASE)
+    assert response.status_code == 201
+    return response.get_json()["id"]
+
+
+def _send(client, method: str, path: str, payload: dict):
+    # json.dumps keeps lone surrogates as \\u escapes, as a client could send them.
+    return getattr(client, method)(path, data=json.dumps(payload), content_type="application/json")
+
+
+def _assert_400(response, field: str) -> None:
+    assert response.status_code == 400, response.get_data(as_text=True)
+    error = response.get_json()["error"]
+    assert error["type"] == "invalid_request"
+    assert field in error["fields"], error
+    assert all(isinstance(m, str) and m for msgs in error["fields"].values() for m in msgs)
+    assert error["message"].startswith("Invalid request: ")
+
+
+@pytest.mark.parametrize("override,field,create_only", CASES)
+def test_create_refuses(client, override, field, create_only) -> None:
+    _assert_400(_send(client, "post", "/webhooks", _without({**BASE, **override})), field)
+    assert client.get("/webhooks").get_json()["data"] == []
+
+
+#: PATCH fields are all optional, so "missing" cases apply to create only.
+PATCH_CASES = [c for c in CASES if not c.values[2]]
+
+
+@pytest.mark.parametrize("override,field,create_only", PATCH_CASES)
+def test_patch_refuses(client, webhook_id, override, field, create_only) -> None:
+    before = client.get(f"/webhooks/{webhook_id}").get_json()
+    _assert_400(_send(client, "patch", f"/webhooks/{webhook_id}", _without(override)), field)
+    assert client.get(f"/webhooks/{webhook_id}").get_json() == before
+
+
+@pytest.mark.parametrize("override", [{"url": "https://receiver.example.com/" + "a" * 2000}, {"signing_secret": "s" * 16},
+                                      {"signing_secret": "s" * 256}, {"description": "x" * 1000},
+                                      {"headers": {f"X-H{i}": "v" for i in range(20)}},
+                                      {"template": json.loads("[" * 32 + "]" * 32)},
+                                      {"url": "https://[2001:db8::1]:8443/h?x=%20"},
+                                      {"url": "https://xn--exmple-cua.com/hooks"},
+                                      {"url": "https://receiver.example.com./hooks"},
+                                      {"signing_secret": "ünïcødé-secret-with spaces"}])
+def test_limits_themselves_are_accepted(client, override) -> None:
+    response = client.post("/webhooks", json={**BASE, **override})
+    assert response.status_code == 201, response.get_json()
+
+
+def test_event_cap_comes_from_settings(make_app) -> None:
+    client = make_app(TRAKKR_WEBHOOKS_MAX_EVENTS_PER_WEBHOOK=2).test_client()
+    response = client.post("/webhooks", json={**BASE, "events": ["report_completed", "citation_gained",
+                                                                   "citation_lost"]})
+    _assert_400(response, "events")
+    assert client.post("/webhooks", json={**BASE, "events": ["report_completed", "citation_lost"]}).status_code == 201
+
+
+def test_header_caps_come_from_settings(make_app) -> None:
+    client = make_app(TRAKKR_WEBHOOKS_MAX_HEADERS=1, TRAKKR_WEBHOOKS_MAX_HEADER_BYTES=10).test_client()
+    _assert_400(client.post("/webhooks", json={**BASE, "headers": {"X-A": "1", "X-B": "2"}}), "headers")
+    _assert_400(client.post("/webhooks", json={**BASE, "headers": {"X-A": "12345678"}}), "headers")
+    assert client.post("/webhooks", json={**BASE, "headers": {"X-A": "1234567"}}).status_code == 201
+
+
+def test_template_cap_comes_from_settings(make_app) -> None:
+    client = make_app(TRAKKR_WEBHOOKS_MAX_TEMPLATE_BYTES=20).test_client()
+    _assert_400(client.post("/webhooks", json={**BASE, "template": {"text": "x" * 20}}), "template")
+    assert client.post("/webhooks", json={**BASE, "template": {"t": "x"}}).status_code == 201
+
+
+def test_every_bad_field_is_named_at_once(client) -> None:
+    response = client.post("/webhooks", json={"url": "ftp://x", "events": [], "brand_id": "b", "active": "yes",
+                                              "extra": 1})
+    assert response.status_code == 400
+    assert set(response.get_json()["error"]["fields"]) == {"url", "events", "brand_id", "active", "extra"}
+    assert "(and 4 more fields" in response.get_json()["error"]["message"]
+
+
+def test_template_error_from_the_templating_module_names_the_variable(client, monkeypatch) -> None:
+    class TemplateError(ValueError):
+        def __init__(self, message, variable=None):
+            super().__init__(message)
+            self.variable = variable
+
+    def validate(template):
+        raise TemplateError("unknown variable 'brand.secret'", "brand.secret")
+
+    fake = types.ModuleType("flask_trakkr_webhooks.templating")
+    fake.TemplateError, fake.validate = TemplateError, validate
+    monkeypatch.setitem(sys.modules, "flask_trakkr_webhooks.templating", fake)
+    response = client.post("/webhooks", json={**BASE, "template": {"t": "{{brand.secret}}"}})
+    assert response.status_code == 400
+    assert response.get_json()["error"]["fields"] == {"template": ["unknown variable 'brand.secret'"]}
+
+
+def test_known_template_variables_are_accepted(client) -> None:
+    template = {"text": "{{brand.name}} {{event.type}} {{summary}} {{event.data.current_score}}",
+                "w": "{{workflow.name}}", "t": "{{timestamp}}", "id": "{{brand.id}}", "site": "{{brand.website}}"}
+    response = client.post("/webhooks", json={**BASE, "template": template})
+    assert response.status_code == 201
+    assert response.get_json()["template"] == template
