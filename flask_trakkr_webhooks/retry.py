@@ -1,0 +1,131 @@
+"""What happens after one attempt: the single, pure retry decision.
+
+| answer                                   | decision                                         |
+|------------------------------------------|--------------------------------------------------|
+| 2xx                                      | succeeded                                        |
+| 5xx, timeout, connection error, 408      | retry after the next backoff delay               |
+| 429                                      | retry after ``Retry-After`` (seconds or HTTP     |
+|                                          | date, capped by ``MAX_RETRY_AFTER``; missing or  |
+|                                          | unreadable: the backoff delay)                   |
+| 1xx, 3xx (never followed), other 4xx,    | failed at once                                   |
+| anything else, an address refused by the |                                                  |
+| SSRF guard, a request that cannot be     |                                                  |
+| built                                    |                                                  |
+| a retryable answer after the last retry  | failed ("gave up after N attempts")              |
+
+408 Request Timeout is retried: the endpoint says *it* timed out waiting for our
+request (RFC 9110 §15.5.9: the client may repeat it), which is the same situation as
+our own timeout, and the contract retries timeouts.
+
+No I/O here: the caller passes the status, the error kind and the ``Retry-After``
+header, and gets a :class:`Decision` back.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import Sequence
+
+# Outcomes.
+SUCCEEDED = "succeeded"
+RETRY = "retry"
+FAILED = "failed"
+
+# Error kinds of an attempt that got no HTTP answer.
+TIMEOUT = "timeout"          #: connect or read timed out: retried
+CONNECTION = "connection"    #: refused, reset, DNS failure, TLS failure: retried
+PERMANENT = "permanent"      #: blocked address, invalid request: never retried
+ERROR_KINDS = (TIMEOUT, CONNECTION, PERMANENT)
+
+#: Statuses outside 5xx that are retried with the backoff.
+RETRYABLE_STATUSES = frozenset({408})
+RATE_LIMITED = 429
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome of an attempt: ``succeeded``, ``retry`` (after ``delay`` seconds) or ``failed``."""
+
+    outcome: str
+    delay: float | None = None
+    reason: str = ""
+
+    @property
+    def retry(self) -> bool:
+        """True when another attempt is due after :attr:`delay` seconds."""
+        return self.outcome == RETRY
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait per a ``Retry-After`` header: delta-seconds or an HTTP date.
+
+    Returns ``None`` when the header is missing or unreadable; a date in the past is 0.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    if text.isdigit():
+        return float(int(text))
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when is None:
+        return None
+    if when.tzinfo is None:  # RFC 9110 dates are GMT
+        when = when.replace(tzinfo=timezone.utc)
+    now = now or datetime.now(timezone.utc)
+    seconds = (when - now).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def decide(
+    *,
+    attempt: int,
+    delays: Sequence[float],
+    status_code: int | None = None,
+    error: str | None = None,
+    retry_after: str | None = None,
+    max_retry_after: float = 3600,
+    now: datetime | None = None,
+) -> Decision:
+    """Decide what follows attempt number ``attempt`` (1 = the first attempt).
+
+    Pass ``status_code`` when an HTTP answer arrived, else ``error`` (one of
+    :data:`ERROR_KINDS`). ``delays[i]`` is the wait before retry ``i + 1``, so at most
+    ``len(delays)`` retries follow the first attempt.
+    """
+    if attempt < 1:
+        raise ValueError(f"attempt numbers start at 1, got {attempt}")
+    if status_code is None and error not in ERROR_KINDS:
+        raise ValueError(f"pass a status_code or an error kind in {ERROR_KINDS}, got {error!r}")
+
+    if status_code is not None:
+        if 200 <= status_code < 300:
+            return Decision(SUCCEEDED, reason=f"HTTP {status_code}")
+        if 300 <= status_code < 400:
+            return Decision(FAILED, reason=f"HTTP {status_code}: redirects are not followed")
+        retryable = 500 <= status_code < 600 or status_code in RETRYABLE_STATUSES or status_code == RATE_LIMITED
+        if not retryable:
+            return Decision(FAILED, reason=f"HTTP {status_code} is not retried")
+        what = f"HTTP {status_code}"
+    else:
+        if error == PERMANENT:
+            return Decision(FAILED, reason="the request could not be sent and is not retried")
+        what = "timeout" if error == TIMEOUT else "connection error"
+
+    if attempt > len(delays):
+        return Decision(FAILED, reason=f"{what}; gave up after {attempt} attempts")
+
+    delay = float(delays[attempt - 1])
+    if status_code == RATE_LIMITED:
+        waited = parse_retry_after(retry_after, now=now)
+        if waited is not None:
+            delay = min(waited, float(max_retry_after))
+            return Decision(RETRY, delay, f"{what}; Retry-After {retry_after.strip()}")  # type: ignore[union-attr]
+        return Decision(RETRY, delay, f"{what} without a usable Retry-After; backoff")
+    return Decision(RETRY, delay, f"{what}; retry {attempt} of {len(delays)}")
