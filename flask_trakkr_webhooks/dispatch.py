@@ -1,0 +1,278 @@
+"""Getting deliveries into RQ: pipelined enqueueing, de-duplication and the sweep.
+
+* :func:`enqueue` puts N deliveries on the queue in **one** Redis round trip: jobs of
+  up to ``BATCH_SIZE`` delivery ids each (``enqueue_many`` on a pipeline) plus one
+  ``HSET`` recording which job holds each delivery.
+* That hash (``trakkr_webhooks:<queue>:jobs``, delivery id -> RQ job id) is the de-duplication
+  record: a worker removes its ids when it claims them, and the sweep only re-enqueues a
+  delivery whose recorded job is gone, so a delivery is never in the queue twice.
+  (Sending twice at once is separately impossible: the claim is a conditional UPDATE.)
+* :func:`schedule_retry` hands a retry to RQ's scheduler (``enqueue_at``).
+* :func:`sweep` finds deliveries nobody will deliver (Redis was down at commit, a job was
+  lost, a worker died mid-attempt, the scheduler lost a retry) and enqueues them again.
+  ``flask webhooks dispatch`` runs it once; the worker runs it every ``SWEEP_INTERVAL``.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+import sqlalchemy as sa
+
+from . import ids
+from .models import PENDING, QUEUED, RETRYING, SENDING
+
+log = logging.getLogger("flask_trakkr_webhooks")
+
+#: The RQ job function: a batch of delivery ids (imported by the worker by this name).
+JOB_FUNC = "flask_trakkr_webhooks.delivery.run_batch"
+#: RQ job statuses under which a job will still run.
+LIVE_JOB_STATUSES = frozenset({"queued", "scheduled", "started", "deferred", "created"})
+#: Keep a failed job's traceback in RQ this long (a failed *job* is a bug, not an endpoint failure).
+FAILED_JOB_TTL = 24 * 3600
+#: Most deliveries one sweep looks at (the next sweep takes the rest).
+SWEEP_LIMIT = 5000
+
+
+# -- connections ----------------------------------------------------------------------
+
+
+def _per_process(state: Any, name: str, make: Any) -> Any:
+    """A resource cached in ``state.cache`` for this process (sockets never cross a fork)."""
+    key = (name, os.getpid())
+    value = state.cache.get(key)
+    if value is None:
+        value = state.cache[key] = make()
+    return value
+
+
+def redis_connection(state: Any):
+    """The Redis client of this app and process (short timeouts: emit must never hang on Redis)."""
+    import redis
+
+    return _per_process(
+        state,
+        "redis",
+        lambda: redis.Redis.from_url(
+            state.settings.redis_url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
+        ),
+    )
+
+
+def get_queue(state: Any):
+    """The RQ queue of this app (``TRAKKR_WEBHOOKS_QUEUE``) on :func:`redis_connection`."""
+    from rq import Queue
+
+    return _per_process(state, "queue", lambda: Queue(state.settings.queue, connection=redis_connection(state)))
+
+
+def jobs_key(state: Any) -> str:
+    """The Redis hash delivery id -> job id that de-duplicates enqueueing."""
+    return f"trakkr_webhooks:{state.settings.queue}:jobs"
+
+
+def job_timeout(settings: Any) -> int:
+    """RQ timeout of one batch job: every delivery to one host, in waves of the per-host cap."""
+    waves = math.ceil(settings.batch_size / max(1, min(settings.per_host_concurrency, settings.concurrency)))
+    return int(waves * settings.timeout + 60)
+
+
+# -- enqueueing -----------------------------------------------------------------------
+
+
+def chunks(items: Sequence[str], size: int) -> list[list[str]]:
+    """``items`` cut into lists of at most ``size``."""
+    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+
+
+def _job_options(state: Any, batch: list[str]) -> dict[str, Any]:
+    return {
+        "timeout": job_timeout(state.settings),
+        "result_ttl": 0,  # nothing to keep: the outcome is in the database
+        "failure_ttl": FAILED_JOB_TTL,
+        "description": f"trakkr webhooks: deliver {len(batch)}",
+    }
+
+
+def enqueue(state: Any, delivery_ids: Iterable[str]) -> list[str]:
+    """Enqueue ``delivery_ids`` in one pipelined round trip; return the job ids.
+
+    Raises what Redis raises (the caller decides whether that is fatal).
+    """
+    from rq import Queue
+
+    delivery_ids = list(dict.fromkeys(delivery_ids))
+    if not delivery_ids:
+        return []
+    queue = get_queue(state)
+    datas, mapping = [], {}
+    for batch in chunks(delivery_ids, state.settings.batch_size):
+        job_id = uuid.uuid4().hex
+        datas.append(Queue.prepare_data(JOB_FUNC, args=(batch,), job_id=job_id, **_job_options(state, batch)))
+        mapping.update({delivery_id: job_id for delivery_id in batch})
+    with queue.connection.pipeline(transaction=False) as pipe:
+        pipe.hset(jobs_key(state), mapping=mapping)
+        queue.enqueue_many(datas, pipeline=pipe)
+        pipe.execute()
+    return [d.job_id for d in datas]
+
+
+def schedule_retry(state: Any, delivery_id: str, at: datetime) -> str:
+    """Have RQ's scheduler enqueue a job for ``delivery_id`` at ``at``; return its job id."""
+    from rq.registry import ScheduledJobRegistry
+
+    queue = get_queue(state)
+    job_id = uuid.uuid4().hex
+    with queue.connection.pipeline(transaction=False) as pipe:
+        pipe.hset(jobs_key(state), delivery_id, job_id)
+        options = _job_options(state, [delivery_id])
+        options["job_timeout"] = options.pop("timeout")  # enqueue_at's name for it
+        queue.enqueue_at(at, JOB_FUNC, [delivery_id], job_id=job_id, pipeline=pipe, **options)
+        # RQ scores scheduled jobs in whole seconds (rounded down: up to 1 s early); the
+        # exact time makes them never early, and precise under our worker's scheduler.
+        pipe.zadd(ScheduledJobRegistry(queue=queue).key, {job_id: at.timestamp()})
+        pipe.execute()
+    return job_id
+
+
+def forget(state: Any, delivery_ids: Sequence[str]) -> None:
+    """Drop the de-duplication records of claimed deliveries (they are no longer queued)."""
+    if delivery_ids:
+        redis_connection(state).hdel(jobs_key(state), *delivery_ids)
+
+
+def mark_queued(state: Any, delivery_ids: Sequence[str], *, from_statuses: Sequence[str] = (PENDING,)) -> None:
+    """Record ``queued`` for enqueued deliveries still in ``from_statuses``.
+
+    Conditional, so a delivery a worker claimed in the meantime keeps its newer state.
+    """
+    if not delivery_ids:
+        return
+    table = state.models.Delivery.__table__
+    now = ids.utcnow()
+    with state.db.engine.begin() as conn:
+        for batch in chunks(list(delivery_ids), 500):
+            conn.execute(
+                table.update()
+                .where(table.c.id.in_(batch), table.c.status.in_(from_statuses))
+                .values(status=QUEUED, enqueued_at=now, updated_at=now)
+            )
+
+
+# -- the sweep ------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    """What one sweep found and did (counts by reason, and the ids it enqueued)."""
+
+    pending: int = 0
+    lost_jobs: int = 0
+    stuck: int = 0
+    overdue_retries: int = 0
+    enqueued: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int]:
+        """Counts for logs and the CLI."""
+        return {
+            "pending": self.pending, "lost_jobs": self.lost_jobs, "stuck": self.stuck,
+            "overdue_retries": self.overdue_retries, "enqueued": len(self.enqueued),
+        }
+
+
+def sweep_margin(settings: Any) -> float:
+    """Seconds a delivery may look forgotten before the periodic sweep acts (min(30, STUCK_AFTER))."""
+    return float(min(30.0, settings.stuck_after))
+
+
+def sweep(state: Any, *, pending_grace: float | None = None, now: datetime | None = None) -> SweepResult:
+    """Re-enqueue every open delivery that no job will deliver; needs an app context.
+
+    * ``pending``/``queued`` older than ``pending_grace`` (default :func:`sweep_margin`)
+      whose recorded job is gone: Redis was down at commit, or the job was lost;
+    * ``sending`` claimed more than ``STUCK_AFTER`` seconds ago: the worker died;
+    * ``retrying`` overdue by more than the margin: the scheduler lost it (a
+      still-scheduled job is removed from the schedule first, so it cannot run twice).
+    """
+    from rq.job import Job
+    from rq.registry import ScheduledJobRegistry
+
+    settings = state.settings
+    now = now or ids.utcnow()
+    margin = sweep_margin(settings)
+    grace = margin if pending_grace is None else pending_grace
+    D = state.models.Delivery
+    session = state.db.session
+    rows = session.execute(
+        sa.select(D.id, D.status)
+        .where(
+            D.is_test.is_(False),
+            sa.or_(
+                sa.and_(D.status.in_((PENDING, QUEUED)), D.updated_at <= now - timedelta(seconds=grace)),
+                sa.and_(D.status == SENDING, D.claimed_at <= now - timedelta(seconds=settings.stuck_after)),
+                sa.and_(D.status == RETRYING, D.next_attempt_at <= now - timedelta(seconds=margin)),
+            ),
+        )
+        .order_by(D.created_at)
+        .limit(SWEEP_LIMIT)
+    ).all()
+    session.rollback()  # end the read transaction; nothing was written
+    result = SweepResult()
+    if not rows:
+        return result
+
+    conn = redis_connection(state)
+    key = jobs_key(state)
+    job_ids = conn.hmget(key, [r.id for r in rows])
+    with conn.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            pipe.hget(Job.key_for(job_id.decode()), "status") if job_id else pipe.echo(b"")
+        statuses = [s.decode() if s else None for s in pipe.execute()]
+
+    todo: list[str] = []
+    unschedule: list[str] = []
+    for row, job_id, status in zip(rows, job_ids, statuses):
+        live = status in LIVE_JOB_STATUSES
+        if row.status == SENDING:
+            if status == "queued":  # an earlier sweep already re-enqueued it
+                continue
+            result.stuck += 1
+        elif row.status == RETRYING:
+            if live and status != "scheduled":
+                continue
+            if status == "scheduled":
+                unschedule.append(job_id.decode())
+            result.overdue_retries += 1
+        else:
+            if live:
+                continue
+            if row.status == PENDING:
+                result.pending += 1
+            else:
+                result.lost_jobs += 1
+        todo.append(row.id)
+
+    if unschedule:
+        registry = ScheduledJobRegistry(queue=get_queue(state))
+        with conn.pipeline(transaction=False) as pipe:
+            for job_id in unschedule:
+                registry.remove(job_id, pipeline=pipe)
+                pipe.delete(Job.key_for(job_id))
+            pipe.execute()
+    if todo:
+        enqueue(state, todo)
+        mark_queued(state, todo, from_statuses=(PENDING, RETRYING))
+        result.enqueued = todo
+        log.info("trakkr_webhooks sweep: %s", result.as_dict())
+    return result
+
+
+def sweep_lock(state: Any, ttl: float) -> bool:
+    """Take the queue's sweep lock for ``ttl`` seconds: one sweeper per interval among many workers."""
+    key = f"trakkr_webhooks:{state.settings.queue}:sweep-lock"
+    return bool(redis_connection(state).set(key, os.getpid(), nx=True, px=max(100, int(ttl * 1000))))
