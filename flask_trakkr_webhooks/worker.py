@@ -1,0 +1,257 @@
+"""RQ integration: a job class that runs jobs in the host app's context, and our worker.
+
+Binding the app follows pallets-eco/flask-rq: a :class:`FlaskJob` subclass wraps the job
+function so it runs inside ``app.app_context()``.
+
+* ``flask --app HOST webhooks worker [--burst]`` runs :class:`DeliveryWorker` with a job
+  class bound to that app, always with RQ's scheduler (retries are scheduled jobs), and
+  sweeps for forgotten deliveries every ``TRAKKR_WEBHOOKS_SWEEP_INTERVAL`` seconds.
+* A plain ``rq worker --with-scheduler -j flask_trakkr_webhooks.worker.FlaskJob QUEUE``
+  works too: the unbound :class:`FlaskJob` loads the app named by ``TRAKKR_WEBHOOKS_APP``
+  (or ``FLASK_APP``), e.g. ``example_app:create_app()``, once per process. Add
+  ``-w flask_trakkr_webhooks.worker.DeliveryWorker`` for our worker class (no fork per
+  job, and the periodic sweep); otherwise run ``flask webhooks dispatch`` from cron.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+import weakref
+from functools import update_wrapper
+from typing import Any
+
+from flask import Flask
+from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+from rq.scheduler import RQScheduler
+from rq.worker import SimpleWorker
+
+from . import dispatch
+
+log = logging.getLogger("flask_trakkr_webhooks")
+
+#: Environment variables naming the app (import path or factory) for plain ``rq worker``.
+APP_ENV_VARS = ("TRAKKR_WEBHOOKS_APP", "FLASK_APP")
+#: Seconds between two polls of RQ's scheduler (RQ's default is 1 s): a retry is
+#: enqueued at most this late, so 1 s, 2 s, 4 s backoffs stay close to their delays.
+SCHEDULER_INTERVAL = 0.2
+#: How often our worker retries taking RQ's scheduler lock (RQ's default is 10 minutes;
+#: a worker that was killed holds the lock for about a minute).
+MAINTENANCE_INTERVAL = 60
+
+_loaded_app: Flask | None = None
+_load_lock = threading.Lock()
+
+
+def load_app() -> Flask:
+    """The host app named by ``TRAKKR_WEBHOOKS_APP`` or ``FLASK_APP`` (loaded once per process)."""
+    global _loaded_app
+    if _loaded_app is not None:
+        return _loaded_app
+    with _load_lock:
+        if _loaded_app is None:
+            path = next((os.environ[v] for v in APP_ENV_VARS if os.environ.get(v)), None)
+            if not path:
+                raise RuntimeError(
+                    "flask_trakkr_webhooks.worker.FlaskJob does not know the app: set TRAKKR_WEBHOOKS_APP "
+                    "(or FLASK_APP) to the app or its factory, e.g. TRAKKR_WEBHOOKS_APP='myapp:create_app()'"
+                )
+            from flask.cli import ScriptInfo
+
+            _loaded_app = ScriptInfo(app_import_path=path).load_app()
+    return _loaded_app
+
+
+class FlaskJob(Job):
+    """An RQ job class whose function runs inside the Flask app's context.
+
+    Subclasses made by :func:`make_job_class` carry their app; this class itself loads
+    it from the environment (:func:`load_app`), for ``rq worker -j``.
+    """
+
+    _flask_app: "weakref.ref[Flask] | None" = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self._flask_app is None and _loaded_app is None:
+            # Load in the worker's main process (jobs are fetched there), so a forking
+            # worker's children inherit the app instead of each building it again.
+            try:
+                load_app()
+            except Exception:  # reported clearly when the job runs
+                log.debug("flask_trakkr_webhooks: app not loadable yet", exc_info=True)
+
+    @classmethod
+    def app(cls) -> Flask:
+        """The app jobs of this class run in."""
+        if cls._flask_app is not None:
+            app = cls._flask_app()
+            if app is None:  # pragma: no cover - the CLI keeps its app alive
+                raise RuntimeError("the Flask app bound to this job class is gone")
+            return app
+        return load_app()
+
+    @property
+    def func(self) -> Any:
+        """The job function, wrapped to run in a fresh app context (its own database session)."""
+        func = super().func
+        if func is None:
+            return None
+        app = self.app()
+
+        def in_app_context(*args: Any, **kwargs: Any) -> Any:
+            with app.app_context():
+                return func(*args, **kwargs)
+
+        return update_wrapper(in_app_context, func)
+
+
+def make_job_class(app: Flask) -> type[FlaskJob]:
+    """A :class:`FlaskJob` subclass bound to ``app``."""
+    return type("BoundFlaskJob", (FlaskJob,), {"_flask_app": weakref.ref(app)})
+
+
+class _PreciseScheduledJobRegistry(ScheduledJobRegistry):
+    """Due jobs by the current time with sub-second precision (RQ compares whole seconds)."""
+
+    def get_jobs_to_schedule(self, timestamp: Any = None, chunk_size: int = 1000) -> list[str]:
+        """Job ids whose score (exact time, see :func:`dispatch.schedule_retry`) has passed."""
+        return super().get_jobs_to_schedule(time.time(), chunk_size)
+
+
+class _FastScheduler(RQScheduler):
+    """RQ's scheduler, polling every :data:`SCHEDULER_INTERVAL` seconds with sub-second precision.
+
+    RQ derives its lock TTLs from an integer ``interval`` (kept at 1 s); only the sleep
+    between two polls is shorter. Retries are scored with their exact time, so a 1 s
+    backoff is 1.0 to 1.2 s here (RQ's own scheduler: 1 to 2 s, never early).
+    """
+
+    def prepare_registries(self, queue_names: Any = None) -> None:
+        """RQ's registries, with sub-second due times."""
+        self._scheduled_job_registries = [
+            _PreciseScheduledJobRegistry(name, connection=self.connection, serializer=self.serializer)
+            for name in (queue_names or self._acquired_locks)
+        ]
+
+    def work(self) -> None:
+        """RQ's scheduler loop with the shorter sleep."""
+        self._install_signal_handlers()
+        self.register_birth()
+        while True:
+            if self._stop_requested:
+                self.stop()
+                break
+            if self.should_reacquire_locks:
+                self.acquire_locks()
+            self.heartbeat()
+            self.enqueue_scheduled_jobs()
+            time.sleep(SCHEDULER_INTERVAL)
+
+
+class DeliveryWorker(SimpleWorker):
+    """An RQ worker for webhook jobs: no fork per job, and a periodic sweep.
+
+    Jobs run in this process, so the HTTP keep-alive connections and the delivery
+    threads live as long as the worker. Between jobs (and at least every
+    ``SWEEP_INTERVAL`` seconds while idle) it runs :func:`dispatch.sweep`, guarded by a
+    Redis lock so that one worker per interval sweeps.
+    """
+
+    def __init__(self, *args: Any, app: Flask | None = None, **kwargs: Any) -> None:
+        self._app = app
+        self._next_sweep = 0.0
+        kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
+        super().__init__(*args, **kwargs)
+
+    @property
+    def flask_app(self) -> Flask:
+        """The host app (bound, or loaded from the environment)."""
+        if self._app is None:
+            job_class = self.job_class if isinstance(self.job_class, type) else FlaskJob
+            self._app = job_class.app() if issubclass(job_class, FlaskJob) else load_app()
+        return self._app
+
+    def _webhooks_state(self) -> Any:
+        from .extension import get_state
+
+        return get_state(self.flask_app)
+
+    @property
+    def dequeue_timeout(self) -> int:
+        """Wake up at least every sweep interval to sweep."""
+        try:
+            interval = self._webhooks_state().settings.sweep_interval
+        except Exception:  # the app is not loadable yet: RQ's own default applies
+            return super().dequeue_timeout
+        return max(1, min(int(interval), self.worker_ttl - 15))
+
+    def _start_scheduler(
+        self,
+        burst: bool = False,
+        logging_level: Any = "INFO",
+        date_format: str = DEFAULT_LOGGING_DATE_FORMAT,
+        log_format: str = DEFAULT_LOGGING_FORMAT,
+    ) -> None:
+        """RQ's scheduler start-up, with a poll interval of :data:`SCHEDULER_INTERVAL`."""
+        self.scheduler = _FastScheduler(
+            self.queues, connection=self.connection,
+            logging_level=logging_level if logging_level is not None else self.log.level,
+            date_format=date_format, log_format=log_format, serializer=self.serializer,
+        )
+        self.scheduler.acquire_locks()
+        if not self.scheduler.acquired_locks:
+            return  # another live scheduler has the queue; maintenance retries every minute
+        if burst:
+            try:
+                self.scheduler.register_birth()
+                self.scheduler.enqueue_scheduled_jobs()
+            finally:
+                self.scheduler.release_locks()
+                self.scheduler.register_death()
+        else:
+            self.scheduler.start()
+
+    def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
+        """RQ's heartbeat, plus the periodic sweep (the loop calls this between jobs and when idle)."""
+        result = super().heartbeat(*args, **kwargs)
+        if kwargs.get("pipeline") is None and not args[1:]:  # not while RQ builds a pipeline
+            self.maybe_sweep()
+        return result
+
+    def maybe_sweep(self) -> None:
+        """Sweep when the interval has passed and no other worker holds the sweep lock."""
+        now = time.monotonic()
+        if now < self._next_sweep:
+            return
+        state = self._webhooks_state()
+        interval = state.settings.sweep_interval
+        self._next_sweep = now + interval
+        try:
+            with self.flask_app.app_context():
+                if dispatch.sweep_lock(state, interval):
+                    found = dispatch.sweep(state)
+                    if found.enqueued:
+                        self.log.info("trakkr_webhooks sweep re-enqueued %s", found.as_dict())
+        except Exception:  # a sweep failure (Redis or DB blip) must not stop the worker
+            self.log.warning("trakkr_webhooks: sweep failed", exc_info=True)
+
+
+def run_worker(app: Flask, *, burst: bool = False, name: str | None = None) -> bool:
+    """Run a :class:`DeliveryWorker` with RQ's scheduler on the app's queue; return whether it worked."""
+    import redis
+    from rq import Queue
+
+    from .extension import get_state
+
+    state = get_state(app)
+    settings = state.settings
+    # Its own connection: RQ raises the socket timeout for blocking pops.
+    connection = redis.Redis.from_url(settings.redis_url)
+    job_class = make_job_class(app)
+    queue = Queue(settings.queue, connection=connection, job_class=job_class)
+    worker = DeliveryWorker([queue], connection=connection, job_class=job_class, app=app, name=name)
+    return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
