@@ -1,0 +1,1 @@
+"""End-to-end tests: real Redis, a real worker process, a real HTTP receiver."""

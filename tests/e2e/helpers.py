@@ -1,0 +1,71 @@
+"""Shared helpers of the delivery tests: webhook rows, emitting, reading deliveries."""
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from flask import Flask
+
+from flask_trakkr_webhooks import get_state
+
+BRAND_ID = "3f2b8c1e-5d4a-4e7b-9c6d-1a2b3c4d5e6f"
+BRAND = {"id": BRAND_ID, "name": "Acme", "website": "https://acme.example"}
+VISIBILITY = {"previous_score": 41.0, "current_score": 57.5, "change_percent": 40.2, "direction": "up"}
+
+
+def make_webhook(app: Flask, url: str, **fields: Any) -> str:
+    """Insert a webhook row (bearer ``tok_e2e``, secret ``whsec_e2e`` unless overridden); return its id."""
+    values: dict[str, Any] = dict(
+        brand_id=BRAND_ID, url=url, events=["visibility_changed"], provider="webhook", active=True,
+        auth_type="bearer", auth_token="tok_e2e", signing_secret="whsec_e2e", headers={},
+    )
+    values.update(fields)
+    with app.app_context():
+        state = get_state(app)
+        hook = state.models.Webhook(**values)
+        state.db.session.add(hook)
+        state.db.session.commit()
+        return hook.id
+
+
+def emit(app: Flask, event_type: str = "visibility_changed", *, commit: bool = True, **kwargs: Any) -> str:
+    """``webhooks.emit`` in an app context, then commit (or roll back); return the event id."""
+    with app.app_context():
+        kwargs.setdefault("brand", BRAND)
+        kwargs.setdefault("data", VISIBILITY)
+        event_id = app.webhooks.emit(event_type, **kwargs)  # type: ignore[attr-defined]
+        if commit:
+            app.db.session.commit()  # type: ignore[attr-defined]
+        else:
+            app.db.session.rollback()  # type: ignore[attr-defined]
+        return event_id
+
+
+def deliveries(app: Flask, event_id: str | None = None) -> list[dict[str, Any]]:
+    """Every delivery (of ``event_id``) as a dict with its attempts, oldest first."""
+    with app.app_context():
+        state = get_state(app)
+        D = state.models.Delivery
+        query = D.query.order_by(D.created_at, D.id)
+        if event_id:
+            query = query.filter(D.event_id == event_id)
+        out = []
+        for d in query.all():
+            row = {c.name: getattr(d, c.name) for c in D.__table__.columns}
+            row["attempts"] = [
+                {c.name: getattr(a, c.name) for c in state.models.Attempt.__table__.columns} for a in d.attempts
+            ]
+            out.append(row)
+        state.db.session.remove()
+        return out
+
+
+def delivery_status(app: Flask, event_id: str) -> str | None:
+    """Status of the (single) delivery of ``event_id``."""
+    found = deliveries(app, event_id)
+    return found[0]["status"] if found else None
+
+
+def new_brand() -> dict[str, Any]:
+    """A brand of its own (tests that must not see other webhooks)."""
+    return {"id": str(uuid.uuid4()), "name": "Globex", "website": None}
