@@ -69,3 +69,22 @@ def delivery_status(app: Flask, event_id: str) -> str | None:
 def new_brand() -> dict[str, Any]:
     """A brand of its own (tests that must not see other webhooks)."""
     return {"id": str(uuid.uuid4()), "name": "Globex", "website": None}
+
+
+def clear_queue(app: Flask) -> None:
+    """Remove what the app left in Redis (its queue, scheduled jobs, de-duplication record)."""
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from flask_trakkr_webhooks import dispatch
+
+    state = get_state(app)
+    try:
+        queue = Queue(state.settings.queue, connection=dispatch.redis_connection(state))
+        queue.empty()
+        registry = ScheduledJobRegistry(queue=queue)
+        for job_id in registry.get_job_ids():
+            registry.remove(job_id, delete_job=True)
+        queue.connection.delete(dispatch.jobs_key(state), f"trakkr_webhooks:{state.settings.queue}:sweep-lock")
+    except Exception:  # Redis gone (a test stopped it): nothing left to clear
+        pass

@@ -26,6 +26,7 @@ class Reply:
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     body: bytes = b"ok"
+    delay: float = 0.0  #: seconds to wait before answering
 
 
 @dataclass(frozen=True)
@@ -65,6 +66,10 @@ class Receiver:
         self.secret = secret
         self.auth = auth  # (header name, expected value)
         self.received: list[Received] = []
+        #: Answer given when the script is empty.
+        self.default: Any = Reply(200)
+        self.in_flight = 0
+        self.max_in_flight = 0
         self._script: deque[Any] = deque()
         self._cond = threading.Condition()
         self._stop = threading.Event()
@@ -81,10 +86,19 @@ class Receiver:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 answer = receiver._record(self.path, dict(self.headers), body)
+                try:
+                    self._answer(answer)
+                finally:
+                    with receiver._cond:
+                        receiver.in_flight -= 1
+
+            def _answer(self, answer: Any) -> None:
                 if isinstance(answer, Hang):
                     receiver._stop.wait(answer.seconds)
                     self.close_connection = True
                     return
+                if answer.delay:
+                    receiver._stop.wait(answer.delay)
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
@@ -124,7 +138,7 @@ class Receiver:
 
     # -- script and records --
     def script(self, *answers: Any) -> None:
-        """Answer the next requests with ``answers`` in order; afterwards ``Reply(200)``."""
+        """Answer the next requests with ``answers`` in order; afterwards :attr:`default`."""
         with self._cond:
             self._script.extend(answers)
 
@@ -133,7 +147,9 @@ class Receiver:
         signature_ok = verify_signature(body, signature, self.secret) if self.secret else None
         auth_ok = headers.get(self.auth[0]) == self.auth[1] if self.auth else None
         with self._cond:
-            answer = self._script.popleft() if self._script else Reply(200)
+            answer = self._script.popleft() if self._script else self.default
+            self.in_flight += 1
+            self.max_in_flight = max(self.max_in_flight, self.in_flight)
             self.received.append(Received(time.monotonic(), path, headers, body, signature_ok, auth_ok, answer))
             self._cond.notify_all()
         return answer
