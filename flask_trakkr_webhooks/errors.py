@@ -91,6 +91,10 @@ def register_error_handlers(bp: Blueprint) -> None:
         response = error_response(APIError(status, message))
         if status == 405 and getattr(error, "valid_methods", None):
             response.headers["Allow"] = ", ".join(error.valid_methods)
+        # Keep what the host's exception says about how to authenticate (401).
+        original = error.get_response()
+        if "WWW-Authenticate" in original.headers:
+            response.headers["WWW-Authenticate"] = original.headers["WWW-Authenticate"]
         return response
 
     @bp.errorhandler(Exception)

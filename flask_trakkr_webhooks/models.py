@@ -74,6 +74,8 @@ def _define(db: Any) -> Models:
         __table_args__ = (
             # The hot lookup: emit() selects active webhooks of one brand.
             sa.Index("ix_trakkr_webhooks_brand_active", "brand_id", "active"),
+            # The API's list, filtered by brand, newest first with a stable cursor.
+            sa.Index("ix_trakkr_webhooks_brand_created", "brand_id", "created_at", "id"),
         )
 
         id = sa.Column(sa.String(40), primary_key=True, default=lambda: ids.new_id(ids.WEBHOOK))

@@ -125,7 +125,7 @@ def make_app(database_url: str, redis_url: str) -> Iterator[Callable[..., Flask]
 
 @pytest.fixture
 def app(make_app: Callable[..., Flask]) -> Flask:
-    """An app in testing mode (no policy needed) with HTTPS not required, for API tests."""
+    """An app in testing mode (so no access policy is needed), with every default setting."""
     return make_app()
 
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 from cryptography.fernet import Fernet
+from werkzeug.datastructures import WWWAuthenticate
 from werkzeug.exceptions import Unauthorized
 
 from flask_trakkr_webhooks import get_state
@@ -190,3 +191,14 @@ def test_policy_answers_are_not_kept_across_requests_in_one_app_context(auth_app
         assert client.get("/webhooks").status_code == 401
         assert client.get(f"/webhooks/{auth_app.webhook_id}", headers={"Authorization": "Bearer good"}).status_code == 200
         assert client.get(f"/webhooks/{auth_app.webhook_id}").status_code == 401
+
+
+def test_401_keeps_the_hosts_www_authenticate_header(make_app) -> None:
+    def policy(brand_id: str) -> bool:
+        raise Unauthorized("Send an API key.", www_authenticate=WWWAuthenticate("Bearer", {"realm": "api"}))
+
+    client = make_app(policy=policy, **PRODUCTION).test_client()
+    response = client.post("/webhooks", json=new_body(ALLOWED))
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer realm=api"
+    assert response.get_json()["error"]["type"] == "unauthorized"

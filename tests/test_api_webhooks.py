@@ -394,12 +394,13 @@ def test_patch_unknown_id_is_404(client) -> None:
 # -- delete -------------------------------------------------------------------------------
 
 def test_delete_soft_deletes_and_hides_the_webhook_everywhere(app, client) -> None:
-    obj = create(client)
+    obj = create(client, auth_type="bearer", auth_token="tok-123456", signing_secret="s" * 32)
     response = client.delete(f"/webhooks/{obj['id']}")
     assert response.status_code == 200
     assert response.get_json() == {"id": obj["id"], "object": "webhook", "deleted": True}
     row = stored(app, obj["id"])
     assert row is not None and row.deleted_at is not None and row.active is False
+    assert row.auth_token is None and row.signing_secret is None  # credentials dropped
     assert client.get(f"/webhooks/{obj['id']}").status_code == 404
     assert client.patch(f"/webhooks/{obj['id']}", json={"active": True}).status_code == 404
     assert client.delete(f"/webhooks/{obj['id']}").status_code == 404

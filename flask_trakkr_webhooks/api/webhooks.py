@@ -247,6 +247,9 @@ def delete_webhook(webhook_id: str):
     webhook.deleted_at = now
     webhook.active = False
     webhook.updated_at = now
+    # Nothing will be sent for it again: keep the log, drop the credentials.
+    for column in ("auth_token", "auth_password", "api_key_value", "signing_secret", "previous_signing_secret"):
+        setattr(webhook, column, None)
     state.db.session.execute(
         sa.update(Delivery)
         .where(Delivery.webhook_id == webhook.id, Delivery.status.in_(CANCELLABLE_STATUSES))
