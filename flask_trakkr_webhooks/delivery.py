@@ -4,14 +4,16 @@ Three layers, so one delivery can be processed alone and many can run at once:
 
 * :func:`claim` atomically moves deliveries to ``sending`` (a conditional UPDATE:
   two jobs never send the same delivery at once) and numbers the attempt;
-* :func:`attempt` builds the request with :mod:`message`, sends it through the SSRF
-  guard's pinned session (timeout, no redirects), records the :class:`Attempt` and
-  applies :func:`retry.decide`: succeeded, failed, or ``retrying`` with a job handed
-  to RQ's scheduler;
+* :func:`perform` builds the request with :mod:`message`, sends it through the SSRF
+  guard's pinned session (timeout, no redirects) and applies :func:`retry.decide`;
+  it touches no database, so it runs on any thread;
+* :func:`record` writes attempts and the deliveries' new states (succeeded, failed, or
+  ``retrying`` with a job handed to RQ's scheduler), many in one transaction;
+  :func:`attempt` is perform + record for one delivery;
 * :func:`process_batch` (the RQ job :func:`run_batch`) claims a batch in one statement
-  and runs :func:`attempt` for each on a bounded thread pool (``CONCURRENCY``), never
-  more than ``PER_HOST_CONCURRENCY`` at once to one host, each thread in its own app
-  context (its own database session).
+  and runs :func:`perform` for each on a bounded thread pool (``CONCURRENCY``), never
+  more than ``PER_HOST_CONCURRENCY`` at once to one host; the job's own thread (with
+  the app context and its database session) records finished attempts in groups.
 
 A delivery whose webhook is deleted or inactive ends quietly as ``cancelled``.
 """
@@ -23,7 +25,7 @@ from collections import deque
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 from urllib.parse import urlsplit
 
 import requests
@@ -286,10 +288,22 @@ def _error(answer: _Answer, exc: BaseException) -> None:
     answer.error_message = str(exc)[:MAX_ERROR_CHARS] or type(exc).__name__
 
 
-def attempt(state: Any, work: Work) -> Result:
-    """Build, send and record one attempt of a claimed delivery; schedule its retry if due.
+@dataclass(frozen=True)
+class Outcome:
+    """One attempt as it happened, not yet recorded."""
 
-    Runs with an app context (it uses ``db.session``). Test deliveries are never retried.
+    work: Work
+    answer: _Answer
+    decision: retry.Decision
+    started: datetime
+    finished: datetime
+    duration_ms: float
+
+
+def perform(state: Any, work: Work) -> Outcome:
+    """Build and send one attempt of a claimed delivery and decide what follows (no database).
+
+    Safe to run on any thread. Test deliveries are never retried.
     """
     settings = state.settings
     started = ids.utcnow()
@@ -303,7 +317,7 @@ def attempt(state: Any, work: Work) -> Result:
         _error(answer, exc)
     else:
         answer = send(state, msg)
-    duration_ms = (time.perf_counter() - clock) * 1000.0
+    duration_ms = round((time.perf_counter() - clock) * 1000.0, 3)
     finished = ids.utcnow()
     decision = retry.decide(
         attempt=work.attempt, delays=settings.retry_delays, status_code=answer.status_code, error=answer.error,
@@ -311,54 +325,70 @@ def attempt(state: Any, work: Work) -> Result:
     )
     if work.is_test and decision.retry:
         decision = retry.Decision(retry.FAILED, reason=decision.reason + " (test deliveries are not retried)")
-    return record(state, work, answer, decision, started=started, finished=finished, duration_ms=duration_ms)
+    return Outcome(work, answer, decision, started, finished, duration_ms)
 
 
-def record(
-    state: Any,
-    work: Work,
-    answer: _Answer,
-    decision: retry.Decision,
-    *,
-    started: datetime,
-    finished: datetime,
-    duration_ms: float,
-) -> Result:
-    """Write the attempt and the delivery's new state; hand a retry to RQ's scheduler."""
+def record(state: Any, outcomes: Sequence[Outcome]) -> list[Result]:
+    """Write attempts and the deliveries' new states in one transaction; schedule the retries.
+
+    Needs an app context. Two statements whatever the number of outcomes (``executemany``),
+    then one Redis round trip for every retry. A delivery taken over by another worker
+    meanwhile (its claim went stale) keeps the newer state: the UPDATE is conditional.
+    """
+    if not outcomes:
+        return []
     m = state.models
     session = state.db.session
-    next_at = finished + timedelta(seconds=decision.delay) if decision.retry else None
-    status = {retry.SUCCEEDED: SUCCEEDED, retry.RETRY: RETRYING}.get(decision.outcome, FAILED)
-    last_error = None
-    if status != SUCCEEDED:
-        last_error = (f"{answer.error_type}: {answer.error_message}" if answer.error else decision.reason)
-    session.add(m.Attempt(
-        id=ids.new_id(ids.ATTEMPT), delivery_id=work.delivery_id, number=work.attempt, started_at=started,
-        duration_ms=round(duration_ms, 3), status_code=answer.status_code, outcome=decision.outcome,
-        error_type=answer.error_type, error_message=answer.error_message, response_headers=answer.headers,
-        response_body=answer.body, next_retry_at=next_at,
-    ))
+    attempts, updates, results, retries = [], [], [], []
+    for o in outcomes:
+        answer, decision, work = o.answer, o.decision, o.work
+        next_at = o.finished + timedelta(seconds=decision.delay) if decision.retry else None
+        status = {retry.SUCCEEDED: SUCCEEDED, retry.RETRY: RETRYING}.get(decision.outcome, FAILED)
+        problem = f"{answer.error_type}: {answer.error_message}" if answer.error else decision.reason
+        attempts.append(dict(
+            id=ids.new_id(ids.ATTEMPT), delivery_id=work.delivery_id, number=work.attempt, started_at=o.started,
+            duration_ms=o.duration_ms, status_code=answer.status_code, outcome=decision.outcome,
+            error_type=answer.error_type, error_message=answer.error_message, response_headers=answer.headers,
+            response_body=answer.body, next_retry_at=next_at,
+        ))
+        updates.append(dict(
+            b_id=work.delivery_id, b_number=work.attempt, status=status, last_status_code=answer.status_code,
+            last_error=None if status == SUCCEEDED else problem, next_attempt_at=next_at, updated_at=o.finished,
+            completed_at=None if decision.retry else o.finished,
+        ))
+        results.append(Result(
+            delivery_id=work.delivery_id, attempt=work.attempt, outcome=decision.outcome, status=status,
+            status_code=answer.status_code, duration_ms=o.duration_ms, error_type=answer.error_type,
+            error_message=None if status == SUCCEEDED else (answer.error_message if answer.error else problem),
+            next_attempt_at=next_at,
+        ))
+        if next_at is not None:
+            retries.append((work.delivery_id, next_at))
     table = m.Delivery.__table__
-    updated = session.execute(
-        table.update()
-        .where(table.c.id == work.delivery_id, table.c.status == SENDING, table.c.attempt_count == work.attempt)
-        .values(status=status, last_status_code=answer.status_code, last_error=last_error, next_attempt_at=next_at,
-                updated_at=finished, completed_at=None if decision.retry else finished)
-    ).rowcount
-    session.commit()
-    if updated and next_at is not None:
+    try:
+        session.execute(sa.insert(m.Attempt.__table__), attempts)
+        session.execute(
+            table.update()
+            .where(table.c.id == sa.bindparam("b_id"), table.c.status == SENDING,
+                   table.c.attempt_count == sa.bindparam("b_number"))
+            .values(**{k: sa.bindparam(k) for k in updates[0] if not k.startswith("b_")}),
+            updates,
+        )
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    if retries:
         try:
-            dispatch.schedule_retry(state, work.delivery_id, next_at)
+            dispatch.schedule_retries(state, retries)
         except Exception as exc:  # Redis down: the sweep enqueues overdue retries
-            log.warning("trakkr_webhooks: could not schedule retry of %s (%s); the sweep will", work.delivery_id, exc)
-    if not updated:
-        log.warning("trakkr_webhooks: %s was taken over while attempt %d ran; its state is kept",
-                    work.delivery_id, work.attempt)
-    return Result(delivery_id=work.delivery_id, attempt=work.attempt, outcome=decision.outcome, status=status,
-                  status_code=answer.status_code, duration_ms=round(duration_ms, 3), error_type=answer.error_type,
-                  error_message=answer.error_message if answer.error else (None if status == SUCCEEDED
-                                                                           else decision.reason),
-                  next_attempt_at=next_at)
+            log.warning("trakkr_webhooks: could not schedule %d retries (%s); the sweep will", len(retries), exc)
+    return results
+
+
+def attempt(state: Any, work: Work) -> Result:
+    """Build, send and record one attempt of a claimed delivery (needs an app context)."""
+    return record(state, [perform(state, work)])[0]
 
 
 def finish_skipped(state: Any, works: Iterable[Work]) -> None:
@@ -386,50 +416,56 @@ def finish_skipped(state: Any, works: Iterable[Work]) -> None:
 
 def run_bounded(
     items: Sequence[Work],
-    func: Callable[[Work], Result | None],
+    func: Callable[[Work], Outcome],
     *,
     pool: ThreadPoolExecutor,
     concurrency: int,
     per_host: int,
-) -> list[Result | None]:
-    """Run ``func`` over ``items`` on ``pool``: at most ``concurrency`` at once, ``per_host`` per host.
+    flush_after: float = 0.02,
+    flush_size: int = 64,
+) -> Iterator[list[Outcome]]:
+    """Run ``func`` over ``items`` on ``pool`` (at most ``concurrency`` at once, ``per_host`` per
+    host); yield the finished outcomes in small groups, for recording together.
 
     Hosts are served round-robin, so one busy endpoint cannot hold every thread while
-    deliveries to other endpoints wait.
+    deliveries to other endpoints wait. A group is yielded once ``flush_size`` outcomes
+    are ready, ``flush_after`` seconds after the first of them, or at the end. An
+    attempt that raised (a bug) is logged and left out: its delivery stays ``sending``
+    until the sweep re-enqueues it.
     """
     queues: dict[str, deque[Work]] = {}
     for item in items:
         queues.setdefault(item.host, deque()).append(item)
-    running: dict[Future, str] = {}
+    running: dict[Future, Work] = {}
     per: dict[str, int] = {}
-    results: list[Result | None] = []
+    ready: list[Outcome] = []
+    first_ready = 0.0
     while queues or running:
         for host in list(queues):
             backlog = queues[host]
             while backlog and len(running) < concurrency and per.get(host, 0) < per_host:
-                running[pool.submit(func, backlog.popleft())] = host
+                work = backlog.popleft()
+                running[pool.submit(func, work)] = work
                 per[host] = per.get(host, 0) + 1
             if not backlog:
                 del queues[host]
-        done, _ = wait(list(running), return_when=FIRST_COMPLETED)
+        timeout = None if not ready else max(0.0, first_ready + flush_after - time.monotonic())
+        done, _ = wait(list(running), timeout=timeout, return_when=FIRST_COMPLETED)
         for future in done:
-            host = running.pop(future)
-            per[host] -= 1
-            results.append(future.result())
-    return results
-
-
-def _in_app_context(app: Any, state: Any) -> Callable[[Work], Result | None]:
-    def run(work: Work) -> Result | None:
-        with app.app_context():  # a database session of this thread's own
+            work = running.pop(future)
+            per[work.host] -= 1
             try:
-                return attempt(state, work)
+                outcome = future.result()
             except Exception:
-                # Left `sending`: the sweep re-enqueues it once STUCK_AFTER has passed.
-                log.exception("trakkr_webhooks: attempt %d of %s failed unexpectedly", work.attempt, work.delivery_id)
-                state.db.session.rollback()
-                return None
-    return run
+                log.exception("trakkr_webhooks: attempt %d of %s failed unexpectedly", work.attempt,
+                              work.delivery_id)
+                continue
+            if not ready:
+                first_ready = time.monotonic()
+            ready.append(outcome)
+        if ready and (len(ready) >= flush_size or not running or time.monotonic() >= first_ready + flush_after):
+            yield ready
+            ready = []
 
 
 def prepare(state: Any, delivery_ids: Sequence[str]) -> list[Work]:
@@ -444,25 +480,31 @@ def prepare(state: Any, delivery_ids: Sequence[str]) -> list[Work]:
     return works
 
 
-def process_batch(state: Any, app: Any, delivery_ids: Sequence[str]) -> dict[str, int]:
-    """Claim ``delivery_ids`` and attempt each one concurrently; return counts by outcome.
+def process_batch(state: Any, delivery_ids: Sequence[str]) -> dict[str, int]:
+    """Claim ``delivery_ids`` and attempt each one concurrently; return counts by status.
 
-    Needs an app context. Deliveries that are not claimable (already sent, claimed by
-    another worker, cancelled) are skipped quietly.
+    Needs an app context: this thread claims and records (a few statements per group of
+    finished attempts); the pool's threads only build and send. Deliveries that are not
+    claimable (already sent, claimed by another worker, cancelled) are skipped quietly.
     """
     works = prepare(state, delivery_ids)
     todo = [w for w in works if not w.skip]
     counts = {"claimed": len(works), "skipped": len(works) - len(todo)}
-    run = _in_app_context(app, state)
     settings = state.settings
     if len(todo) == 1:
-        results = [run(todo[0])]
+        groups: Iterable[list[Outcome]] = [[perform(state, todo[0])]]
     else:
-        results = run_bounded(todo, run, pool=executor(state), concurrency=settings.concurrency,
-                              per_host=settings.per_host_concurrency)
-    for result in results:
-        key = result.status if result else "error"
-        counts[key] = counts.get(key, 0) + 1
+        groups = run_bounded(todo, lambda work: perform(state, work), pool=executor(state),
+                             concurrency=settings.concurrency, per_host=settings.per_host_concurrency)
+    for group in groups:
+        try:
+            results = record(state, group)
+        except Exception:  # left `sending`: the sweep re-enqueues them after STUCK_AFTER
+            log.exception("trakkr_webhooks: could not record %d attempts", len(group))
+            counts["error"] = counts.get("error", 0) + len(group)
+            continue
+        for result in results:
+            counts[result.status] = counts.get(result.status, 0) + 1
     return counts
 
 
@@ -471,17 +513,19 @@ def process_delivery(delivery_id: str) -> Result | None:
 
     Returns ``None`` when it was not claimable or ended without an attempt (cancelled).
     """
-    from flask import current_app
-
     from .extension import get_state
 
     state = get_state()
     todo = [w for w in prepare(state, [delivery_id]) if not w.skip]
-    return _in_app_context(current_app._get_current_object(), state)(todo[0]) if todo else None
+    return attempt(state, todo[0]) if todo else None
 
 
 def run_batch(delivery_ids: list[str]) -> dict[str, int]:
     """The RQ job: deliver a batch of deliveries. Runs inside the host app's context.
+
+    Under :class:`worker.DeliveryWorker` the batch is handed to the process's
+    :class:`engine.Engine` (the job returns once every delivery is sending); elsewhere it
+    runs to completion here.
 
     The worker binds it: ``flask webhooks worker``, or ``rq worker -j
     flask_trakkr_webhooks.worker.FlaskJob`` with ``TRAKKR_WEBHOOKS_APP`` / ``FLASK_APP``.
@@ -496,5 +540,10 @@ def run_batch(delivery_ids: list[str]) -> dict[str, int]:
             "or `rq worker --with-scheduler -j flask_trakkr_webhooks.worker.FlaskJob QUEUE` with "
             "TRAKKR_WEBHOOKS_APP=HOST (or FLASK_APP) set"
         )
-    app = current_app._get_current_object()
-    return process_batch(get_state(app), app, list(delivery_ids))
+    from . import engine
+
+    state = get_state(current_app._get_current_object())
+    running = engine.current(state)
+    if running is not None:  # our worker: hand off and take the next job at once
+        return engine.run(running, list(delivery_ids))
+    return process_batch(state, list(delivery_ids))

@@ -122,22 +122,34 @@ def enqueue(state: Any, delivery_ids: Iterable[str]) -> list[str]:
     return [d.job_id for d in datas]
 
 
-def schedule_retry(state: Any, delivery_id: str, at: datetime) -> str:
-    """Have RQ's scheduler enqueue a job for ``delivery_id`` at ``at``; return its job id."""
+def schedule_retries(state: Any, retries: Sequence[tuple[str, datetime]]) -> list[str]:
+    """Have RQ's scheduler enqueue a job per ``(delivery_id, at)`` at its time; one round trip.
+
+    Returns the job ids.
+    """
     from rq.registry import ScheduledJobRegistry
 
     queue = get_queue(state)
-    job_id = uuid.uuid4().hex
+    registry_key = ScheduledJobRegistry(queue=queue).key
+    job_ids = []
     with queue.connection.pipeline(transaction=False) as pipe:
-        pipe.hset(jobs_key(state), delivery_id, job_id)
-        options = _job_options(state, [delivery_id])
-        options["job_timeout"] = options.pop("timeout")  # enqueue_at's name for it
-        queue.enqueue_at(at, JOB_FUNC, [delivery_id], job_id=job_id, pipeline=pipe, **options)
-        # RQ scores scheduled jobs in whole seconds (rounded down: up to 1 s early); the
-        # exact time makes them never early, and precise under our worker's scheduler.
-        pipe.zadd(ScheduledJobRegistry(queue=queue).key, {job_id: at.timestamp()})
+        for delivery_id, at in retries:
+            job_id = uuid.uuid4().hex
+            options = _job_options(state, [delivery_id])
+            options["job_timeout"] = options.pop("timeout")  # enqueue_at's name for it
+            pipe.hset(jobs_key(state), delivery_id, job_id)
+            queue.enqueue_at(at, JOB_FUNC, [delivery_id], job_id=job_id, pipeline=pipe, **options)
+            # RQ scores scheduled jobs in whole seconds (rounded down: up to 1 s early); the
+            # exact time makes them never early, and precise under our worker's scheduler.
+            pipe.zadd(registry_key, {job_id: at.timestamp()})
+            job_ids.append(job_id)
         pipe.execute()
-    return job_id
+    return job_ids
+
+
+def schedule_retry(state: Any, delivery_id: str, at: datetime) -> str:
+    """Have RQ's scheduler enqueue a job for ``delivery_id`` at ``at``; return its job id."""
+    return schedule_retries(state, [(delivery_id, at)])[0]
 
 
 def forget(state: Any, delivery_ids: Sequence[str]) -> None:

@@ -29,7 +29,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
-from . import dispatch
+from . import dispatch, engine
 
 log = logging.getLogger("flask_trakkr_webhooks")
 
@@ -214,6 +214,22 @@ class DeliveryWorker(SimpleWorker):
                 self.scheduler.register_death()
         else:
             self.scheduler.start()
+
+    def execute_job(self, job: Any, queue: Any) -> Any:
+        """Run the job; the first one starts this process's delivery engine (after RQ forked its scheduler)."""
+        engine.start(self.flask_app)
+        return super().execute_job(job, queue)
+
+    def teardown(self) -> None:
+        """Finish the attempts in flight (up to TIMEOUT + 5 s), then RQ's own teardown."""
+        try:
+            state = self._webhooks_state()
+            running = engine.current(state)
+            if running is not None:
+                running.stop(timeout=state.settings.timeout + 5)
+        except Exception:
+            self.log.warning("trakkr_webhooks: could not drain the delivery engine", exc_info=True)
+        super().teardown()
 
     def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
         """RQ's heartbeat, plus the periodic sweep (the loop calls this between jobs and when idle)."""

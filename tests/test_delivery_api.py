@@ -120,7 +120,7 @@ def test_detail_has_the_payload_and_every_attempt(app, client, receiver):
     with app.app_context():
         from flask_trakkr_webhooks import delivery
 
-        delivery.process_batch(get_state(app), app, [delivery_id])
+        delivery.process_batch(get_state(app), [delivery_id])
     body = client.get(f"/webhooks/{hook}/deliveries/{delivery_id}").get_json()
     assert body["id"] == delivery_id and body["status"] == "retrying" and body["attempt_count"] == 1
     assert body["payload"]["meta"]["event_id"] == event_id

@@ -17,7 +17,7 @@ from rq.registry import ScheduledJobRegistry
 
 from e2e.helpers import clear_queue, emit, make_webhook
 from e2e.receiver import Receiver, Reply
-from flask_trakkr_webhooks import delivery, dispatch, get_state, ids
+from flask_trakkr_webhooks import delivery, dispatch, engine, get_state, ids
 
 BASE = dict(TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False, TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True,
             TRAKKR_WEBHOOKS_TIMEOUT=2, TRAKKR_WEBHOOKS_STUCK_AFTER=5)
@@ -58,7 +58,7 @@ def _ids(app):
 
 def _run(app, delivery_ids):
     with app.app_context():
-        return delivery.process_batch(get_state(app), app, delivery_ids)
+        return delivery.process_batch(get_state(app), delivery_ids)
 
 
 def _update(app, delivery_id, **values):
@@ -104,6 +104,38 @@ def test_the_global_cap_holds_across_hosts(new_app):
     assert a.max_in_flight <= 3 and b.max_in_flight <= 3
     assert a.max_in_flight + b.max_in_flight >= 4  # both hosts were served side by side
     assert 0.55 < elapsed < 1.6  # two waves of four
+
+
+def test_the_engine_keeps_deliveries_in_flight_across_jobs(new_app):
+    app = new_app(TRAKKR_WEBHOOKS_CONCURRENCY=6, TRAKKR_WEBHOOKS_PER_HOST_CONCURRENCY=3)
+    with Receiver() as a, Receiver() as b:
+        a.default = b.default = Reply(200, delay=0.5)
+        for rx in (a, b):
+            for _ in range(3):
+                make_webhook(app, rx.url + "/hooks")
+        emit(app)
+        by_host: dict[str, list[str]] = {}
+        with app.app_context():
+            m = get_state(app).models
+            for delivery_id, url in app.db.session.execute(
+                    sa.select(m.Delivery.id, m.Webhook.url).join(m.Webhook, m.Webhook.id == m.Delivery.webhook_id)):
+                by_host.setdefault(url.split("/hooks")[0], []).append(delivery_id)
+        running = engine.start(app)
+        try:
+            started = time.monotonic()
+            with app.app_context():
+                first = engine.run(running, by_host[a.url])
+                second = engine.run(running, by_host[b.url])
+            handed_off = time.monotonic() - started
+            assert first == second == {"claimed": 3, "skipped": 0, "sending": 3}
+            assert handed_off < 0.4  # neither job waited for its attempts
+            assert running.wait_idle(10)
+        finally:
+            running.stop(timeout=5)
+        assert a.max_in_flight == 3 and b.max_in_flight == 3
+        assert time.monotonic() - started < 1.4  # both jobs' attempts overlapped
+    assert {d.status for d in _deliveries(app)} == {"succeeded"}
+    assert engine.current(get_state(app)) is None
 
 
 def test_a_delivery_is_claimed_once_even_by_racing_jobs(new_app, receiver):

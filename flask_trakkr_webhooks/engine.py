@@ -1,0 +1,188 @@
+"""A worker process's deliveries in flight, across RQ jobs.
+
+Under :class:`worker.DeliveryWorker` a job does not wait for its slowest delivery: it
+claims its batch, hands the deliveries to this process's :class:`Engine` and returns as
+soon as every one of them is *sending*, so the worker takes the next job while
+attempts of earlier jobs are still in flight. That keeps up to ``CONCURRENCY``
+deliveries in flight at all times instead of draining to zero at the end of each job.
+
+* **Limits**: at most ``CONCURRENCY`` attempts at once, ``PER_HOST_CONCURRENCY`` per
+  host; a job waits (back-pressure: the worker takes no new job) while its remaining
+  deliveries' hosts are full. Hosts are served round-robin.
+* **Recording**: one recorder thread (with its own app context and database session)
+  writes finished attempts in groups (:func:`delivery.record`), so database work does
+  not grow with the number of sending threads.
+* **Shutdown**: the worker drains the engine (waits for attempts in flight and their
+  records) before it exits. A worker killed outright leaves its deliveries ``sending``;
+  the sweep re-enqueues them after ``STUCK_AFTER``.
+
+Elsewhere (a plain ``rq worker`` forking a child per job, tests) there is no engine and
+:func:`delivery.process_batch` runs the batch to completion inside the job.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import queue
+import threading
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Sequence
+
+from . import delivery
+
+log = logging.getLogger("flask_trakkr_webhooks")
+
+#: Seconds the recorder waits to fill a group before writing it.
+RECORD_WAIT = 0.02
+#: Most attempts written in one transaction.
+RECORD_GROUP = 128
+
+
+class Engine:
+    """Deliveries in flight for one app in one process (see the module docstring)."""
+
+    def __init__(self, app: Any, state: Any) -> None:
+        self.app = app
+        self.state = state
+        settings = state.settings
+        self.concurrency = settings.concurrency
+        self.per_host = settings.per_host_concurrency
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="trakkr-send")
+        self._cond = threading.Condition()
+        self._running = 0
+        self._hosts: dict[str, int] = {}
+        self._unrecorded = 0
+        self._outcomes: "queue.SimpleQueue[delivery.Outcome | None]" = queue.SimpleQueue()
+        self._recorder = threading.Thread(target=self._record_loop, name="trakkr-record", daemon=True)
+        self._stopping = False
+        delivery.http_session(state)  # created once, before any sending thread needs it
+        self._recorder.start()
+
+    # -- submitting ------------------------------------------------------------------------
+
+    def submit(self, works: Sequence[delivery.Work]) -> None:
+        """Start an attempt for each of ``works``; return once all have started."""
+        backlog: dict[str, deque[delivery.Work]] = {}
+        for work in works:
+            backlog.setdefault(work.host, deque()).append(work)
+        with self._cond:
+            while backlog:
+                started = False
+                for host in list(backlog):
+                    waiting = backlog[host]
+                    while waiting and self._running < self.concurrency and self._hosts.get(host, 0) < self.per_host:
+                        work = waiting.popleft()
+                        self._running += 1
+                        self._unrecorded += 1
+                        self._hosts[host] = self._hosts.get(host, 0) + 1
+                        self._pool.submit(self._run, work)
+                        started = True
+                    if not waiting:
+                        del backlog[host]
+                if backlog and not started:
+                    self._cond.wait(1.0)
+
+    def _run(self, work: delivery.Work) -> None:
+        outcome = None
+        try:
+            outcome = delivery.perform(self.state, work)
+        except Exception:  # a bug: the delivery stays `sending` until the sweep
+            log.exception("trakkr_webhooks: attempt %d of %s failed unexpectedly", work.attempt, work.delivery_id)
+        finally:
+            with self._cond:
+                self._running -= 1
+                self._hosts[work.host] -= 1
+                if not self._hosts[work.host]:
+                    del self._hosts[work.host]
+                if outcome is None:
+                    self._unrecorded -= 1
+                self._cond.notify_all()
+        if outcome is not None:
+            self._outcomes.put(outcome)
+
+    # -- recording -------------------------------------------------------------------------
+
+    def _record_loop(self) -> None:
+        with self.app.app_context():
+            while True:
+                first = self._outcomes.get()
+                if first is None:
+                    return
+                group = [first]
+                deadline = time.monotonic() + RECORD_WAIT
+                while len(group) < RECORD_GROUP:
+                    try:
+                        item = self._outcomes.get(timeout=max(0.0, deadline - time.monotonic()))
+                    except queue.Empty:
+                        break
+                    if item is None:
+                        self._outcomes.put(None)  # stop after this group
+                        break
+                    group.append(item)
+                try:
+                    delivery.record(self.state, group)
+                except Exception:  # left `sending`: the sweep re-enqueues them after STUCK_AFTER
+                    log.exception("trakkr_webhooks: could not record %d attempts", len(group))
+                finally:
+                    with self._cond:
+                        self._unrecorded -= len(group)
+                        self._cond.notify_all()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def in_flight(self) -> int:
+        """Attempts started and not yet recorded."""
+        with self._cond:
+            return self._unrecorded
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until every started attempt is recorded; False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while self._unrecorded:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._cond.wait(left)
+        return True
+
+    def stop(self, timeout: float) -> None:
+        """Finish what is in flight (at most ``timeout`` seconds), then stop the threads."""
+        if not self.wait_idle(timeout):
+            log.warning("trakkr_webhooks: %d attempts still in flight at shutdown; the sweep will re-enqueue them",
+                        self.in_flight)
+        self._outcomes.put(None)
+        self._recorder.join(timeout=5)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self.state.cache.pop(_key(), None)
+
+
+def _key() -> tuple[str, int]:
+    return ("engine", os.getpid())
+
+
+def current(state: Any) -> Engine | None:
+    """The engine of this app in this process, if a :class:`worker.DeliveryWorker` started one."""
+    return state.cache.get(_key())
+
+
+def start(app: Any) -> Engine:
+    """Start (or return) the engine of ``app`` in this process."""
+    from .extension import get_state
+
+    state = get_state(app)
+    engine = state.cache.get(_key())
+    if engine is None:
+        engine = state.cache[_key()] = Engine(app, state)
+    return engine
+
+
+def run(engine: Engine, delivery_ids: Sequence[str]) -> dict[str, int]:
+    """Claim ``delivery_ids`` and hand them to ``engine``; return once all are sending."""
+    works = delivery.prepare(engine.state, delivery_ids)
+    todo = [w for w in works if not w.skip]
+    engine.submit(todo)
+    return {"claimed": len(works), "skipped": len(works) - len(todo), "sending": len(todo)}
