@@ -4,8 +4,9 @@ An event and one delivery row per matching webhook are written in the host's cur
 ``db.session`` transaction; the jobs are enqueued only after that transaction commits.
 
 Cost of one ``emit`` (fan-out to N webhooks): one SELECT of the brand's active webhooks,
-one INSERT of the event, one bulk INSERT of the N deliveries (``executemany``), and after
-the commit one pipelined Redis round trip plus one UPDATE marking them ``queued``.
+one INSERT of the event, one bulk INSERT of the N deliveries (``executemany``, no ORM
+objects), and after the commit one pipelined Redis round trip plus one UPDATE marking
+them ``queued``.
 
 Transaction rules, with SQLAlchemy session events:
 
@@ -98,19 +99,19 @@ def emit(
     # JSON containment is not portable (SQLite), and the brand's rows are few: filter here.
     webhook_ids = [row.id for row in rows if isinstance(row.events, list) and event_type in row.events]
 
-    D = models.Delivery
-    session.add(models.Event(id=event_id, type=event_type, brand_id=payload["brand"]["id"], payload=payload,
-                             created_at=now))
-    deliveries = [
-        D(id=ids.new_id(ids.DELIVERY), event_id=event_id, webhook_id=webhook_id, status=PENDING, is_test=False,
-          attempt_count=0, created_at=now, updated_at=now)
-        for webhook_id in webhook_ids
-    ]
-    # Preset ids and identical columns: the unit of work sends these as one executemany.
-    session.add_all(deliveries)
-    session.flush()
-    if deliveries:
-        track(state, session(), [d.id for d in deliveries])
+    brand_id = payload["brand"]["id"]
+    delivery_ids = [ids.new_id(ids.DELIVERY) for _ in webhook_ids]
+    # Core INSERTs in the session's transaction: no ORM bookkeeping per row, and the
+    # deliveries go out as one executemany (psycopg pipelines it) whatever the fan-out.
+    session.execute(sa.insert(models.Event.__table__),
+                    [dict(id=event_id, type=event_type, brand_id=brand_id, payload=payload, created_at=now)])
+    if delivery_ids:
+        session.execute(sa.insert(models.Delivery.__table__), [
+            dict(id=delivery_id, event_id=event_id, webhook_id=webhook_id, status=PENDING, is_test=False,
+                 attempt_count=0, created_at=now, updated_at=now)
+            for delivery_id, webhook_id in zip(delivery_ids, webhook_ids)
+        ])
+        track(state, session(), delivery_ids)
     return event_id
 
 
