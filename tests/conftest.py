@@ -36,6 +36,29 @@ def normalise_db_url(url: str) -> str:
     return url
 
 
+#: Test host names (no DNS here) and the public address the fake resolver gives them.
+FAKE_DNS_SUFFIXES = ("example", "example.com", "example.org", "example.net", "test", "slack.com", "discord.com",
+                     "discordapp.com", "office.com", "office365.com", "azure.com", "zapier.com", "make.com",
+                     "integromat.com")
+FAKE_PUBLIC_ADDRESS = "93.184.216.34"
+
+
+@pytest.fixture(autouse=True)
+def fake_dns() -> Iterator[None]:
+    """The SSRF guard resolves webhook hosts at save time: answer test names with a public
+    address; every other name (``*.invalid``) and every IP literal go the usual way."""
+    from flask_trakkr_webhooks import ssrf
+
+    def resolve(host: str, port: int) -> list[str]:
+        name = host.rstrip(".").lower()
+        if any(name == s or name.endswith("." + s) for s in FAKE_DNS_SUFFIXES):
+            return [FAKE_PUBLIC_ADDRESS]
+        return ssrf.system_resolver(host, port)
+
+    with ssrf.use_resolver(resolve):
+        yield
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> Iterator[str]:
     """URL of a Redis that answers: ``REDIS_URL`` if it does, else a session-wide embedded server."""

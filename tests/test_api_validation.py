@@ -225,8 +225,8 @@ def test_patch_refuses(client, webhook_id, override, field, create_only) -> None
                                       {"signing_secret": "s" * 256}, {"description": "x" * 1000},
                                       {"headers": {f"X-H{i}": "v" for i in range(20)}},
                                       {"template": json.loads("[" * 32 + "]" * 32)},
-                                      {"url": "https://[2001:db8::1]:8443/h?x=%20"},
-                                      {"url": "https://xn--exmple-cua.com/hooks"},
+                                      {"url": "https://[2606:4700::1111]:8443/h?x=%20"},
+                                      {"url": "https://xn--exmple-cua.example/hooks"},
                                       {"url": "https://receiver.example.com./hooks"},
                                       {"signing_secret": "ünïcødé-secret-with spaces"}])
 def test_limits_themselves_are_accepted(client, override) -> None:

@@ -133,7 +133,7 @@ def test_credentials_are_stored_but_never_answered(app, client, auth, shown, hid
 
 def test_http_url_is_accepted_when_https_is_not_required(make_app) -> None:
     client = make_app(TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False).test_client()
-    assert create(client, url="http://127.0.0.1:8080/hook")["url"] == "http://127.0.0.1:8080/hook"
+    assert create(client, url="http://receiver.example.com:8080/hook")["url"] == "http://receiver.example.com:8080/hook"
 
 
 def test_a_registered_event_type_is_accepted(app, client) -> None:

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify, request, url_for
 from marshmallow import ValidationError
 
-from .. import ids, schemas
+from .. import ids, schemas, ssrf
 from ..errors import APIError
 from ..extension import get_state
 from ..models import CANCELLED, PENDING, QUEUED, RETRYING
@@ -106,6 +106,18 @@ def _get_or_404(webhook_id: str, *, lock: bool = False) -> Any:
     return webhook
 
 
+def _vet_url(url: str) -> None:
+    """The SSRF guard at save time: resolve the URL's host and refuse private destinations (400 on ``url``).
+
+    The message names the refused address class and the setting that would allow it. The
+    same check runs again before every delivery (a name can be re-pointed after it is saved).
+    """
+    try:
+        ssrf.check_url(url, **ssrf.settings_kwargs(get_state().settings))
+    except ssrf.SSRFError as exc:  # BlockedAddress, UnresolvableHost, MalformedURL
+        raise _invalid(ValidationError({"url": [str(exc)]})) from None
+
+
 def _respond(webhook: Any, status: int = 200):
     response = jsonify(schemas.dump_webhook(webhook))
     response.status_code = status
@@ -128,6 +140,7 @@ def create_webhook():
         values = schemas.prepare_create(body, state.settings, state.event_types)
     except ValidationError as exc:
         raise _invalid(exc) from None
+    _vet_url(values["url"])
     webhook = state.models.Webhook(**values, provider=detect_provider(values["url"]))
     now = ids.utcnow()
     webhook.created_at = webhook.updated_at = now
@@ -221,6 +234,8 @@ def update_webhook(webhook_id: str):
         changes = schemas.prepare_update(body, schemas.current_values(webhook), state.settings, state.event_types)
     except ValidationError as exc:
         raise _invalid(exc) from None
+    if "url" in changes:
+        _vet_url(changes["url"])
     if changes:
         if "url" in changes:
             webhook.provider = detect_provider(changes["url"])
