@@ -265,6 +265,12 @@ def run_worker(app: Flask, *, burst: bool = False, name: str | None = None) -> b
 
     state = get_state(app)
     settings = state.settings
+    waves = -(-settings.batch_size // max(1, settings.per_host_concurrency)) + 1
+    if settings.stuck_after <= waves * settings.timeout:
+        log.warning(
+            "trakkr_webhooks: TRAKKR_WEBHOOKS_STUCK_AFTER (%ss) should exceed (BATCH_SIZE / PER_HOST_CONCURRENCY + 1) "
+            "x TIMEOUT = %ss: a delivery waiting for a busy host could otherwise look stuck and be sent twice",
+            settings.stuck_after, waves * settings.timeout)
     # Its own connection: RQ raises the socket timeout for blocking pops.
     connection = redis.Redis.from_url(settings.redis_url)
     job_class = make_job_class(app)

@@ -21,8 +21,7 @@ import sqlalchemy as sa
 from flask import Blueprint, jsonify
 from marshmallow import ValidationError
 
-from .. import delivery as engine
-from .. import events, ids, outbox
+from .. import delivery, events, ids, outbox
 from ..errors import APIError
 from ..extension import get_state
 from ..models import DELIVERY_STATUSES, PENDING, SENDING
@@ -62,27 +61,27 @@ def dump_attempt(attempt: Any) -> dict[str, Any]:
     }
 
 
-def dump_delivery(delivery: Any, *, detail: bool = False) -> dict[str, Any]:
+def dump_delivery(row: Any, *, detail: bool = False) -> dict[str, Any]:
     """The JSON object of a delivery; ``detail`` adds the payload and every attempt."""
     out = {
-        "id": delivery.id,
+        "id": row.id,
         "object": "delivery",
-        "webhook_id": delivery.webhook_id,
-        "event_id": delivery.event_id,
-        "event_type": delivery.event.type,
-        "status": delivery.status,
-        "is_test": delivery.is_test,
-        "attempt_count": delivery.attempt_count,
-        "last_status_code": delivery.last_status_code,
-        "last_error": delivery.last_error,
-        "next_attempt_at": ids.isoformat(delivery.next_attempt_at),
-        "created_at": ids.isoformat(delivery.created_at),
-        "updated_at": ids.isoformat(delivery.updated_at),
-        "completed_at": ids.isoformat(delivery.completed_at),
+        "webhook_id": row.webhook_id,
+        "event_id": row.event_id,
+        "event_type": row.event.type,
+        "status": row.status,
+        "is_test": row.is_test,
+        "attempt_count": row.attempt_count,
+        "last_status_code": row.last_status_code,
+        "last_error": row.last_error,
+        "next_attempt_at": ids.isoformat(row.next_attempt_at),
+        "created_at": ids.isoformat(row.created_at),
+        "updated_at": ids.isoformat(row.updated_at),
+        "completed_at": ids.isoformat(row.completed_at),
     }
     if detail:
-        out["payload"] = delivery.event.payload
-        out["attempts"] = [dump_attempt(a) for a in delivery.attempts]
+        out["payload"] = row.event.payload
+        out["attempts"] = [dump_attempt(a) for a in row.attempts]
     return out
 
 
@@ -197,12 +196,12 @@ def test_webhook(webhook_id: str):
     )
     session.add(m.Event(id=event_id, type=event_type, brand_id=webhook.brand_id, payload=payload, created_at=now))
     session.add(test)
-    work = engine.Work(delivery_id=test.id, attempt=1, event_id=event_id, event_type=event_type, payload=payload,
-                       is_test=True, endpoint=engine.endpoint_of(webhook, now))
+    work = delivery.Work(delivery_id=test.id, attempt=1, event_id=event_id, event_type=event_type, payload=payload,
+                         is_test=True, endpoint=delivery.endpoint_of(webhook, now))
     session.commit()
-    result = engine.attempt(state, work)
+    result = delivery.attempt(state, work)
     session.expire_all()
-    delivery = session.get(m.Delivery, test.id)
+    logged = session.get(m.Delivery, test.id)
     error = None
     if result.status != "succeeded":
         error = {"type": result.error_type or "http_error", "message": result.error_message}
@@ -212,5 +211,5 @@ def test_webhook(webhook_id: str):
         "status_code": result.status_code,
         "duration_ms": result.duration_ms,
         "error": error,
-        "delivery": dump_delivery(delivery, detail=True),
+        "delivery": dump_delivery(logged, detail=True),
     })
