@@ -12,6 +12,7 @@ and was verified. Every process it starts is stopped on exit or Ctrl-C.
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import os
 import queue
@@ -82,7 +83,9 @@ class Children:
         """Raise if a child died: the demo cannot succeed without it."""
         for name, proc in self.procs:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {proc.returncode}; see {self.logdir / (name + '.log')}")
+                log = (self.logdir / f"{name}.log").read_text(errors="replace").strip().splitlines()
+                tail = "\n    ".join(log[-15:]) or "(no output)"
+                raise RuntimeError(f"{name} exited with code {proc.returncode}; its last output:\n    {tail}")
 
     def stop_all(self) -> None:
         """SIGTERM every process group, then SIGKILL what is left after 5 s."""
@@ -133,8 +136,9 @@ def api(session: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
 def run(args: argparse.Namespace) -> int:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="trakkr-demo-"))
+    keep_logs = [True]  # cleared on success; a failed run leaves its logs for reading
     with ExitStack() as stack:
-        stack.callback(shutil.rmtree, workdir, True)
+        stack.callback(lambda: keep_logs[0] or shutil.rmtree(workdir, ignore_errors=True))
         children = Children(workdir)
         stack.callback(children.stop_all)
 
@@ -147,7 +151,8 @@ def run(args: argparse.Namespace) -> int:
             say(f"redis:    no Redis at REDIS_URL; started an embedded one at {redis_url}")
 
         host_port, receiver_port = free_port(), free_port()
-        signing_secret = "whsec_" + secrets.token_urlsafe(32)
+        # Standard Webhooks form: "whsec_" + base64 of 32 random bytes.
+        signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         bearer = secrets.token_urlsafe(24)
         env = dict(
             os.environ,
@@ -246,7 +251,8 @@ def run(args: argparse.Namespace) -> int:
         ok = delivered == expected and receipts >= expected
         say()
         say(f"{delivered}/{expected} deliveries succeeded, {receipts} verified receipts, "
-            f"{time.monotonic() - started:.1f}s; logs in {workdir}" + ("" if ok else "  -> FAILED"))
+            f"{time.monotonic() - started:.1f}s" + ("" if ok else f"  -> FAILED; logs kept in {workdir}"))
+        keep_logs[0] = not ok
 
         if args.keep_running and ok:
             say(f"\nrunning: host {base}  receiver {receiver}  redis {redis_url}")

@@ -25,22 +25,23 @@ from receiver_kit.flask import idempotent, verify_webhook
 from receiver_kit.idempotency import MemoryStore, RedisStore
 
 
-def make_store() -> Any:
+def make_store(name: str) -> Any:
     """Redis when ``RECEIVER_REDIS_URL`` is set (survives restarts, shared by processes), else memory."""
     url = os.environ.get("RECEIVER_REDIS_URL")
     if url:
         import redis
 
-        return RedisStore(redis.Redis.from_url(url), prefix="example-receiver:")
+        return RedisStore(redis.Redis.from_url(url), prefix=f"example-receiver:{name}:")
     return MemoryStore()
 
 
 def create_receiver(secret: str, token: str | None = None, fail_once: str | None = None) -> Flask:
     """The receiver app: one route for standard payloads, one for templated ones."""
     app = Flask("example_receiver")
-    store = make_store()
+    # One store per endpoint: the same event reaches both, and each must process it once.
+    store, templated_store = make_store("trakkr"), make_store("templated")
     failed: set[str] = set()
-    lock = threading.Lock()
+    lock, fail_lock = threading.Lock(), threading.Lock()
 
     @app.before_request
     def check_token():
@@ -53,14 +54,17 @@ def create_receiver(secret: str, token: str | None = None, fail_once: str | None
         return None
 
     def log(line: str) -> None:
-        print(f"receiver: {line}", flush=True)
+        # One write per line under a lock: threads must not interleave their output.
+        with lock:
+            sys.stdout.write(f"receiver: {line}\n")
+            sys.stdout.flush()
 
     @app.post("/hooks/trakkr")
     @verify_webhook(secret=secret)
     @idempotent(store=store)
     def on_trakkr(payload: dict):
         event = payload["event"]
-        with lock:
+        with fail_lock:
             first_failure = fail_once == event["type"] and event["id"] not in failed
             if first_failure:
                 failed.add(event["id"])
@@ -72,7 +76,7 @@ def create_receiver(secret: str, token: str | None = None, fail_once: str | None
 
     @app.post("/hooks/templated")
     @verify_webhook(secret=secret)
-    @idempotent(store=store)
+    @idempotent(store=templated_store)
     def on_templated(payload: dict):
         log(f"verified {payload['meta']['event_id']} templated          {payload.get('text', '')}")
         return jsonify({"ok": True})
