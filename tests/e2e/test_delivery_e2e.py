@@ -87,6 +87,7 @@ def test_429_with_retry_after_waits_for_it(e2e_app, receiver, start_worker, reco
     delivery = _terminal(app, event_id)
     waited = second.at - first.at
     record_property("retry_after_wait_s", round(waited, 3))
+    print(f"Retry-After 3 waited {waited:.3f}s")
     assert 3.0 <= waited < 4.0
     assert delivery["status"] == "succeeded"
     assert [a["status_code"] for a in delivery["attempts"]] == [429, 200]
