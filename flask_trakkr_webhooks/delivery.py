@@ -89,7 +89,7 @@ class Result:
 def http_session(state: Any) -> requests.Session:
     """This process's delivery session: pinned to vetted addresses, no cookies, no redirects, keep-alive."""
     settings = state.settings
-    return dispatch._per_process(
+    return dispatch.per_process(
         state,
         "http",
         lambda: ssrf.pinned_session(pool_connections=max(64, settings.concurrency),
@@ -99,7 +99,7 @@ def http_session(state: Any) -> requests.Session:
 
 def executor(state: Any) -> ThreadPoolExecutor:
     """This process's delivery threads (``CONCURRENCY`` of them)."""
-    return dispatch._per_process(
+    return dispatch.per_process(
         state,
         "executor",
         lambda: ThreadPoolExecutor(max_workers=state.settings.concurrency, thread_name_prefix="trakkr-delivery"),

@@ -42,7 +42,7 @@ SWEEP_LIMIT = 5000
 # -- connections ----------------------------------------------------------------------
 
 
-def _per_process(state: Any, name: str, make: Any) -> Any:
+def per_process(state: Any, name: str, make: Any) -> Any:
     """A resource cached in ``state.cache`` for this process (sockets never cross a fork)."""
     key = (name, os.getpid())
     value = state.cache.get(key)
@@ -55,7 +55,7 @@ def redis_connection(state: Any):
     """The Redis client of this app and process (short timeouts: emit must never hang on Redis)."""
     import redis
 
-    return _per_process(
+    return per_process(
         state,
         "redis",
         lambda: redis.Redis.from_url(
@@ -68,7 +68,7 @@ def get_queue(state: Any):
     """The RQ queue of this app (``TRAKKR_WEBHOOKS_QUEUE``) on :func:`redis_connection`."""
     from rq import Queue
 
-    return _per_process(state, "queue", lambda: Queue(state.settings.queue, connection=redis_connection(state)))
+    return per_process(state, "queue", lambda: Queue(state.settings.queue, connection=redis_connection(state)))
 
 
 def jobs_key(state: Any) -> str:
