@@ -199,7 +199,9 @@ def test_a_worker_killed_mid_delivery_is_recovered_by_the_sweep(e2e_app, receive
     assert (second["number"], second["status_code"]) == (2, 200)
 
 
-def test_plain_rq_worker_with_the_job_class(e2e_app, receiver):
+@pytest.mark.parametrize("worker_class", [[], ["-w", "flask_trakkr_webhooks.worker.DeliveryWorker"]],
+                         ids=["rq-default-worker", "delivery-worker"])
+def test_plain_rq_worker_with_the_job_class(e2e_app, receiver, worker_class):
     app = e2e_app()
     make_webhook(app, receiver.url + "/hooks")
     event_id = emit(app)
@@ -208,7 +210,7 @@ def test_plain_rq_worker_with_the_job_class(e2e_app, receiver):
                TRAKKR_WEBHOOKS_APP="e2e.hostapp:create_app")
     done = subprocess.run(
         [sys.executable, "-m", "rq.cli", "worker", "--burst", "--with-scheduler", "--url", settings.redis_url,
-         "-j", "flask_trakkr_webhooks.worker.FlaskJob", settings.queue],
+         "-j", "flask_trakkr_webhooks.worker.FlaskJob", *worker_class, settings.queue],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
     )
     assert done.returncode == 0, done.stderr
