@@ -131,7 +131,7 @@ def header_name_problems(name: str, *, what: str = "header name") -> list[str]:
         return [f"{what} must not be empty"]
     if len(name) > MAX_HEADER_NAME_LENGTH:
         return [f"{what} must be at most {MAX_HEADER_NAME_LENGTH} characters"]
-    if not _TOKEN.match(name):
+    if not _TOKEN.fullmatch(name):
         return [f"{what} {_shown(name)} is not a valid header name (RFC 7230 token characters only)"]
     if is_reserved_header(name):
         hint = "; use auth_type instead" if name.lower() in ("authorization", "proxy-authorization") else ""
@@ -205,7 +205,7 @@ def _host_problems(host: str, *, bracketed: bool) -> list[str]:
         pass
     name = host[:-1] if host.endswith(".") else host
     labels = name.split(".")
-    if len(name) > 253 or not all(_HOST_LABEL.match(label) for label in labels):
+    if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
         return [f"has an invalid host name {_shown(host)}"]
     if labels[-1].isdigit():
         return [f"has an invalid host name {_shown(host)} (its last label is numeric)"]
@@ -214,7 +214,7 @@ def _host_problems(host: str, *, bracketed: bool) -> list[str]:
 
 def canonical_uuid(value: Any) -> str | None:
     """``value`` as a lower-case hyphenated UUID, or ``None`` when it is not one."""
-    if not isinstance(value, str) or not _UUID.match(value):
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
         return None
     hexed = value.replace("-", "").lower()
     return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
@@ -560,26 +560,31 @@ def current_values(webhook: Any) -> dict[str, Any]:
 # -- output -----------------------------------------------------------------------------
 
 class WebhookSchema(Schema):
-    """The webhook object (contract): no credential secrets, timestamps in ISO 8601 UTC."""
+    """The webhook object (contract): no credential secrets, timestamps in ISO 8601 UTC.
 
-    id = fields.String()
-    object = fields.Constant("webhook")
+    The ``metadata`` describes each field in the OpenAPI document (:mod:`.openapi`).
+    """
+
+    id = fields.String(metadata={"example": "wh_8c1e5a7d4c1e9b2a0d4e6f8a"})
+    object = fields.Constant("webhook", metadata={"type": "string", "enum": ["webhook"]})
     url = fields.String()
     events = fields.List(fields.String())
-    brand_id = fields.String()
-    provider = fields.String()
+    brand_id = fields.String(metadata={"format": "uuid"})
+    provider = fields.String(metadata={"description": "Detected from the URL: webhook, slack, discord, teams, zapier, make"})
     active = fields.Boolean()
     description = fields.String(allow_none=True)
     signing_secret = fields.String(allow_none=True)
-    auth_type = fields.String()
+    auth_type = fields.String(metadata={"enum": list(AUTH_TYPES)})
     auth_username = fields.String(allow_none=True)
     api_key_header = fields.String(allow_none=True)
-    headers = fields.Function(lambda w: dict(w.headers or {}))
-    template = fields.Raw(allow_none=True)
-    created_at = fields.Function(lambda w: ids.isoformat(w.created_at))
-    updated_at = fields.Function(lambda w: ids.isoformat(w.updated_at))
+    headers = fields.Function(lambda w: dict(w.headers or {}),
+                              metadata={"type": "object", "additionalProperties": {"type": "string"}})
+    template = fields.Raw(allow_none=True, metadata={"description": "A JSON object or array, or null"})
+    created_at = fields.Function(lambda w: ids.isoformat(w.created_at), metadata={"type": "string", "format": "date-time"})
+    updated_at = fields.Function(lambda w: ids.isoformat(w.updated_at), metadata={"type": "string", "format": "date-time"})
     disabled_reason = fields.String(allow_none=True)
-    disabled_at = fields.Function(lambda w: ids.isoformat(w.disabled_at))
+    disabled_at = fields.Function(lambda w: ids.isoformat(w.disabled_at), allow_none=True,
+                                  metadata={"type": "string", "format": "date-time"})
 
 
 _webhook_schema = WebhookSchema()

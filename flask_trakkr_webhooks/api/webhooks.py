@@ -88,7 +88,7 @@ def _find(webhook_id: str, *, include_deleted: bool = False, lock: bool = False)
     ``lock`` reads it ``FOR UPDATE`` (PostgreSQL), so two PATCHes of one webhook are
     judged one after the other, each against the values the other left.
     """
-    if not WEBHOOK_ID.match(webhook_id):
+    if not WEBHOOK_ID.fullmatch(webhook_id):
         return None
     state = get_state()
     webhook = state.db.session.get(state.models.Webhook, webhook_id, with_for_update=lock or None)
