@@ -15,6 +15,8 @@ from ..errors import APIError, error_response, register_error_handlers
 from ..extension import get_state
 
 BLUEPRINT_NAME = "trakkr_webhooks"
+#: Endpoints answered without the access policy's secure default (the OpenAPI document holds no data).
+PUBLIC_ENDPOINTS = frozenset({f"{BLUEPRINT_NAME}.openapi"})
 
 
 def create_blueprint() -> Blueprint:
@@ -23,10 +25,11 @@ def create_blueprint() -> Blueprint:
     register_error_handlers(bp)
     bp.before_request(_guard_request)
 
-    from . import deliveries, webhooks
+    from . import deliveries, openapi, webhooks
 
     webhooks.register(bp)
     deliveries.register(bp)
+    openapi.register(bp)
     return bp
 
 
@@ -78,6 +81,8 @@ def _guard_request() -> None:
                 "Request body must be JSON: send Content-Type: application/json.",
                 {"Content-Type": [f"expected application/json, got {request.mimetype or 'none'}"]},
             )
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
     if state.access_policy is None and not (current_app.testing or state.settings.open_api):
         raise APIError(
             403,

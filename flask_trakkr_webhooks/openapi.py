@@ -1,0 +1,421 @@
+"""The OpenAPI 3 document of the REST API, generated from the marshmallow schemas with apispec.
+
+:func:`build_document` is pure: it takes the app's :class:`~.config.Settings`, its event
+types and its routes, and answers the document as a dict. Request bodies come from
+:class:`~.schemas.WebhookCreateSchema` / :class:`~.schemas.WebhookUpdateSchema` (built
+with the app's settings), the webhook object from :class:`~.schemas.WebhookSchema`;
+the objects the deliveries routes build by hand (delivery, attempt, test result) and
+the error shape are described by the schemas below. What depends on the app's
+settings (event type names, caps, ``REQUIRE_HTTPS``) is laid over the generated
+schemas, so the document states the limits the app enforces.
+
+Every route of the blueprint must have an entry in :data:`OPERATIONS`; a test fails
+when one does not, so a new route cannot ship undocumented.
+"""
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping, Sequence
+
+from apispec import APISpec
+from apispec.ext.marshmallow import MarshmallowPlugin
+from marshmallow import Schema, fields
+
+from . import __version__, schemas
+from .config import Settings
+from .errors import ERROR_TYPES
+from .models import DELIVERY_STATUSES
+
+OPENAPI_VERSION = "3.0.3"
+#: Endpoint (without the blueprint name) of the route serving the document.
+DOCUMENT_ENDPOINT = "openapi"
+
+_DATE_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_DATE_TIME = {**_DATE_TIME, "nullable": True}
+#: What the API accepts as a brand id (:func:`~.schemas.canonical_uuid`); answered lower-case hyphenated.
+UUID_PATTERN = r"^[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}$"
+WEBHOOK_ID_PATTERN = r"^wh_[A-Za-z0-9_-]{1,37}$"
+DELIVERY_ID_PATTERN = r"^dlv_[A-Za-z0-9_-]{1,37}$"
+
+
+# -- schemas of the objects the deliveries routes build --------------------------------------------
+
+
+class AttemptSchema(Schema):
+    """One attempt of a delivery (``api.deliveries.dump_attempt``)."""
+
+    id = fields.String(required=True, metadata={"example": "att_5f0c6a1e9b2d4c7a8e3f1b0d"})
+    object = fields.String(required=True, metadata={"enum": ["attempt"]})
+    number = fields.Integer(required=True, metadata={"minimum": 1, "description": "1 for the first attempt"})
+    started_at = fields.String(required=True, metadata=_DATE_TIME)
+    duration_ms = fields.Float(required=True, allow_none=True)
+    status_code = fields.Integer(required=True, allow_none=True, metadata={"description": "null: no HTTP answer"})
+    outcome = fields.String(required=True, metadata={"description": "succeeded, retry or failed"})
+    error_type = fields.String(required=True, allow_none=True)
+    error_message = fields.String(required=True, allow_none=True)
+    response_headers = fields.Dict(required=True, allow_none=True)
+    response_body = fields.String(
+        required=True, allow_none=True,
+        metadata={"description": "The start of the answer's body (TRAKKR_WEBHOOKS_RESPONSE_BODY_LIMIT bytes at most)"},
+    )
+    next_retry_at = fields.String(required=True, metadata=_NULLABLE_DATE_TIME)
+
+
+class DeliverySchema(Schema):
+    """A delivery of one event to one webhook, as listed (``api.deliveries.dump_delivery``)."""
+
+    id = fields.String(required=True, metadata={"pattern": DELIVERY_ID_PATTERN})
+    object = fields.String(required=True, metadata={"enum": ["delivery"]})
+    webhook_id = fields.String(required=True, metadata={"pattern": WEBHOOK_ID_PATTERN})
+    event_id = fields.String(required=True, metadata={"description": "meta.event_id: the same on every redelivery"})
+    event_type = fields.String(required=True)
+    status = fields.String(required=True, metadata={"enum": list(DELIVERY_STATUSES)})
+    is_test = fields.Boolean(required=True)
+    attempt_count = fields.Integer(required=True, metadata={"minimum": 0})
+    last_status_code = fields.Integer(required=True, allow_none=True)
+    last_error = fields.String(required=True, allow_none=True)
+    next_attempt_at = fields.String(required=True, metadata=_NULLABLE_DATE_TIME)
+    created_at = fields.String(required=True, metadata=_DATE_TIME)
+    updated_at = fields.String(required=True, metadata=_DATE_TIME)
+    completed_at = fields.String(required=True, metadata=_NULLABLE_DATE_TIME)
+
+
+class DeliveryDetailSchema(DeliverySchema):
+    """A delivery with the payload it sends and every attempt, oldest first."""
+
+    payload = fields.Dict(required=True, metadata={"description": "The event payload (contract: wire format)"})
+    attempts = fields.List(fields.Nested(AttemptSchema), required=True)
+
+
+class TestErrorSchema(Schema):
+    """Why a test send failed."""
+
+    type = fields.String(required=True, metadata={"example": "ConnectionError"})
+    message = fields.String(required=True, allow_none=True)
+
+
+class TestResultSchema(Schema):
+    """The result of ``POST /webhooks/<id>/test``: one immediate attempt, logged as a delivery."""
+
+    object = fields.String(required=True, metadata={"enum": ["test_result"]})
+    success = fields.Boolean(required=True)
+    status_code = fields.Integer(required=True, allow_none=True)
+    duration_ms = fields.Float(required=True, allow_none=True)
+    error = fields.Nested(TestErrorSchema, required=True, allow_none=True)
+    delivery = fields.Nested(DeliveryDetailSchema, required=True)
+
+
+class WebhookListSchema(Schema):
+    """A page of webhooks, newest first."""
+
+    object = fields.String(required=True, metadata={"enum": ["list"]})
+    data = fields.List(fields.Nested(schemas.WebhookSchema), required=True)
+    has_more = fields.Boolean(required=True, metadata={"description": "Ask again with starting_after=<last id>"})
+
+
+class DeliveryListSchema(Schema):
+    """A page of deliveries, newest first."""
+
+    object = fields.String(required=True, metadata={"enum": ["list"]})
+    data = fields.List(fields.Nested(DeliverySchema), required=True)
+    has_more = fields.Boolean(required=True)
+
+
+class WebhookDeletedSchema(Schema):
+    """The answer to ``DELETE /webhooks/<id>``."""
+
+    id = fields.String(required=True, metadata={"pattern": WEBHOOK_ID_PATTERN})
+    object = fields.String(required=True, metadata={"enum": ["webhook"]})
+    deleted = fields.Boolean(required=True, metadata={"enum": [True]})
+
+
+class TestRequestSchema(Schema):
+    """The optional body of ``POST /webhooks/<id>/test``."""
+
+    event = fields.String(allow_none=True, metadata={
+        "description": "Event type of the sample event (absent or null: the webhook's first)"})
+
+
+class RedeliverRequestSchema(Schema):
+    """The optional body of ``POST .../redeliver``: no fields."""
+
+
+class ErrorDetailSchema(Schema):
+    """``error`` of an error answer."""
+
+    type = fields.String(required=True, metadata={"enum": sorted(set(ERROR_TYPES.values()))})
+    message = fields.String(required=True)
+    fields = fields.Dict(
+        keys=fields.String(), values=fields.List(fields.String()),
+        metadata={"description": "Problems per field (a nested field is named with dots, e.g. headers.Host)"},
+    )
+
+
+class ErrorSchema(Schema):
+    """Every failure: ``{"error": {"type", "message", "fields"}}``."""
+
+    error = fields.Nested(ErrorDetailSchema, required=True)
+
+
+# -- operations -----------------------------------------------------------------------------------
+
+#: Shared error answers: status -> (component name, description).
+ERROR_RESPONSES: dict[int, tuple[str, str]] = {
+    400: ("BadRequest", "Invalid request: a field, query parameter or the JSON itself (see error.fields)"),
+    401: ("Unauthorized", "The host's access policy found no credentials"),
+    403: ("Forbidden", "The access policy refused the brand, or no policy is configured (secure default)"),
+    404: ("NotFound", "No such webhook or delivery, or one of a brand the policy refuses"),
+    405: ("MethodNotAllowed", "The path exists but not with this method (see the Allow header)"),
+    409: ("Conflict", "The resource's state does not allow this (e.g. an inactive webhook)"),
+    413: ("PayloadTooLarge", "The body is larger than TRAKKR_WEBHOOKS_MAX_REQUEST_BYTES"),
+    415: ("UnsupportedMediaType", "The body is not application/json"),
+}
+_ALWAYS = (401, 403, 405, 413)
+
+
+@dataclass(frozen=True)
+class Operation:
+    """How one endpoint of the blueprint is documented."""
+
+    summary: str
+    status: int
+    response: str | None
+    errors: tuple[int, ...] = ()
+    request: str | None = None
+    body_required: bool = False
+    query: tuple[str, ...] = ()
+    description: str = ""
+    public: bool = False
+    headers: Mapping[str, str] = field(default_factory=dict)
+    #: Methods to document when the rule takes more (the document's path answers others 405).
+    methods: tuple[str, ...] | None = None
+
+
+#: Every endpoint of the blueprint, by endpoint name.
+OPERATIONS: dict[str, Operation] = {
+    "create_webhook": Operation(
+        "Register a webhook", 201, "Webhook", (400, 415), request="WebhookCreate", body_required=True,
+        description="The URL's host is resolved and refused (400 on url) when it is or resolves to a loopback, "
+                    "private, link-local, CGNAT, multicast, reserved or other non-public address, unless "
+                    "TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS or TRAKKR_WEBHOOKS_ALLOWED_CIDRS allows it. "
+                    "Creating one for a brand the policy refuses is 403.",
+        headers={"Location": "The new webhook's URL"},
+    ),
+    "list_webhooks": Operation(
+        "List webhooks", 200, "WebhookList", (400,), query=("limit", "starting_after", "brand_id"),
+        description="Newest first; only webhooks of brands the access policy allows. A refused brand_id is 403.",
+    ),
+    "get_webhook": Operation("Retrieve a webhook", 200, "Webhook", (400, 404)),
+    "update_webhook": Operation(
+        "Update a webhook", 200, "Webhook", (400, 404, 415), request="WebhookUpdate", body_required=True,
+        description="Changes only the fields sent; null clears a field. A new URL is vetted like on create.",
+    ),
+    "delete_webhook": Operation(
+        "Delete a webhook", 200, "WebhookDeleted", (400, 404),
+        description="Soft delete: the delivery log stays; pending deliveries are cancelled; credentials are erased.",
+    ),
+    "list_deliveries": Operation(
+        "List a webhook's deliveries", 200, "DeliveryList", (400, 404), query=("limit", "starting_after", "status"),
+    ),
+    "get_delivery": Operation("Retrieve a delivery with every attempt", 200, "DeliveryDetail", (400, 404)),
+    "redeliver": Operation(
+        "Redeliver an event", 202, "DeliveryDetail", (400, 404, 409, 415), request="RedeliverRequest",
+        description="A new delivery of the same event (same meta.event_id), sent by a worker. "
+                    "409 for a test delivery or an inactive webhook.",
+    ),
+    "test_webhook": Operation(
+        "Send a test event now", 200, "TestResult", (400, 404, 415), request="TestRequest",
+        description="One immediate, signed attempt of a sample event with meta.test: true, logged as a delivery; "
+                    "never retried.",
+    ),
+    DOCUMENT_ENDPOINT: Operation(
+        "This OpenAPI document", 200, None, (), public=True, methods=("GET",),
+        description="Served without asking the access policy: it describes the API's shape and limits only.",
+    ),
+}
+
+_QUERY_DESCRIPTIONS = {
+    "limit": "Page size",
+    "starting_after": "Cursor: the id of the last item of the previous page",
+    "brand_id": "Only this brand's webhooks (a brand the policy refuses is 403)",
+    "status": "Only deliveries in this state",
+}
+
+SECURITY_NOTE = """\
+## Security
+
+Authentication belongs to the host application: the API asks the host's access policy
+(`@webhooks.access_policy`, a function of the brand id that can read the request's API key or
+session) whether the caller may manage each brand. A policy may answer 401 (no credentials) by
+raising `werkzeug.exceptions.Unauthorized`; a refused brand is 403 when named in the request
+(create, `brand_id` filter) and 404 otherwise, so other brands' webhooks are never revealed.
+Without a policy every request is 403 unless the app is in testing or `TRAKKR_WEBHOOKS_OPEN_API`
+is set. This document itself is served without the policy: it holds no data.
+"""
+
+
+# -- building -------------------------------------------------------------------------------------
+
+
+def openapi_path(rule: str) -> str:
+    """A Werkzeug rule (``/webhooks/<webhook_id>``) as an OpenAPI path (``/webhooks/{webhook_id}``)."""
+    return re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule)
+
+
+def build_document(
+    settings: Settings,
+    event_types: Iterable[str],
+    routes: Sequence[tuple[str, str, Iterable[str]]],
+    *,
+    title: str = "Trakkr webhooks API",
+) -> dict[str, Any]:
+    """The OpenAPI document for ``routes``: ``(endpoint, rule, methods)`` of the blueprint.
+
+    Endpoints without an entry in :data:`OPERATIONS` are left out (a test keeps the table
+    complete). Pure: no app or request needed.
+    """
+    event_types = tuple(event_types)
+    plugin = MarshmallowPlugin()
+    spec = APISpec(
+        title=title, version=__version__, openapi_version=OPENAPI_VERSION, plugins=[plugin],
+        info={"description": SECURITY_NOTE + "\n" + _limits_note(settings)},
+    )
+    _add_components(spec, settings, event_types)
+    for endpoint, rule, methods in sorted(routes, key=lambda r: (r[1], r[0])):
+        operation = OPERATIONS.get(endpoint)
+        if operation is None:
+            continue
+        for method in sorted(set(operation.methods or methods) - {"HEAD", "OPTIONS"}):
+            path = openapi_path(rule)
+            spec.path(path=path, operations={method.lower(): _operation(endpoint, operation, path, settings, event_types)})
+    document = spec.to_dict()
+    _refine(document["components"]["schemas"], settings, event_types)
+    return document
+
+
+def _limits_note(settings: Settings) -> str:
+    return (
+        "## Limits\n\n"
+        f"Request body: {settings.max_request_bytes} bytes (413). Custom headers: {settings.max_headers}, "
+        f"{settings.max_header_bytes} bytes in all. Template: {settings.max_template_bytes} bytes. "
+        f"Events per webhook: {settings.max_events_per_webhook}. Page size: {settings.max_page_size}.\n"
+    )
+
+
+def _add_components(spec: APISpec, settings: Settings, event_types: tuple[str, ...]) -> None:
+    add = spec.components.schema
+    add("Error", schema=ErrorSchema)
+    add("Webhook", schema=schemas.WebhookSchema)
+    add("WebhookCreate", schema=schemas.WebhookCreateSchema(settings, event_types))
+    add("WebhookUpdate", schema=schemas.WebhookUpdateSchema(settings, event_types))
+    add("WebhookList", schema=WebhookListSchema)
+    add("WebhookDeleted", schema=WebhookDeletedSchema)
+    add("Attempt", schema=AttemptSchema)
+    add("Delivery", schema=DeliverySchema)
+    add("DeliveryDetail", schema=DeliveryDetailSchema)
+    add("DeliveryList", schema=DeliveryListSchema)
+    add("TestRequest", schema=TestRequestSchema)
+    add("TestResult", schema=TestResultSchema)
+    add("RedeliverRequest", schema=RedeliverRequestSchema)
+    for status, (name, description) in ERROR_RESPONSES.items():
+        response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": "Error"}}}
+        if status == 405:
+            response["headers"] = {"Allow": {"description": "The methods the path accepts", "schema": {"type": "string"}}}
+        spec.components.response(name, response)
+
+
+def _operation(endpoint: str, operation: Operation, path: str, settings: Settings,
+               event_types: tuple[str, ...]) -> dict[str, Any]:
+    success: dict[str, Any] = {"description": operation.summary}
+    if operation.response is not None:
+        success["content"] = {"application/json": {"schema": operation.response}}
+    else:
+        success["content"] = {"application/json": {"schema": {"type": "object"}}}
+    if operation.headers:
+        success["headers"] = {name: {"description": text, "schema": {"type": "string"}}
+                              for name, text in operation.headers.items()}
+    statuses = () if operation.public else sorted(set(operation.errors) | set(_ALWAYS))
+    answer: dict[str, Any] = {
+        "operationId": endpoint,
+        "summary": operation.summary,
+        "responses": {str(operation.status): success,
+                      **{str(status): ERROR_RESPONSES[status][0] for status in statuses}},
+    }
+    if operation.description:
+        answer["description"] = operation.description
+    if operation.public:
+        answer["security"] = []
+    parameters = [_path_parameter(name) for name in re.findall(r"{([^}]+)}", path)]
+    parameters += [_query_parameter(name, settings) for name in operation.query]
+    if parameters:
+        answer["parameters"] = parameters
+    if operation.request is not None:
+        answer["requestBody"] = {
+            "required": operation.body_required,
+            "content": {"application/json": {"schema": operation.request}},
+        }
+    return answer
+
+
+def _path_parameter(name: str) -> dict[str, Any]:
+    pattern = {"webhook_id": WEBHOOK_ID_PATTERN, "delivery_id": DELIVERY_ID_PATTERN}.get(name)
+    schema: dict[str, Any] = {"type": "string"}
+    if pattern:
+        schema["pattern"] = pattern
+    return {"name": name, "in": "path", "required": True, "schema": schema,
+            "description": "An id that does not exist, or of a brand the policy refuses, is 404"}
+
+
+def _query_parameter(name: str, settings: Settings) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "limit": {"type": "integer", "minimum": 1, "maximum": settings.max_page_size, "default": settings.page_size},
+        "starting_after": {"type": "string"},
+        "brand_id": {"type": "string", "pattern": UUID_PATTERN},
+        "status": {"type": "string", "enum": list(DELIVERY_STATUSES)},
+    }[name]
+    return {"name": name, "in": "query", "required": False, "schema": schema,
+            "description": _QUERY_DESCRIPTIONS[name]}
+
+
+def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[str, ...]) -> None:
+    """Lay what the app's settings and the schemas' own validators enforce over the generated schemas."""
+    scheme = "[Hh][Tt][Tt][Pp][Ss]" if settings.require_https else "[Hh][Tt][Tt][Pp][Ss]?"
+    inputs = {
+        "url": {"minLength": 1, "maxLength": schemas.MAX_URL_LENGTH, "pattern": f"^{scheme}://"},
+        "events": {"minItems": 1, "maxItems": settings.max_events_per_webhook, "uniqueItems": True,
+                   "items": {"type": "string", "enum": list(event_types)}},
+        "brand_id": {"pattern": UUID_PATTERN},
+        "headers": {"maxProperties": settings.max_headers},
+        "template": {"anyOf": [{"type": "object"}, {"type": "array"}]},
+        "signing_secret": {"pattern": r"^\S(.*\S)?$"},
+    }
+    for name in ("WebhookCreate", "WebhookUpdate"):
+        properties = components[name]["properties"]
+        for field_name, extra in inputs.items():
+            properties[field_name].update(copy.deepcopy(extra))
+    components["WebhookCreate"]["example"] = {
+        "url": "https://hooks.example.com/trakkr", "events": list(event_types[:2]),
+        "brand_id": "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c", "signing_secret": "whsec-0123456789abcdef",
+    }
+    components["WebhookUpdate"]["example"] = {"description": "Production receiver", "active": True}
+    components["TestRequest"]["properties"]["event"]["enum"] = [*event_types, None]
+    webhook = components["Webhook"]
+    webhook["required"] = sorted(webhook["properties"])
+    _inline_nullable_refs(components)
+    for component in ("Error", "WebhookList", "DeliveryList"):
+        components[component].setdefault("additionalProperties", False)
+
+
+def _inline_nullable_refs(components: dict[str, Any]) -> None:
+    """Replace apispec's ``anyOf: [{type: object, nullable}, {$ref}]`` for a nullable nested
+    schema (which admits any object) with the referenced schema itself, marked nullable."""
+    for component in components.values():
+        for name, prop in component.get("properties", {}).items():
+            options = prop.get("anyOf", [])
+            refs = [o["$ref"] for o in options if "$ref" in o]
+            if len(options) == 2 and len(refs) == 1 and {"type": "object", "nullable": True} in options:
+                target = components[refs[0].rsplit("/", 1)[1]]
+                component["properties"][name] = {**copy.deepcopy(target), "nullable": True}
+
