@@ -101,6 +101,29 @@ def _no_body_fields(body: dict[str, Any], allowed: tuple[str, ...] = ()) -> None
         raise _invalid(ValidationError(unknown))
 
 
+def sample_event_type(state: Any, webhook: Any, requested: Any) -> str:
+    """The type of a sample event: ``requested`` (the body's ``event``), or when it is absent/null the
+    webhook's first subscribed type still registered (else the first registered type); 400 on ``event``."""
+    if requested is None:
+        return next((e for e in webhook.events or [] if e in state.event_types), None) \
+            or next(iter(state.event_types))
+    if not isinstance(requested, str):
+        raise _invalid(ValidationError({"event": ["must be a string naming an event type"]}))
+    if requested not in state.event_types:
+        raise _invalid(ValidationError(
+            {"event": [f"unknown event type {requested[:64]!r}; known: {', '.join(sorted(state.event_types))}"]}))
+    return requested
+
+
+def sample_payload(state: Any, webhook: Any, event_type: str, *, event_id: str, now: Any) -> dict[str, Any]:
+    """The standard payload of a sample ``event_type`` for ``webhook`` (``meta.test: true``): what
+    ``POST /webhooks/<id>/test`` sends and ``POST /webhooks/<id>/preview`` shows."""
+    return events.build_payload(
+        event_type, event_id=event_id, timestamp=now, brand={"id": webhook.brand_id, **events.SAMPLE_BRAND},
+        data=events.sample_data(event_type), test=True, description=state.event_types.get(event_type),
+    )
+
+
 # -- routes ------------------------------------------------------------------------------------
 
 
@@ -172,24 +195,13 @@ def test_webhook(webhook_id: str):
     webhook = _get_or_404(webhook_id)
     body = json_body(required=False)
     _no_body_fields(body, ("event",))
-    event_type = body.get("event")
-    if event_type is None:
-        event_type = next((e for e in webhook.events or [] if e in state.event_types), None) \
-            or next(iter(state.event_types))
-    elif not isinstance(event_type, str):
-        raise _invalid(ValidationError({"event": ["must be a string naming an event type"]}))
-    elif event_type not in state.event_types:
-        raise _invalid(ValidationError(
-            {"event": [f"unknown event type {event_type[:64]!r}; known: {', '.join(sorted(state.event_types))}"]}))
+    event_type = sample_event_type(state, webhook, body.get("event"))
 
     m = state.models
     session = state.db.session
     now = ids.utcnow()
     event_id = ids.new_id(ids.EVENT)
-    payload = events.build_payload(
-        event_type, event_id=event_id, timestamp=now, brand={"id": webhook.brand_id, **events.SAMPLE_BRAND},
-        data=events.sample_data(event_type), test=True, description=state.event_types.get(event_type),
-    )
+    payload = sample_payload(state, webhook, event_type, event_id=event_id, now=now)
     test = m.Delivery(
         id=ids.new_id(ids.DELIVERY), event_id=event_id, webhook_id=webhook.id, status=SENDING, is_test=True,
         attempt_count=1, claimed_at=now, created_at=now, updated_at=now,
