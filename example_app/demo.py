@@ -256,7 +256,9 @@ def run(args: argparse.Namespace) -> int:
 
         if args.keep_running and ok:
             say(f"\nrunning: host {base}  receiver {receiver}  redis {redis_url}")
-            say(f"try:     curl -H 'Authorization: Bearer {brand['api_key']}' {base}/webhooks")
+            say("for the README's curl examples, in another terminal:")
+            say(f"  export API={base} KEY={brand['api_key']} WH={hooks['signed']['id']}")
+            say(f"  curl -s \"$API/webhooks\" -H \"Authorization: Bearer $KEY\"")
             say("Ctrl-C stops everything.")
             try:
                 while True:
