@@ -1,21 +1,42 @@
-"""Signatures a receiver uses to trust a delivery.
+"""Signatures a receiver uses to trust a delivery, and the signing secrets themselves.
 
-``X-Trakkr-Signature: sha256=<hex HMAC-SHA256(secret, exact body bytes)>`` is the product
-page's scheme, verifiable by its ``verify_signature`` snippet unchanged.
+Two schemes, both over the exact body bytes:
 
-:func:`signature_headers` is the one place :mod:`message` asks for every signature
-header of a delivery, so further schemes (Standard Webhooks' ``webhook-id`` /
-``webhook-timestamp`` / ``webhook-signature``) are added here without touching the
-request builder.
+* ``X-Trakkr-Signature: sha256=<hex HMAC-SHA256(secret, body)>``: the product page's
+  scheme, verifiable by its ``verify_signature`` snippet unchanged. The key is the
+  secret's UTF-8 bytes, whatever the secret looks like. Current secret only: the
+  snippet compares one value.
+* Standard Webhooks: ``webhook-id`` (the event id, the same on every retry and
+  redelivery), ``webhook-timestamp`` (Unix seconds of this attempt) and
+  ``webhook-signature: v1,<base64 HMAC-SHA256(key, f"{id}.{timestamp}.{body}")>``,
+  one ``v1,`` entry per secret (space-separated) while a rotated-out secret is in its
+  grace period. The key mapping is receiver_kit's (:func:`receiver_kit.keys.standard_key`,
+  shared so sender and receiver cannot drift): a ``whsec_`` secret is base64 after the
+  prefix; any other secret is its UTF-8 bytes.
+
+:func:`signature_headers` is the one place :mod:`message` asks for these headers.
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import secrets as _secrets
 from typing import Mapping
+
+from receiver_kit.keys import WHSEC_PREFIX, standard_key as _standard_key
 
 SIGNATURE_HEADER = "X-Trakkr-Signature"
 SIGNATURE_PREFIX = "sha256="
+#: Standard Webhooks header names (lower case, as the specification writes them).
+ID_HEADER = "webhook-id"
+TIMESTAMP_HEADER = "webhook-timestamp"
+STANDARD_SIGNATURE_HEADER = "webhook-signature"
+STANDARD_HEADERS = (ID_HEADER, TIMESTAMP_HEADER, STANDARD_SIGNATURE_HEADER)
+#: The value of ``signing_secret`` that asks the API to generate one.
+GENERATE = "generate"
+#: Random bytes in a generated secret: 256 bits, the full strength of HMAC-SHA256.
+GENERATED_KEY_BYTES = 32
 
 
 def sign(body: bytes, secret: str) -> str:
@@ -26,6 +47,37 @@ def sign(body: bytes, secret: str) -> str:
         raise ValueError("secret must be a non-empty string")
     digest = hmac.new(secret.encode("utf-8"), bytes(body), hashlib.sha256).hexdigest()
     return SIGNATURE_PREFIX + digest
+
+
+def generate_secret() -> str:
+    """A new signing secret: ``"whsec_"`` + standard base64 of 32 random bytes (Standard Webhooks form)."""
+    return WHSEC_PREFIX + base64.b64encode(_secrets.token_bytes(GENERATED_KEY_BYTES)).decode("ascii")
+
+
+def standard_key(secret: str) -> bytes | None:
+    """The Standard Webhooks HMAC key of ``secret``, or ``None`` when a ``whsec_`` secret is not base64.
+
+    The API refuses such secrets; one written around it still gets ``X-Trakkr-Signature``.
+    """
+    try:
+        return _standard_key(secret)
+    except ValueError:
+        return None
+
+
+def secret_problems(secret: str) -> list[str]:
+    """Why ``secret`` cannot sign Standard Webhooks (empty list: it can)."""
+    if standard_key(secret) is None:
+        return ["starts with 'whsec_', so it must be standard base64 after the prefix (Standard Webhooks); "
+                "use \"generate\" for a new one"]
+    return []
+
+
+def sign_standard(body: bytes, key: bytes, *, message_id: str, timestamp: int) -> str:
+    """One ``v1,<base64>`` Standard Webhooks signature of ``body`` with the HMAC ``key``."""
+    mac = hmac.new(key, f"{message_id}.{int(timestamp)}.".encode("utf-8"), hashlib.sha256)
+    mac.update(bytes(body))
+    return "v1," + base64.b64encode(mac.digest()).decode("ascii")
 
 
 def signature_headers(
@@ -39,10 +91,25 @@ def signature_headers(
     """Every signature header for one request (empty without a secret).
 
     ``message_id`` (the event id, stable across retries) and ``timestamp`` (Unix
-    seconds of this attempt) are what timestamped schemes sign besides the body;
-    ``previous_secret`` is a secret still in its rotation grace period. The
-    product-page signature uses the current secret only: its snippet compares one value.
+    seconds of this attempt) are signed by Standard Webhooks besides the body;
+    ``previous_secret`` is a secret still in its rotation grace period: it signs
+    ``webhook-signature`` too, never ``X-Trakkr-Signature``. Without a usable
+    Standard Webhooks key for the current secret (a ``whsec_`` secret that is not
+    base64) only ``X-Trakkr-Signature`` is sent.
     """
     if not secret:
         return {}
-    return {SIGNATURE_HEADER: sign(body, secret)}
+    headers = {SIGNATURE_HEADER: sign(body, secret)}
+    key = standard_key(secret)
+    if key is None:
+        return headers
+    keys = [key]
+    old = standard_key(previous_secret) if previous_secret else None
+    if old is not None and old != key:
+        keys.append(old)
+    headers[ID_HEADER] = message_id
+    headers[TIMESTAMP_HEADER] = str(int(timestamp))
+    headers[STANDARD_SIGNATURE_HEADER] = " ".join(
+        sign_standard(body, k, message_id=message_id, timestamp=timestamp) for k in keys
+    )
+    return headers
