@@ -56,6 +56,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     from . import auth, cli, models, routes  # noqa: F401  (models register on db)
 
     webhooks.access_policy(auth.can_manage)
+    app.before_request(auth.authenticate)
     app.register_blueprint(routes.bp)
     app.cli.add_command(cli.seed)
     app.cli.add_command(cli.simulate)

@@ -4,6 +4,8 @@ from __future__ import annotations
 from flask import g, request
 from werkzeug.exceptions import Unauthorized
 
+from flask_trakkr_webhooks.api import PUBLIC_ENDPOINTS
+
 from . import db
 from .models import Brand, hash_key
 
@@ -21,6 +23,15 @@ def current_brand() -> Brand:
         raise Unauthorized("Unknown API key.")
     g.brand = brand
     return brand
+
+
+def authenticate() -> None:
+    """Every API request needs a valid key, even one the policy is never asked about
+    (listing when no webhook exists yet); the published OpenAPI document is the exception."""
+    if request.endpoint in PUBLIC_ENDPOINTS:
+        return
+    if request.blueprint in ("trakkr_webhooks", "example"):
+        current_brand()
 
 
 def can_manage(brand_id: str) -> bool:
