@@ -115,6 +115,17 @@ def sample_event_type(state: Any, webhook: Any, requested: Any) -> str:
     return requested
 
 
+def sample_request(webhook_id: str) -> tuple[Any, Any, str]:
+    """What ``/test`` and ``/preview`` read from their request: the state, the webhook (404 if not
+    yours) and the sample's event type from the optional body ``{"event": ...}`` (400s)."""
+    _query_params()
+    state = get_state()
+    webhook = _get_or_404(webhook_id)
+    body = json_body(required=False)
+    _no_body_fields(body, ("event",))
+    return state, webhook, sample_event_type(state, webhook, body.get("event"))
+
+
 def sample_payload(state: Any, webhook: Any, event_type: str, *, event_id: str, now: Any) -> dict[str, Any]:
     """The standard payload of a sample ``event_type`` for ``webhook`` (``meta.test: true``): what
     ``POST /webhooks/<id>/test`` sends and ``POST /webhooks/<id>/preview`` shows."""
@@ -190,12 +201,7 @@ def redeliver(webhook_id: str, delivery_id: str):
 
 def test_webhook(webhook_id: str):
     """``POST /webhooks/<id>/test``: one immediate attempt of a sample event; 200 with its result."""
-    _query_params()
-    state = get_state()
-    webhook = _get_or_404(webhook_id)
-    body = json_body(required=False)
-    _no_body_fields(body, ("event",))
-    event_type = sample_event_type(state, webhook, body.get("event"))
+    state, webhook, event_type = sample_request(webhook_id)
 
     m = state.models
     session = state.db.session
