@@ -107,6 +107,26 @@ class TestResultSchema(Schema):
     delivery = fields.Nested(DeliveryDetailSchema, required=True)
 
 
+class PreviewSchema(Schema):
+    """The answer of ``POST /webhooks/<id>/preview``: the request a sample event would make, not sent."""
+
+    object = fields.String(required=True, metadata={"enum": ["preview"]})
+    webhook_id = fields.String(required=True, metadata={"pattern": WEBHOOK_ID_PATTERN})
+    event_type = fields.String(required=True)
+    subscribed = fields.Boolean(required=True, metadata={"description": "Whether the webhook subscribes to event_type"})
+    method = fields.String(required=True, metadata={"enum": ["POST"]})
+    url = fields.String(required=True)
+    provider = fields.String(required=True)
+    templated = fields.Boolean(required=True,
+                               metadata={"description": "The webhook's template replaced the provider format"})
+    headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
+                          metadata={"description": "Every header, credentials masked (signatures shown)"})
+    masked_headers = fields.List(fields.String(), required=True)
+    body = fields.Raw(required=True, metadata={"description": "The body as JSON"})
+    body_text = fields.String(required=True, metadata={"description": "The exact UTF-8 body text that would be sent"})
+    payload = fields.Dict(required=True, metadata={"description": "The sample event's standard payload"})
+
+
 class WebhookListSchema(Schema):
     """A page of webhooks, newest first."""
 
@@ -230,6 +250,11 @@ OPERATIONS: dict[str, Operation] = {
         description="One immediate, signed attempt of a sample event with meta.test: true, logged as a delivery; "
                     "never retried.",
     ),
+    "preview_webhook": Operation(
+        "Preview the request of a sample event", 200, "Preview", (400, 404, 409, 415), request="TestRequest",
+        description="The exact body and headers a sample event (the one /test sends) would be sent with, "
+                    "credentials masked; nothing is sent or stored. 409 when the request cannot be built.",
+    ),
     DOCUMENT_ENDPOINT: Operation(
         "This OpenAPI document", 200, None, (), public=True, methods=("GET",),
         description="Served without asking the access policy: it describes the API's shape and limits only.",
@@ -318,6 +343,7 @@ def _add_components(spec: APISpec, settings: Settings, event_types: tuple[str, .
     add("DeliveryList", schema=DeliveryListSchema)
     add("TestRequest", schema=TestRequestSchema)
     add("TestResult", schema=TestResultSchema)
+    add("Preview", schema=PreviewSchema)
     add("RedeliverRequest", schema=RedeliverRequestSchema)
     for status, (name, description) in ERROR_RESPONSES.items():
         response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": "Error"}}}

@@ -206,6 +206,13 @@ def _test(w: World) -> None:
         not_found(w.call("POST", f"/webhooks/{w.ids['b1']}/test", **kwargs), "webhook", w.ids["b1"])
 
 
+def _preview(w: World) -> None:
+    for body in (None, {}, {"event": "visibility_changed"}, {"event": "no_such_type"}):
+        kwargs = {} if body is None else {"json": body}
+        not_found(w.call("POST", f"/webhooks/{w.ids['b1']}/preview", **kwargs), "webhook", w.ids["b1"])
+    assert w.call("POST", f"/webhooks/{w.ids['a1']}/preview").status_code == 200  # control
+
+
 def _openapi(w: World) -> None:
     # Public and the same for everyone: it holds no brand's data.
     answers = [w.call("GET", "/webhooks/openapi.json", headers).get_json() for headers in (A, B, {"X": "none"})]
@@ -225,6 +232,7 @@ CASES: dict[str, Callable[[World], None]] = {
     "get_delivery": _get_delivery,
     "redeliver": _redeliver,
     "test_webhook": _test,
+    "preview_webhook": _preview,
     "openapi": _openapi,
 }
 #: Routes not scoped to a webhook (no ``<webhook_id>``): the generic 404 sweep skips them.

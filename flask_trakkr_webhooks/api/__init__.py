@@ -25,10 +25,11 @@ def create_blueprint() -> Blueprint:
     register_error_handlers(bp)
     bp.before_request(_guard_request)
 
-    from . import deliveries, openapi, webhooks
+    from . import deliveries, openapi, preview, webhooks
 
     webhooks.register(bp)
     deliveries.register(bp)
+    preview.register(bp)
     openapi.register(bp)
     return bp
 
