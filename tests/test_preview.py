@@ -21,7 +21,7 @@ from receiver_kit import verify_signature
 HIDDEN_BRAND = str(uuid.uuid4())
 CONFIG = dict(TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False, TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True,
               TRAKKR_WEBHOOKS_TIMEOUT=2)
-SECRET = "whsec_preview_0123456789abcdef"
+SECRET = "preview-signing-secret-0123456789"
 TOKEN = "tok_preview_RAW_credential"
 TEMPLATE = {
     "text": "{{brand.name}}: {{summary}} — Größe ✓ \"quoted\" {{event.data.current_score}}",
