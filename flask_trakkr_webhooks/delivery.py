@@ -31,7 +31,7 @@ from urllib.parse import urlsplit
 import requests
 import sqlalchemy as sa
 
-from . import dispatch, ids, message, retry, ssrf
+from . import dispatch, health, ids, message, retry, ssrf
 from .models import CANCELLED, FAILED, PENDING, QUEUED, RETRYING, SENDING, SUCCEEDED
 
 log = logging.getLogger("flask_trakkr_webhooks")
@@ -55,6 +55,8 @@ class Work:
     endpoint: message.Endpoint | None
     #: Why it will not be sent (``cancelled``/``failed``), or None.
     skip: tuple[str, str] | None = None
+    #: The webhook's id: a finished delivery counts towards its health (:mod:`health`).
+    webhook_id: str | None = None
 
     @property
     def host(self) -> str:
@@ -183,7 +185,7 @@ def load(state: Any, claimed: Mapping[str, int], *, now: datetime | None = None)
         else:
             endpoint = endpoint_of(hook, now)
         out.append(Work(delivery_id=row.id, attempt=number, event_id=row.event_id, event_type=row.type,
-                        payload=row.payload, is_test=row.is_test, endpoint=endpoint, skip=skip))
+                        payload=row.payload, is_test=row.is_test, endpoint=endpoint, skip=skip, webhook_id=hook.id))
     _record_lost_attempts(state, claimed, now)
     state.db.session.commit()  # end the transaction before the slow part
     return out
@@ -334,12 +336,14 @@ def record(state: Any, outcomes: Sequence[Outcome]) -> list[Result]:
     Needs an app context. Two statements whatever the number of outcomes (``executemany``),
     then one Redis round trip for every retry. A delivery taken over by another worker
     meanwhile (its claim went stale) keeps the newer state: the UPDATE is conditional.
+    Finished deliveries update their webhooks' health in the same transaction
+    (:func:`health.account`: one more statement, more only when a webhook is disabled).
     """
     if not outcomes:
         return []
     m = state.models
     session = state.db.session
-    attempts, updates, results, retries = [], [], [], []
+    attempts, updates, results, retries, finished = [], [], [], [], []
     for o in outcomes:
         answer, decision, work = o.answer, o.decision, o.work
         next_at = o.finished + timedelta(seconds=decision.delay) if decision.retry else None
@@ -364,6 +368,10 @@ def record(state: Any, outcomes: Sequence[Outcome]) -> list[Result]:
         ))
         if next_at is not None:
             retries.append((work.delivery_id, next_at))
+        elif work.webhook_id is not None and not work.is_test:
+            finished.append(health.Finished(
+                webhook_id=work.webhook_id, delivery_id=work.delivery_id, succeeded=status == SUCCEEDED,
+                at=o.finished, status_code=answer.status_code, error=problem))
     table = m.Delivery.__table__
     try:
         session.execute(sa.insert(m.Attempt.__table__), attempts)
@@ -374,10 +382,12 @@ def record(state: Any, outcomes: Sequence[Outcome]) -> list[Result]:
             .values(**{k: sa.bindparam(k) for k in updates[0] if not k.startswith("b_")}),
             updates,
         )
+        disabled = health.account(state, finished)
         session.commit()
     except Exception:
         session.rollback()
         raise
+    health.notify(state, disabled)
     if retries:
         try:
             dispatch.schedule_retries(state, retries)

@@ -63,6 +63,8 @@ class TrakkrWebhooks:
     def __init__(self, app: Flask | None = None, db: "SQLAlchemy | None" = None) -> None:
         self._db = db
         self._access_policy: AccessPolicy | None = None
+        #: Functions called with a webhook row after the sender disabled it (see :meth:`on_disabled`).
+        self.disabled_handlers: list[Callable[[Any], None]] = []
         self.event_types: dict[str, str] = dict(DEFAULT_EVENT_TYPES)
         if app is not None:
             self.init_app(app, db)
@@ -106,6 +108,17 @@ class TrakkrWebhooks:
         to answer 401 when the caller is not authenticated at all.
         """
         self._access_policy = func
+        return func
+
+    def on_disabled(self, func: Callable[[Any], None]) -> Callable[[Any], None]:
+        """Decorator: call ``func(webhook)`` after the sender disabled a webhook (410 Gone or a failing
+        streak; see :mod:`.health`), e.g. to tell its owner.
+
+        It runs where the delivery was recorded (usually the worker), in the app context, after
+        the commit; ``webhook.disabled_reason`` says why. Its exceptions are logged and swallowed.
+        The blinker signal ``flask_trakkr_webhooks.health.webhook_disabled`` is sent as well.
+        """
+        self.disabled_handlers.append(func)
         return func
 
     def register_event_type(self, name: str, description: str) -> None:

@@ -17,7 +17,7 @@ ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 OBJECT_KEYS = {
     "id", "object", "url", "events", "brand_id", "provider", "active", "description", "signing_secret",
     "auth_type", "auth_username", "api_key_header", "headers", "template", "created_at", "updated_at",
-    "disabled_reason", "disabled_at",
+    "disabled_reason", "disabled_at", "previous_secret_expires_at", "consecutive_failures", "failing_since",
 }
 
 
