@@ -59,6 +59,8 @@ EXPECTED = {
     "POST /webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver":
         ("202", "DeliveryDetail", {"400", "401", "403", "404", "405", "409", "413", "415"}),
     "POST /webhooks/{webhook_id}/test": ("200", "TestResult", {"400", "401", "403", "404", "405", "413", "415"}),
+    "POST /webhooks/{webhook_id}/preview":
+        ("200", "Preview", {"400", "401", "403", "404", "405", "409", "413", "415"}),
 }
 
 
