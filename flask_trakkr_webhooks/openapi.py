@@ -127,6 +127,28 @@ class PreviewSchema(Schema):
     payload = fields.Dict(required=True, metadata={"description": "The sample event's standard payload"})
 
 
+class ReplayedDeliverySchema(Schema):
+    """One event redelivered by ``POST /webhooks/<id>/replay``."""
+
+    id = fields.String(required=True, metadata={"pattern": DELIVERY_ID_PATTERN, "description": "The new delivery"})
+    event_id = fields.String(required=True, metadata={"description": "The original event (meta.event_id)"})
+    event_type = fields.String(required=True)
+    replayed_status = fields.String(required=True, metadata={
+        "enum": list(schemas.REPLAY_STATUSES), "description": "Why it was chosen"})
+
+
+class ReplayResultSchema(Schema):
+    """The answer of ``POST /webhooks/<id>/replay``: the new deliveries, oldest event first."""
+
+    object = fields.String(required=True, metadata={"enum": ["replay"]})
+    webhook_id = fields.String(required=True, metadata={"pattern": WEBHOOK_ID_PATTERN})
+    since = fields.String(required=True, metadata=_DATE_TIME)
+    status = fields.List(fields.String(metadata={"enum": list(schemas.REPLAY_STATUSES)}), required=True)
+    count = fields.Integer(required=True, metadata={"minimum": 0, "maximum": schemas.MAX_REPLAY})
+    has_more = fields.Boolean(required=True, metadata={"description": "More events match: ask again"})
+    deliveries = fields.List(fields.Nested(ReplayedDeliverySchema), required=True)
+
+
 class WebhookListSchema(Schema):
     """A page of webhooks, newest first."""
 
@@ -255,6 +277,20 @@ OPERATIONS: dict[str, Operation] = {
         description="The exact body and headers a sample event (the one /test sends) would be sent with, "
                     "credentials masked; nothing is sent or stored. 409 when the request cannot be built.",
     ),
+    "rotate_secret": Operation(
+        "Rotate the signing secret", 200, "Webhook", (400, 404, 415), request="RotateSecretRequest",
+        description="Sets a new signing secret (generated unless the body gives one) and answers the webhook "
+                    "with it. For TRAKKR_WEBHOOKS_SECRET_GRACE_PERIOD seconds (previous_secret_expires_at) "
+                    "webhook-signature carries a signature by the old secret too; X-Trakkr-Signature uses the "
+                    "new one only.",
+    ),
+    "replay_webhook": Operation(
+        "Replay failed, cancelled or missed events", 202, "ReplayResult", (400, 404, 409, 415),
+        request="ReplayRequest", body_required=True,
+        description="New deliveries of the same events (same meta.event_id), enqueued at once: events whose "
+                    "latest delivery to this webhook since `since` failed (default) or was cancelled, or that were "
+                    "missed (emitted while it was inactive). 409 when the webhook is inactive.",
+    ),
     DOCUMENT_ENDPOINT: Operation(
         "This OpenAPI document", 200, None, (), public=True, methods=("GET",),
         description="Served without asking the access policy: it describes the API's shape and limits only.",
@@ -345,6 +381,9 @@ def _add_components(spec: APISpec, settings: Settings, event_types: tuple[str, .
     add("TestResult", schema=TestResultSchema)
     add("Preview", schema=PreviewSchema)
     add("RedeliverRequest", schema=RedeliverRequestSchema)
+    add("RotateSecretRequest", schema=schemas.RotateSecretSchema)
+    add("ReplayRequest", schema=schemas.ReplaySchema)
+    add("ReplayResult", schema=ReplayResultSchema)
     for status, (name, description) in ERROR_RESPONSES.items():
         response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": "Error"}}}
         if status == 405:
@@ -421,6 +460,13 @@ def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[s
         properties = components[name]["properties"]
         for field_name, extra in inputs.items():
             properties[field_name].update(copy.deepcopy(extra))
+        properties["signing_secret"] = _secret_or_generate(properties["signing_secret"])
+    rotate = components["RotateSecretRequest"]["properties"]
+    rotate["signing_secret"] = _secret_or_generate({**rotate["signing_secret"], **inputs["signing_secret"]})
+    replay = components["ReplayRequest"]["properties"]
+    one_status = {"type": "string", "enum": list(schemas.REPLAY_STATUSES)}
+    replay["status"] = {"description": replay["status"].get("description", ""), "default": "failed", "anyOf": [
+        one_status, {"type": "array", "items": one_status, "minItems": 1}]}
     components["WebhookCreate"]["example"] = {
         "url": "https://hooks.example.com/trakkr", "events": list(event_types[:2]),
         "brand_id": "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c", "signing_secret": "whsec-0123456789abcdef",
@@ -432,6 +478,16 @@ def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[s
     _inline_nullable_refs(components)
     for component in ("Error", "WebhookList", "DeliveryList"):
         components[component].setdefault("additionalProperties", False)
+
+
+def _secret_or_generate(prop: dict[str, Any]) -> dict[str, Any]:
+    """A signing secret's schema: a secret within the limits, or the word ``generate``."""
+    secret = {k: v for k, v in prop.items() if k not in ("description", "nullable")}
+    out: dict[str, Any] = {"anyOf": [secret, {"type": "string", "enum": ["generate"]}]}
+    for key in ("description", "nullable"):
+        if key in prop:
+            out[key] = prop[key]
+    return out
 
 
 def _inline_nullable_refs(components: dict[str, Any]) -> None:

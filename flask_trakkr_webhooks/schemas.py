@@ -603,8 +603,13 @@ class StatusList(fields.Field):
         return tuple(dict.fromkeys(items))
 
 
+#: What :class:`Since` accepts: an RFC 3339 date-time (ISO 8601 with ``T``, seconds and a zone).
+RFC3339_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+_RFC3339 = re.compile(RFC3339_PATTERN)
+
+
 class Since(fields.AwareDateTime):
-    """An ISO 8601 date-time with a time zone, answered in UTC."""
+    """An RFC 3339 date-time (``2024-06-01T00:00:00Z``, an offset instead of ``Z`` allowed), answered in UTC."""
 
     default_error_messages = {
         "invalid": "must be an ISO 8601 date-time with a time zone, e.g. 2024-06-01T00:00:00Z",
@@ -612,7 +617,7 @@ class Since(fields.AwareDateTime):
     }
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
-        if not isinstance(value, str):
+        if not isinstance(value, str) or not _RFC3339.fullmatch(value):
             raise self.make_error("invalid")
         parsed = super()._deserialize(value, attr, data, **kwargs)
         try:
@@ -625,6 +630,7 @@ class ReplaySchema(Schema):
     """``POST /webhooks/<id>/replay``: which past events to redeliver."""
 
     since = Since(required=True, metadata={
+        "pattern": RFC3339_PATTERN,
         "description": "Replay deliveries made (and, for missed, events emitted) at or after this time"})
     status = StatusList(load_default=("failed",), metadata={
         "description": "failed (default), cancelled (e.g. cancelled when the webhook was disabled), missed "

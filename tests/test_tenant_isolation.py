@@ -213,6 +213,22 @@ def _preview(w: World) -> None:
     assert w.call("POST", f"/webhooks/{w.ids['a1']}/preview").status_code == 200  # control
 
 
+def _rotate_secret(w: World) -> None:
+    for body in (None, {}, {"signing_secret": "taken-over-secret-0123"}, {"signing_secret": "generate"}):
+        kwargs = {} if body is None else {"json": body}
+        not_found(w.call("POST", f"/webhooks/{w.ids['b1']}/rotate-secret", **kwargs), "webhook", w.ids["b1"])
+    assert w.call("GET", f"/webhooks/{w.ids['b1']}", B).get_json()["signing_secret"] == "b-secret-0123456789"
+
+
+def _replay(w: World) -> None:
+    every = {"since": "2000-01-01T00:00:00Z", "status": ["failed", "cancelled", "missed"]}
+    for body in (every, {"since": "2000-01-01T00:00:00Z"}, {}):
+        not_found(w.call("POST", f"/webhooks/{w.ids['b1']}/replay", json=body), "webhook", w.ids["b1"])
+    # Brand B's event has no delivery to a1, yet it is never a "missed" event of brand A's webhook.
+    mine = w.call("POST", f"/webhooks/{w.ids['a1']}/replay", json=every)
+    assert mine.status_code == 202 and mine.get_json()["count"] == 0
+
+
 def _openapi(w: World) -> None:
     # Public and the same for everyone: it holds no brand's data.
     answers = [w.call("GET", "/webhooks/openapi.json", headers).get_json() for headers in (A, B, {"X": "none"})]
@@ -233,6 +249,8 @@ CASES: dict[str, Callable[[World], None]] = {
     "redeliver": _redeliver,
     "test_webhook": _test,
     "preview_webhook": _preview,
+    "rotate_secret": _rotate_secret,
+    "replay_webhook": _replay,
     "openapi": _openapi,
 }
 #: Routes not scoped to a webhook (no ``<webhook_id>``): the generic 404 sweep skips them.

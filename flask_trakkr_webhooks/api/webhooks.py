@@ -1,4 +1,5 @@
-"""Routes of the webhooks resource: create, list, retrieve, update and delete endpoints.
+"""Routes of the webhooks resource: create, list, retrieve, update and delete endpoints,
+rotate the signing secret, and replay what an endpoint did not get.
 
 Validation lives in :mod:`flask_trakkr_webhooks.schemas` (pure); this module does the
 HTTP and database parts and asks the access policy:
@@ -10,13 +11,14 @@ HTTP and database parts and asks the access policy:
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 from typing import Any, Iterable
 
 import sqlalchemy as sa
 from flask import Blueprint, jsonify, request, url_for
 from marshmallow import ValidationError
 
-from .. import ids, schemas, ssrf
+from .. import health, ids, outbox, schemas, signing, ssrf
 from ..errors import APIError
 from ..extension import get_state
 from ..models import CANCELLED, PENDING, QUEUED, RETRYING
@@ -38,6 +40,8 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/<webhook_id>", "get_webhook", get_webhook, methods=["GET"])
     bp.add_url_rule("/<webhook_id>", "update_webhook", update_webhook, methods=["PATCH"])
     bp.add_url_rule("/<webhook_id>", "delete_webhook", delete_webhook, methods=["DELETE"])
+    bp.add_url_rule("/<webhook_id>/rotate-secret", "rotate_secret", rotate_secret, methods=["POST"])
+    bp.add_url_rule("/<webhook_id>/replay", "replay_webhook", replay_webhook, methods=["POST"])
 
 
 # -- helpers ----------------------------------------------------------------------------
@@ -245,6 +249,10 @@ def update_webhook(webhook_id: str):
             webhook.disabled_at = None
             webhook.consecutive_failures = 0
             webhook.failing_since = None
+        if "signing_secret" in changes:
+            # A secret set outright replaces every other at once (rotate-secret keeps a grace period).
+            webhook.previous_signing_secret = None
+            webhook.previous_secret_expires_at = None
         for name, value in changes.items():
             setattr(webhook, name, value)
         webhook.updated_at = ids.utcnow()
@@ -274,3 +282,73 @@ def delete_webhook(webhook_id: str):
     )
     state.db.session.commit()
     return jsonify({"id": webhook.id, "object": "webhook", "deleted": True})
+
+
+def rotate_secret(webhook_id: str):
+    """``POST /webhooks/<id>/rotate-secret``: a new signing secret (generated, or the body's
+    ``signing_secret``); the old one keeps signing ``webhook-signature`` for ``SECRET_GRACE_PERIOD``.
+
+    200 with the webhook object (its ``signing_secret`` is the new one, and
+    ``previous_secret_expires_at`` says until when the old one signs too). Rotating again
+    within the grace period replaces the previous secret with the one just retired.
+    """
+    _query_params()
+    state = get_state()
+    webhook = _get_or_404(webhook_id, lock=True)
+    try:
+        loaded = schemas.load_request(schemas.RotateSecretSchema(), json_body(required=False))
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    new = loaded.get("signing_secret") or signing.generate_secret()
+    old = webhook.signing_secret
+    if new == old:
+        raise _invalid(ValidationError({"signing_secret": ["must differ from the current secret"]}))
+    now = ids.utcnow()
+    grace = state.settings.secret_grace_period
+    keep = old is not None and grace > 0
+    webhook.previous_signing_secret = old if keep else None
+    webhook.previous_secret_expires_at = now + timedelta(seconds=grace) if keep else None
+    webhook.signing_secret = new
+    webhook.updated_at = now
+    state.db.session.commit()
+    return _respond(webhook)
+
+
+def replay_webhook(webhook_id: str):
+    """``POST /webhooks/<id>/replay``: redeliver, as new deliveries of the same events (same
+    ``meta.event_id``), what failed, was cancelled or was missed since ``since``.
+
+    Body: ``since`` (required, ISO 8601 with a time zone), ``status`` (``failed`` by default;
+    ``cancelled``, ``missed``, or a list), ``limit`` (at most :data:`schemas.MAX_REPLAY`).
+    202 with the count and the new deliveries, enqueued when this commits; 409 when the
+    webhook is inactive (re-enable it first: ``PATCH {"active": true}``).
+    """
+    _query_params()
+    state = get_state()
+    webhook = _get_or_404(webhook_id, lock=True)  # one replay at a time: the next sees these deliveries
+    try:
+        loaded = schemas.load_request(schemas.ReplaySchema(), json_body())
+    except ValidationError as exc:
+        raise _invalid(exc) from None
+    if not webhook.active:
+        raise APIError(409, "The webhook is inactive: activate it (PATCH {\"active\": true}) before replaying.")
+    session = state.db.session
+    replayed, more = health.replay(state, webhook, since=loaded["since"], statuses=loaded["status"],
+                                   limit=loaded["limit"])
+    if replayed:
+        outbox.track(state, session(), [r.delivery_id for r in replayed])  # enqueued once this commits
+    session.commit()
+    response = jsonify({
+        "object": "replay",
+        "webhook_id": webhook.id,
+        "since": ids.isoformat(loaded["since"]),
+        "status": list(loaded["status"]),
+        "count": len(replayed),
+        "has_more": more,
+        "deliveries": [
+            {"id": r.delivery_id, "event_id": r.event_id, "event_type": r.event_type, "replayed_status": r.reason}
+            for r in replayed
+        ],
+    })
+    response.status_code = 202
+    return response
