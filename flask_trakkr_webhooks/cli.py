@@ -1,4 +1,4 @@
-"""The ``flask webhooks`` command group: ``worker`` and ``dispatch``."""
+"""The ``flask webhooks`` command group: ``worker``, ``dispatch``, ``generate-key`` and ``rotate-key``."""
 from __future__ import annotations
 
 import click
@@ -46,3 +46,37 @@ def dispatch_command() -> None:
         f"(pending {counts['pending']}, lost jobs {counts['lost_jobs']}, stuck {counts['stuck']}, "
         f"overdue retries {counts['overdue_retries']})"
     )
+
+
+@webhooks_cli.command("generate-key")
+def generate_key_command() -> None:
+    """Print a new Fernet key for TRAKKR_WEBHOOKS_ENCRYPTION_KEY (nothing is stored).
+
+    To rotate: put the new key first (TRAKKR_WEBHOOKS_ENCRYPTION_KEY="NEW,OLD"), deploy,
+    run `flask webhooks rotate-key`, then remove the old key.
+    """
+    from .crypto import generate_key
+
+    click.echo(generate_key())
+
+
+@webhooks_cli.command("rotate-key")
+def rotate_key_command() -> None:
+    """Re-encrypt every stored credential with the first key of TRAKKR_WEBHOOKS_ENCRYPTION_KEY.
+
+    Values under an older key (still listed after the first) or stored unencrypted are
+    re-encrypted; values already under the first key are left alone. One transaction:
+    on any error nothing changes. Prints the count per column.
+    """
+    from . import crypto
+    from .extension import get_state
+
+    state = get_state()
+    try:
+        counts = crypto.rotate(state.db.session, state.models)
+    except (RuntimeError, ValueError) as exc:  # no key, or a value under a key no longer configured
+        state.db.session.rollback()
+        raise click.ClickException(str(exc)) from None
+    for column, count in counts.items():
+        click.echo(f"{column}: {count} re-encrypted")
+    click.echo(f"re-encrypted {sum(counts.values())} values with the first key")

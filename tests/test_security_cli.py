@@ -1,0 +1,125 @@
+"""``flask webhooks generate-key`` and ``flask webhooks rotate-key`` through Flask's CLI runner.
+
+The stored values are read back with plain SQL: after a rotation every credential column
+decrypts with the new key alone.
+"""
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+from cryptography.fernet import Fernet, InvalidToken
+
+from flask_trakkr_webhooks import get_state
+
+OLD = Fernet.generate_key().decode()
+NEW = Fernet.generate_key().decode()
+BRAND = "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c"
+COLUMNS = ("auth_token", "auth_password", "api_key_value", "signing_secret", "previous_signing_secret")
+
+
+def _cli(app, *args):
+    return app.test_cli_runner().invoke(args=["webhooks", *args])
+
+
+def _raw(app) -> dict[tuple[str, str], str]:
+    """(webhook id, column) -> the stored text, for every non-null credential."""
+    with app.app_context():
+        rows = get_state(app).db.session.execute(
+            sa.text(f"SELECT id, {', '.join(COLUMNS)} FROM trakkr_webhooks")).mappings().all()
+    return {(row["id"], column): row[column] for row in rows for column in COLUMNS if row[column] is not None}
+
+
+def _plain(stored: str, key: str) -> str:
+    assert stored.startswith("fernet:"), stored
+    return Fernet(key).decrypt(stored[len("fernet:"):].encode()).decode()
+
+
+def _seed(app) -> dict[tuple[str, str], str]:
+    """Three webhooks through the API, one credential of each kind, one rotated secret; the plaintexts."""
+    client = app.test_client()
+    expected = {}
+    for auth, secret in ((dict(auth_type="bearer", auth_token="tok-bearer-1"), "secret-one-0123456789"),
+                         (dict(auth_type="basic", auth_username="ann", auth_password="pw-basic-2"), None),
+                         (dict(auth_type="api_key", api_key_header="X-Key", api_key_value="key-value-3"),
+                          "generate")):
+        body = {"url": "https://r.example/h", "events": ["visibility_changed"], "brand_id": BRAND, **auth}
+        if secret:
+            body["signing_secret"] = secret
+        created = client.post("/webhooks", json=body).get_json()
+        for column in ("auth_token", "auth_password", "api_key_value"):
+            if column in auth:
+                expected[(created["id"], column)] = auth[column]
+        if created["signing_secret"]:
+            expected[(created["id"], "signing_secret")] = created["signing_secret"]
+    rotated = next(hook for hook, column in expected if column == "signing_secret")
+    new_secret = client.post(f"/webhooks/{rotated}/rotate-secret").get_json()["signing_secret"]
+    expected[(rotated, "previous_signing_secret")] = expected[(rotated, "signing_secret")]
+    expected[(rotated, "signing_secret")] = new_secret
+    return expected
+
+
+def test_generate_key_prints_a_new_fernet_key(app):
+    first, second = _cli(app, "generate-key"), _cli(app, "generate-key")
+    assert first.exit_code == 0 and second.exit_code == 0
+    key = first.output.strip()
+    assert key != second.output.strip()
+    assert Fernet(key).decrypt(Fernet(key).encrypt(b"x")) == b"x"  # a usable key
+
+
+def test_rotate_key_re_encrypts_every_credential_with_the_first_key(make_app):
+    old_app = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=OLD)
+    expected = _seed(old_app)
+    assert len(expected) == 6 and {column for _, column in expected} == set(COLUMNS)
+    before = _raw(old_app)
+    assert set(before) == set(expected)
+    assert {key: _plain(value, OLD) for key, value in before.items()} == expected
+
+    both = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=f"{NEW},{OLD}")  # same database, new key first
+    result = _cli(both, "rotate-key")
+    assert result.exit_code == 0, result.output
+    assert "trakkr_webhooks.auth_token: 1 re-encrypted" in result.output
+    assert "trakkr_webhooks.previous_signing_secret: 1 re-encrypted" in result.output
+    assert result.output.strip().endswith("re-encrypted 6 values with the first key")
+
+    after = _raw(both)
+    assert set(after) == set(expected)
+    for key, stored in after.items():
+        assert stored != before[key]
+        assert _plain(stored, NEW) == expected[key]
+        with pytest.raises(InvalidToken):
+            _plain(stored, OLD)
+
+    new_only = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=NEW)  # the old key is gone: everything still reads
+    hook_id = next(hook for hook, column in expected if column == "previous_signing_secret")
+    assert new_only.test_client().get(f"/webhooks/{hook_id}").get_json()["signing_secret"] == \
+        expected[(hook_id, "signing_secret")]
+    again = _cli(new_only, "rotate-key")
+    assert again.exit_code == 0 and again.output.strip().endswith("re-encrypted 0 values with the first key")
+
+
+def test_rotate_key_encrypts_values_stored_without_a_key(make_app):
+    unkeyed = make_app()  # testing: stored as plain text
+    expected = _seed(unkeyed)
+    assert not any(value.startswith("fernet:") for value in _raw(unkeyed).values())
+    keyed = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=NEW)
+    result = _cli(keyed, "rotate-key")
+    assert result.exit_code == 0, result.output
+    assert {key: _plain(value, NEW) for key, value in _raw(keyed).items()} == expected
+
+
+def test_rotate_key_without_a_key_fails_and_says_how_to_make_one(app):
+    result = _cli(app, "rotate-key")
+    assert result.exit_code == 1
+    assert "cannot rotate: TRAKKR_WEBHOOKS_ENCRYPTION_KEY is not set" in result.output
+    assert "flask webhooks generate-key" in result.output
+
+
+def test_rotate_key_without_the_old_key_fails_and_changes_nothing(make_app):
+    old_app = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=OLD)
+    _seed(old_app)
+    before = _raw(old_app)
+    wrong = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=NEW)  # the old key was dropped too early
+    result = _cli(wrong, "rotate-key")
+    assert result.exit_code == 1
+    assert "cannot decrypt a stored webhook credential" in result.output
+    assert _raw(wrong) == before
