@@ -44,15 +44,19 @@ def e2e_app(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
 
 
 class WorkerProcess:
-    """``flask webhooks worker`` for an app, in its own process group."""
+    """``flask webhooks worker`` for an app, in its own process group.
 
-    def __init__(self, app: Flask, log_path: Path, *args: str) -> None:
+    ``host``: the app factory the worker runs; ``env``: more environment variables for it.
+    """
+
+    def __init__(self, app: Flask, log_path: Path, *args: str, host: str = "e2e.hostapp:create_app",
+                 env: dict[str, str] | None = None) -> None:
         env = dict(os.environ, **env_for(app), PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]),
-                   PYTHONUNBUFFERED="1")
+                   PYTHONUNBUFFERED="1", **(env or {}))
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "e2e.hostapp:create_app", "webhooks", *args],
+            [sys.executable, "-m", "flask", "--app", host, "webhooks", *args],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )
 
@@ -85,12 +89,12 @@ class WorkerProcess:
 
 @pytest.fixture
 def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """``start_worker(app, *args)`` starts ``flask webhooks worker`` (default) or another command;
-    every process is killed in teardown."""
+    """``start_worker(app, *args, host=..., env=...)`` starts ``flask webhooks worker`` (default) or another
+    command; every process is killed in teardown."""
     started: list[WorkerProcess] = []
 
-    def start(app: Flask, *args: str) -> WorkerProcess:
-        worker = WorkerProcess(app, tmp_path / f"worker-{len(started)}.log", *(args or ("worker",)))
+    def start(app: Flask, *args: str, **kwargs: Any) -> WorkerProcess:
+        worker = WorkerProcess(app, tmp_path / f"worker-{len(started)}.log", *(args or ("worker",)), **kwargs)
         started.append(worker)
         return worker
 
