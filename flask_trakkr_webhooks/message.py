@@ -68,7 +68,12 @@ def render_body(endpoint: Endpoint, payload: Mapping[str, Any]) -> bytes:
     if endpoint.template is not None:
         document = templating.render(endpoint.template, dict(payload))
     else:
-        document = providers.format_body(endpoint.provider or "webhook", dict(payload))
+        provider = endpoint.provider or "webhook"
+        try:
+            document = providers.format_body(provider, dict(payload))
+        except Exception as exc:  # a host-registered formatter may raise anything
+            # A permanent failure with the reason on record, never a delivery stuck in "sending".
+            raise MessageError(f"the {provider!r} formatter failed: {type(exc).__name__}: {exc}") from exc
     try:
         text = json.dumps(document, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:

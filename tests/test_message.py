@@ -154,3 +154,15 @@ def test_build_is_pure_and_deterministic():
     first, second = _build(**endpoint), _build(**endpoint)
     assert first == second
     assert PAYLOAD == sample_payload("visibility_changed", test=False)  # the payload was not changed
+
+
+def test_a_failing_host_formatter_is_a_message_error_naming_it():
+    def broken(payload):
+        return payload["no_such_key"]
+
+    providers.register("broken", broken)
+    try:
+        with pytest.raises(MessageError, match="'broken' formatter failed: KeyError"):
+            _build(provider="broken")
+    finally:
+        providers.unregister("broken")
