@@ -81,7 +81,9 @@ def _delivered(app, receiver):
     return receiver.wait_for(count + 1, timeout=10)[-1]
 
 
-def _verifies(secrets, got) -> bool:
+def verifies(secrets, got) -> bool:
+    """Whether receiver_kit (300 s tolerance, Standard Webhooks headers only) accepts request ``got``
+    with ``secrets``; any refusal other than "no matching signature" fails the test."""
     try:
         return WebhookVerifier(secrets, tolerance=300, allow_legacy=False).authenticate(got.body, got.headers) \
             == SCHEME_STANDARD
@@ -172,14 +174,14 @@ def test_rotate_unknown_or_deleted_webhook_is_404(client):
 def test_rotation_windows_on_real_deliveries(app, client, receiver):
     """Old only, new only, both: all verify during the grace period; after it, only the new one."""
     hook = _create(client, receiver.url + "/h", signing_secret=OLD)
-    assert _verifies([OLD], _delivered(app, receiver))
+    assert verifies([OLD], _delivered(app, receiver))
     new = client.post(f"/webhooks/{hook['id']}/rotate-secret").get_json()["signing_secret"]
 
     got = _delivered(app, receiver)
     assert len(got.headers["webhook-signature"].split(" ")) == 2
     for secrets in ([OLD], [new], [new, OLD]):
-        assert _verifies(secrets, got), secrets
-    assert not _verifies(["unrelated-secret-0123456789"], got)
+        assert verifies(secrets, got), secrets
+    assert not verifies(["unrelated-secret-0123456789"], got)
     # The seed's scheme: the new secret only; a receiver on the plain snippet accepts either during the window.
     assert verify_signature(got.body, got.headers["X-Trakkr-Signature"], new)
     assert not verify_signature(got.body, got.headers["X-Trakkr-Signature"], OLD)
@@ -187,7 +189,7 @@ def test_rotation_windows_on_real_deliveries(app, client, receiver):
 
     # /test and /preview are signed the same way during the window.
     test_send = receiver.received[-1] if client.post(f"/webhooks/{hook['id']}/test").get_json()["success"] else None
-    assert test_send is not None and _verifies([OLD], test_send) and _verifies([new], test_send)
+    assert test_send is not None and verifies([OLD], test_send) and verifies([new], test_send)
     preview = client.post(f"/webhooks/{hook['id']}/preview").get_json()
     assert len(preview["headers"]["webhook-signature"].split(" ")) == 2
 
@@ -198,8 +200,8 @@ def test_rotation_windows_on_real_deliveries(app, client, receiver):
         state.db.session.commit()
     got = _delivered(app, receiver)
     assert len(got.headers["webhook-signature"].split(" ")) == 1
-    assert _verifies([new], got) and _verifies([new, OLD], got)
-    assert not _verifies([OLD], got)
+    assert verifies([new], got) and verifies([new, OLD], got)
+    assert not verifies([OLD], got)
     assert client.get(f"/webhooks/{hook['id']}").get_json()["previous_secret_expires_at"] is None
 
 
@@ -208,12 +210,12 @@ def test_rotating_twice_retires_the_first_secret_and_patch_ends_the_window(app, 
     second = client.post(f"/webhooks/{hook['id']}/rotate-secret").get_json()["signing_secret"]
     third = client.post(f"/webhooks/{hook['id']}/rotate-secret").get_json()["signing_secret"]
     got = _delivered(app, receiver)
-    assert _verifies([second], got) and _verifies([third], got) and not _verifies([OLD], got)
+    assert verifies([second], got) and verifies([third], got) and not verifies([OLD], got)
     fourth = "set-outright-0123456789abc"
     body = client.patch(f"/webhooks/{hook['id']}", json={"signing_secret": fourth}).get_json()
     assert body["previous_secret_expires_at"] is None
     got = _delivered(app, receiver)
-    assert _verifies([fourth], got) and not _verifies([third], got)
+    assert verifies([fourth], got) and not verifies([third], got)
 
 
 def test_retries_keep_the_webhook_id_and_sign_a_fresh_timestamp(make_app, receiver):
@@ -230,7 +232,7 @@ def test_retries_keep_the_webhook_id_and_sign_a_fresh_timestamp(make_app, receiv
         assert first.headers["webhook-id"] == second.headers["webhook-id"] == event
         assert int(second.headers["webhook-timestamp"]) > int(first.headers["webhook-timestamp"])
         assert first.headers["webhook-signature"] != second.headers["webhook-signature"]
-        assert _verifies([hook["signing_secret"]], first) and _verifies([hook["signing_secret"]], second)
+        assert verifies([hook["signing_secret"]], first) and verifies([hook["signing_secret"]], second)
     finally:
         clear_queue(app)
 
