@@ -7,8 +7,10 @@ attempts of earlier jobs are still in flight. That keeps up to ``CONCURRENCY``
 deliveries in flight at all times instead of draining to zero at the end of each job.
 
 * **Limits**: at most ``CONCURRENCY`` attempts at once, ``PER_HOST_CONCURRENCY`` per
-  host; a job waits (back-pressure: the worker takes no new job) while its remaining
-  deliveries' hosts are full. Hosts are served round-robin.
+  host. Claimed deliveries whose host is full wait in a backlog; a job waits
+  (back-pressure: the worker takes no new job) while more than ``CONCURRENCY`` are
+  waiting, or more than ``PER_HOST_CONCURRENCY`` for one host. Hosts are served
+  round-robin.
 * **Recording**: one recorder thread (with its own app context and database session)
   writes finished attempts in groups (:func:`delivery.record`), so database work does
   not grow with the number of sending threads.
@@ -53,6 +55,9 @@ class Engine:
         self._cond = threading.Condition()
         self._running = 0
         self._hosts: dict[str, int] = {}
+        #: Claimed deliveries not started yet, per host (insertion order = round-robin order).
+        self._backlog: dict[str, deque[delivery.Work]] = {}
+        self._waiting = 0
         self._unrecorded = 0
         self._outcomes: "queue.SimpleQueue[delivery.Outcome | None]" = queue.SimpleQueue()
         self._recorder = threading.Thread(target=self._record_loop, name="trakkr-record", daemon=True)
@@ -63,26 +68,42 @@ class Engine:
     # -- submitting ------------------------------------------------------------------------
 
     def submit(self, works: Sequence[delivery.Work]) -> None:
-        """Start an attempt for each of ``works``; return once all have started."""
-        backlog: dict[str, deque[delivery.Work]] = {}
-        for work in works:
-            backlog.setdefault(work.host, deque()).append(work)
+        """Queue an attempt for each of ``works``; return once the backlog is short.
+
+        Short means at most ``CONCURRENCY`` attempts waiting in all and at most
+        ``PER_HOST_CONCURRENCY`` waiting for any one host: the worker then claims its
+        next job while these are still being sent, so slots freed meanwhile find work
+        (waiting for *every* delivery to start left them idle during each claim). A
+        delivery waits at most one more wave of its host than a job's own backlog.
+        """
         with self._cond:
-            while backlog:
-                started = False
-                for host in list(backlog):
-                    waiting = backlog[host]
-                    while waiting and self._running < self.concurrency and self._hosts.get(host, 0) < self.per_host:
-                        work = waiting.popleft()
-                        self._running += 1
-                        self._unrecorded += 1
-                        self._hosts[host] = self._hosts.get(host, 0) + 1
-                        self._pool.submit(self._run, work)
-                        started = True
-                    if not waiting:
-                        del backlog[host]
-                if backlog and not started:
-                    self._cond.wait(1.0)
+            for work in works:
+                self._backlog.setdefault(work.host, deque()).append(work)
+            self._waiting += len(works)
+            self._unrecorded += len(works)
+            self._start_waiting()
+            while self._waiting > self.concurrency or any(len(w) > self.per_host for w in self._backlog.values()):
+                self._cond.wait(1.0)
+
+    def _start_waiting(self) -> None:
+        """Start waiting attempts while slots are free, hosts round-robin (holding the lock)."""
+        progress = True
+        while progress and self._backlog and self._running < self.concurrency and not self._stopping:
+            progress = False
+            for host in list(self._backlog):
+                if self._running >= self.concurrency:
+                    break
+                if self._hosts.get(host, 0) >= self.per_host:
+                    continue
+                waiting = self._backlog.pop(host)
+                work = waiting.popleft()
+                if waiting:  # back of the line: the next free slot goes to another host first
+                    self._backlog[host] = waiting
+                self._waiting -= 1
+                self._running += 1
+                self._hosts[host] = self._hosts.get(host, 0) + 1
+                self._pool.submit(self._run, work)
+                progress = True
 
     def _run(self, work: delivery.Work) -> None:
         outcome = None
@@ -98,6 +119,7 @@ class Engine:
                     del self._hosts[work.host]
                 if outcome is None:
                     self._unrecorded -= 1
+                self._start_waiting()
                 self._cond.notify_all()
         if outcome is not None:
             self._outcomes.put(outcome)
@@ -134,12 +156,12 @@ class Engine:
 
     @property
     def in_flight(self) -> int:
-        """Attempts started and not yet recorded."""
+        """Attempts claimed (started or waiting for a slot) and not yet recorded."""
         with self._cond:
             return self._unrecorded
 
     def wait_idle(self, timeout: float) -> bool:
-        """Wait until every started attempt is recorded; False if ``timeout`` passed first."""
+        """Wait until every claimed attempt is sent and recorded; False if ``timeout`` passed first."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while self._unrecorded:
@@ -154,6 +176,8 @@ class Engine:
         if not self.wait_idle(timeout):
             log.warning("trakkr_webhooks: %d attempts still in flight at shutdown; the sweep will re-enqueue them",
                         self.in_flight)
+        with self._cond:
+            self._stopping = True  # what still waits stays `sending`: the sweep re-enqueues it
         self._outcomes.put(None)
         self._recorder.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)

@@ -265,10 +265,13 @@ def run_worker(app: Flask, *, burst: bool = False, name: str | None = None) -> b
 
     state = get_state(app)
     settings = state.settings
-    waves = -(-settings.batch_size // max(1, settings.per_host_concurrency)) + 1
+    # A claimed delivery may wait behind its host's attempts in flight, one wave the engine
+    # keeps waiting (engine.Engine.submit) and its own batch.
+    per_host = max(1, min(settings.per_host_concurrency, settings.concurrency))
+    waves = -(-settings.batch_size // per_host) + 2
     if settings.stuck_after <= waves * settings.timeout:
         log.warning(
-            "trakkr_webhooks: TRAKKR_WEBHOOKS_STUCK_AFTER (%ss) should exceed (BATCH_SIZE / PER_HOST_CONCURRENCY + 1) "
+            "trakkr_webhooks: TRAKKR_WEBHOOKS_STUCK_AFTER (%ss) should exceed (BATCH_SIZE / PER_HOST_CONCURRENCY + 2) "
             "x TIMEOUT = %ss: a delivery waiting for a busy host could otherwise look stuck and be sent twice",
             settings.stuck_after, waves * settings.timeout)
     # Its own connection: RQ raises the socket timeout for blocking pops.

@@ -138,6 +138,31 @@ def test_the_engine_keeps_deliveries_in_flight_across_jobs(new_app):
     assert engine.current(get_state(app)) is None
 
 
+def test_a_job_returns_once_its_backlog_is_one_wave_per_host(new_app):
+    # Six deliveries to one host capped at two: the job hands off once no more than two
+    # wait (one wave), not after all six started, and never exceeds the cap meanwhile.
+    app = new_app(TRAKKR_WEBHOOKS_CONCURRENCY=4, TRAKKR_WEBHOOKS_PER_HOST_CONCURRENCY=2)
+    with Receiver() as rx:
+        rx.default = Reply(200, delay=0.4)
+        for _ in range(6):
+            make_webhook(app, rx.url + "/hooks")
+        emit(app)
+        running = engine.start(app)
+        try:
+            started = time.monotonic()
+            with app.app_context():
+                counts = engine.run(running, _ids(app))
+            handed_off = time.monotonic() - started
+            assert counts == {"claimed": 6, "skipped": 0, "sending": 6}
+            assert 0.3 < handed_off < 0.75  # after the first wave, with two still waiting
+            assert running.in_flight >= 2
+            assert running.wait_idle(10)
+        finally:
+            running.stop(timeout=5)
+        assert rx.max_in_flight == 2
+    assert {d.status for d in _deliveries(app)} == {"succeeded"}
+
+
 def test_a_delivery_is_claimed_once_even_by_racing_jobs(new_app, receiver):
     app = new_app()
     for _ in range(5):
