@@ -123,7 +123,8 @@ def test_readme_has_curl_examples_for_every_documented_route() -> None:
     commands = curl_commands(README.read_text())
     paths = {re.sub(r"\?.*", "", parse_curl(c)["url"]) for c in commands}
     for needed in ("$API/webhooks", "$API/webhooks/$WH", "$API/webhooks/$WH/deliveries",
-                   "$API/webhooks/$WH/test", "$API/webhooks/$WH/deliveries/$DLV/redeliver"):
+                   "$API/webhooks/$WH/test", "$API/webhooks/$WH/deliveries/$DLV/redeliver",
+                   "$API/webhooks/$WH/preview", "$API/webhooks/$WH/rotate-secret", "$API/webhooks/$WH/replay"):
         assert needed in paths, f"README has no curl example for {needed}"
 
 
