@@ -13,7 +13,7 @@ import pytest
 from flask import Flask
 
 from e2e.hostapp import env_for
-from e2e.receiver import Receiver
+from e2e.receiver import TIMEOUT_SCALE, Receiver
 
 ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
@@ -107,6 +107,7 @@ def start_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
 
 def wait_until(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.05) -> Any:
     """Poll ``predicate`` until it returns something truthy; ``AssertionError`` naming ``what`` on timeout."""
+    timeout *= TIMEOUT_SCALE
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
