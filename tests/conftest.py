@@ -8,6 +8,7 @@ Environment:
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import sys
@@ -156,3 +157,24 @@ def app(make_app: Callable[..., Flask]) -> Flask:
 def client(app: Flask):
     """A test client of ``app``."""
     return app.test_client()
+
+
+@pytest.fixture
+def example(database_url, redis_url, monkeypatch, tmp_path):
+    """The example app (``example_app``) with its two demo brands; yields ``(app, api keys by slug)``."""
+    monkeypatch.setenv("DATABASE_URL", database_url)
+    monkeypatch.setenv("REDIS_URL", redis_url)
+    monkeypatch.setenv("EXAMPLE_LOCAL_RECEIVERS", "1")
+    from example_app import create_app, db
+
+    app = create_app({"TESTING": True, "TRAKKR_WEBHOOKS_QUEUE": f"example-{tmp_path.name}"})
+    out = app.test_cli_runner().invoke(args=["seed", "--json"])
+    assert out.exit_code == 0, out.output
+    keys = {b["slug"]: b["api_key"] for b in json.loads(out.output.strip().splitlines()[-1])}
+    try:
+        yield app, keys
+    finally:
+        with app.app_context():
+            db.session.remove()
+            db.drop_all()
+            db.engine.dispose()

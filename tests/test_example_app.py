@@ -13,27 +13,6 @@ GLOBEX = "8d1e4b7a-2c3f-4e5d-a6b7-c8d9e0f1a2b3"
 ALL_EVENTS = ["visibility_changed", "report_completed", "competitor_added", "citation_gained", "citation_lost"]
 
 
-@pytest.fixture
-def example(database_url, redis_url, monkeypatch, tmp_path):
-    """The example app with its two demo brands; yields (app, keys by slug)."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("EXAMPLE_LOCAL_RECEIVERS", "1")
-    from example_app import create_app, db
-
-    app = create_app({"TESTING": True, "TRAKKR_WEBHOOKS_QUEUE": f"example-{tmp_path.name}"})
-    out = app.test_cli_runner().invoke(args=["seed", "--json"])
-    assert out.exit_code == 0, out.output
-    keys = {b["slug"]: b["api_key"] for b in json.loads(out.output.strip().splitlines()[-1])}
-    try:
-        yield app, keys
-    finally:
-        with app.app_context():
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
-
-
 def auth(key: str) -> dict:
     return {"Authorization": f"Bearer {key}"}
 

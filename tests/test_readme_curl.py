@@ -79,25 +79,15 @@ class _Receiver(BaseHTTPRequestHandler):
 
 
 @pytest.fixture
-def example_server(database_url, redis_url, monkeypatch, tmp_path):
+def example_server(example):
     """The example app served on 127.0.0.1, a receiver for it, and the demo's variables."""
-    monkeypatch.setenv("DATABASE_URL", database_url)
-    monkeypatch.setenv("REDIS_URL", redis_url)
-    monkeypatch.setenv("EXAMPLE_LOCAL_RECEIVERS", "1")
-    from example_app import create_app, db
-
-    app = create_app({"TESTING": True, "TRAKKR_WEBHOOKS_QUEUE": f"readme-{tmp_path.name}"})
+    app, keys = example
     receiver = ThreadingHTTPServer(("127.0.0.1", 0), _Receiver)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threads = [threading.Thread(target=s.serve_forever, daemon=True) for s in (receiver, server)]
     for t in threads:
         t.start()
     try:
-        out = app.test_cli_runner().invoke(args=["seed", "--json"])
-        assert out.exit_code == 0, out.output
-        import json
-
-        key = json.loads(out.output.strip().splitlines()[-1])[0]["api_key"]
         api = f"http://127.0.0.1:{server.server_port}"
         receiver_addr = f"127.0.0.1:{receiver.server_port}"
         # What the demo registers before it prints its export line.
@@ -106,17 +96,13 @@ def example_server(database_url, redis_url, monkeypatch, tmp_path):
             json={"url": f"http://{receiver_addr}/hooks/trakkr", "brand_id": "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c",
                   "events": ["visibility_changed", "report_completed", "competitor_added",
                              "citation_gained", "citation_lost"], "signing_secret": "s" * 32},
-            headers={"Authorization": f"Bearer {key}"}, timeout=10,
+            headers={"Authorization": f"Bearer {keys['acme']}"}, timeout=10,
         )
         assert hook.status_code == 201, hook.text
-        yield {"API": api, "KEY": key, "WH": hook.json()["id"], "RECEIVER": receiver_addr}
+        yield {"API": api, "KEY": keys["acme"], "WH": hook.json()["id"], "RECEIVER": receiver_addr}
     finally:
         server.shutdown()
         receiver.shutdown()
-        with app.app_context():
-            db.session.remove()
-            db.drop_all()
-            db.engine.dispose()
 
 
 def test_readme_has_curl_examples_for_every_documented_route() -> None:
