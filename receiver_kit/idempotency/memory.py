@@ -6,6 +6,7 @@ with several workers (gunicorn ``-w 4``) or across deploys use ``RedisStore`` or
 """
 from __future__ import annotations
 
+import heapq
 import threading
 import time
 from typing import Callable, NamedTuple
@@ -21,10 +22,13 @@ class _Entry(NamedTuple):
 
 
 class MemoryStore(TTLs):
-    """Idempotency keys in a dict guarded by a lock; expired entries are swept now and then."""
+    """Idempotency keys in a dict guarded by a lock; expired entries leave in expiry order.
 
-    #: Sweep expired entries once every this many claims (keeps memory bounded).
-    sweep_every = 1024
+    Every write also goes on a heap of ``(expires_at, key)``, so each claim drops
+    exactly the entries that have expired, oldest first: the cost per request does
+    not grow with the number of keys kept (a full scan every N claims did, at a week's
+    ``completed_ttl`` that is every key the receiver ever saw).
+    """
 
     def __init__(
         self,
@@ -37,21 +41,21 @@ class MemoryStore(TTLs):
         self._clock = clock
         self._lock = threading.Lock()
         self._entries: dict[str, _Entry] = {}
-        self._claims = 0
+        # (expires_at, key) of every write; a pair whose key was rewritten or released
+        # since is skipped when it comes up.
+        self._expiry: list[tuple[float, str]] = []
 
     def claim(self, key: str, *, processing_ttl: float | None = None) -> Claim:
         """Claim ``key`` unless a live entry holds it (an expired ``processing`` one is taken over)."""
         ttl = self.processing_ttl_for(processing_ttl)
         with self._lock:
             now = self._clock()
-            self._claims += 1
-            if self._claims % self.sweep_every == 0:
-                self._sweep(now)
+            self._sweep(now)
             entry = self._entries.get(key)
             if entry is not None and entry.expires_at > now:
                 return Claim(entry.state)
             token = new_token()
-            self._entries[key] = _Entry(PROCESSING, token, now + ttl)
+            self._put(key, _Entry(PROCESSING, token, now + ttl))
             return Claim(ACQUIRED, token)
 
     def complete(self, key: str, token: str, *, completed_ttl: float | None = None) -> bool:
@@ -61,7 +65,7 @@ class MemoryStore(TTLs):
             entry = self._entries.get(key)
             if entry is not None and entry.token != token:
                 return False
-            self._entries[key] = _Entry(COMPLETED, token, self._clock() + ttl)
+            self._put(key, _Entry(COMPLETED, token, self._clock() + ttl))
             return True
 
     def release(self, key: str, token: str) -> bool:
@@ -85,6 +89,14 @@ class MemoryStore(TTLs):
         with self._lock:
             return len(self._entries)
 
+    def _put(self, key: str, entry: _Entry) -> None:
+        self._entries[key] = entry
+        heapq.heappush(self._expiry, (entry.expires_at, key))
+
     def _sweep(self, now: float) -> None:
-        for key in [k for k, e in self._entries.items() if e.expires_at <= now]:
-            del self._entries[key]
+        heap = self._expiry
+        while heap and heap[0][0] <= now:
+            _, key = heapq.heappop(heap)
+            entry = self._entries.get(key)
+            if entry is not None and entry.expires_at <= now:
+                del self._entries[key]

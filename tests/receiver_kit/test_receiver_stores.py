@@ -154,13 +154,30 @@ def test_ttls_must_be_positive(make_store, field, value):
 def test_memory_store_sweeps_expired_entries():
     now = [0.0]
     store = MemoryStore(processing_ttl=1, completed_ttl=1, clock=lambda: now[0])
-    store.sweep_every = 10
     for _ in range(9):
         store.complete(k := key(), store.claim(k).token)
     assert len(store) == 9
     now[0] = 5.0
-    store.claim(key())  # the 10th claim sweeps
+    store.claim(key())  # any claim drops what has expired
     assert len(store) == 1
+
+
+def test_memory_store_sweep_keeps_a_key_rewritten_with_a_later_expiry():
+    now = [0.0]
+    store = MemoryStore(processing_ttl=1, completed_ttl=10, clock=lambda: now[0])
+    k = key()
+    claim = store.claim(k)
+    now[0] = 0.5
+    store.complete(k, claim.token)  # completed until 10.5; its processing claim ended at 1.0
+    released = key()
+    store.release(released, store.claim(released).token)
+    now[0] = 2.0
+    assert store.claim(key()).acquired
+    assert store.state(k) == COMPLETED and store.state(released) is None
+    assert len(store) == 2
+    now[0] = 11.0
+    store.claim(key())
+    assert store.state(k) is None and len(store) == 1
 
 
 @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
