@@ -26,7 +26,7 @@ DEFAULT_EVENT_TYPES: dict[str, str] = {
     "citation_lost": "Brand lost a citation source",
 }
 
-_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,62}$")
+_NAME = re.compile(r"^[a-z][a-z0-9_.]{0,62}\Z")
 
 
 def validate_event_type_name(name: str) -> None:

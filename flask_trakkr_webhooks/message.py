@@ -28,7 +28,7 @@ CONTENT_TYPE = "application/json"
 AUTH_TYPES = ("none", "bearer", "basic", "api_key")
 
 # RFC 9110 token characters for a field name; values may not carry CR, LF or NUL.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
 _BAD_VALUE = re.compile(r"[\r\n\x00]")
 
 

@@ -269,9 +269,9 @@ def settings_kwargs(settings: Any) -> dict[str, Any]:
 
 # -- URL parsing and resolution -----------------------------------------------------------
 
-_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?$")
-_NUMBER_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$")
-_LOCALHOST = re.compile(r"^(.+\.)?localhost\.?$")
+_NAME = re.compile(r"^[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?\Z")
+_NUMBER_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)\Z")
+_LOCALHOST = re.compile(r"^(.+\.)?localhost\.?\Z")
 
 
 def _split(url: str) -> tuple[str, int]:

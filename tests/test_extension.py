@@ -84,8 +84,9 @@ def test_invalid_config_fails_at_start_naming_the_key(key, value, tmp_path) -> N
 def test_register_event_type(app: Flask) -> None:
     app.webhooks.register_event_type("mention.spiked", "Mentions spiked")
     assert get_state(app).event_types["mention.spiked"] == "Mentions spiked"
-    with pytest.raises(ValueError, match="invalid event type name"):
-        app.webhooks.register_event_type("Bad Name", "x")
+    for bad in ("Bad Name", "mention.spiked\n", "", "9lives"):
+        with pytest.raises(ValueError, match="invalid event type name"):
+            app.webhooks.register_event_type(bad, "x")
 
 
 def test_production_app_without_encryption_key_refuses_to_start(tmp_path) -> None:

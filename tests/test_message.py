@@ -88,6 +88,7 @@ def test_custom_headers_cannot_override_reserved_ones():
             "x-api-key": "forged",
             "Host": "evil.example",
             "Bad Name": "x",
+            "X-Newline\n": "x",
             "X-Split": "a\r\nInjected: 1",
         },
     )
@@ -99,7 +100,7 @@ def test_custom_headers_cannot_override_reserved_ones():
     assert lowered["content-type"] == "application/json"
     assert lowered["user-agent"].startswith("flask-trakkr-webhooks/")
     assert lowered["x-api-key"] == "real"
-    for gone in ("authorization", "host", "x-trakkr-anything", "bad name", "x-split"):
+    for gone in ("authorization", "host", "x-trakkr-anything", "bad name", "x-split", "x-newline\n"):
         assert gone not in lowered
     assert len(msg.headers) == len(lowered)  # no name twice in different cases
 

@@ -29,7 +29,7 @@ from . import json_body
 from .webhooks import _get_or_404, _invalid, _parse_limit, _query_params
 
 #: What a delivery id may look like; anything else is answered 404 without a query.
-DELIVERY_ID = re.compile(r"^dlv_[A-Za-z0-9_-]{1,37}$")
+DELIVERY_ID = re.compile(r"^dlv_[A-Za-z0-9_-]{1,37}\Z")
 
 
 def register(bp: Blueprint) -> None:

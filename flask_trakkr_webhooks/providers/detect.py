@@ -24,9 +24,9 @@ _DISCORD_HOSTS = frozenset(
 # Discord webhooks: /api/webhooks/<id>/<token>, optionally with an API version (/api/v10/...).
 _DISCORD_PATH = re.compile(r"^/api/(?:v\d+/)?webhooks/", re.IGNORECASE)
 # Make: hook.<zone>.make.com (hook.eu1.make.com); Integromat, its former name, likewise.
-_MAKE_HOST = re.compile(r"^hook\.(?:[a-z0-9-]+\.)?(?:make|integromat)\.com$")
+_MAKE_HOST = re.compile(r"^hook\.(?:[a-z0-9-]+\.)?(?:make|integromat)\.com\Z")
 # One DNS label, for "<tenant>.webhook.office.com" style suffix matches.
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
 
 
 def _is_subdomain(host: str, suffix: str) -> bool:
