@@ -39,8 +39,11 @@ log = logging.getLogger("flask_trakkr_webhooks")
 #: Seconds the recorder waits to fill a group before writing it. Each group costs a few
 #: milliseconds of CPU whatever its size (three statements and a commit), so groups of
 #: ~30 instead of ~6 at 300 deliveries/s halve the recording CPU per delivery; a
-#: delivery just stays ``sending`` that much longer.
+#: delivery just stays ``sending`` that much longer (under load: once nothing is in
+#: flight the group is written at once).
 RECORD_WAIT = 0.1
+#: While filling a group, how often the recorder checks whether the engine went idle.
+RECORD_POLL = 0.01
 #: Most attempts written in one transaction.
 RECORD_GROUP = 128
 
@@ -146,10 +149,15 @@ class Engine:
                 group = [first]
                 deadline = time.monotonic() + RECORD_WAIT
                 while len(group) < RECORD_GROUP:
-                    try:
-                        item = self._outcomes.get(timeout=max(0.0, deadline - time.monotonic()))
-                    except queue.Empty:
+                    left = deadline - time.monotonic()
+                    # Nothing being sent or waiting: no more is on its way, write now
+                    # (read without the lock: a stale answer only splits a group).
+                    if left <= 0 or not (self._running or self._waiting):
                         break
+                    try:
+                        item = self._outcomes.get(timeout=min(left, RECORD_POLL))
+                    except queue.Empty:
+                        continue
                     if item is None:
                         self._outcomes.put(None)  # stop after this group
                         break
