@@ -12,7 +12,7 @@ import subprocess
 import tempfile
 import time
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Any, Iterator
 from urllib.parse import urlparse
 
 
@@ -125,3 +125,43 @@ def redis_url_or_embedded(url: str | None) -> Iterator[str]:
 def redis_port(url: str) -> int:
     """The TCP port in a ``redis://`` URL (6379 when absent)."""
     return urlparse(url).port or 6379
+
+
+@contextmanager
+def private_postgres_database(url: str, prefix: str = "trakkr_test") -> Iterator[str]:
+    """A PostgreSQL database made on the server of ``url`` for the block and dropped after it
+    (with any connection still open); yields its URL. ``url`` needs CREATE DATABASE rights."""
+    import secrets
+
+    import sqlalchemy as sa
+
+    base = sa.engine.make_url(url)
+    name = f"{prefix}_{secrets.token_hex(4)}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield base.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def clear_queue(state: Any) -> None:
+    """Remove what an app left in Redis: its queue's jobs, scheduled jobs, de-duplication record
+    and sweep lock (``state`` is ``get_state(app)``). Quiet when Redis is gone."""
+    from rq import Queue
+    from rq.registry import ScheduledJobRegistry
+
+    from . import dispatch
+
+    try:
+        queue = Queue(state.settings.queue, connection=dispatch.redis_connection(state))
+        queue.empty()
+        registry = ScheduledJobRegistry(queue=queue)
+        for job_id in registry.get_job_ids():
+            registry.remove(job_id, delete_job=True)
+        queue.connection.delete(dispatch.jobs_key(state), f"trakkr_webhooks:{state.settings.queue}:sweep-lock")
+    except Exception:  # Redis gone (a test stopped it): nothing left to clear
+        pass

@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import pytest
-import sqlalchemy as sa
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
@@ -25,7 +24,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from flask_trakkr_webhooks import TrakkrWebhooks  # noqa: E402
-from flask_trakkr_webhooks.testing import EmbeddedRedis, redis_answers  # noqa: E402
+from flask_trakkr_webhooks.testing import EmbeddedRedis, private_postgres_database, redis_answers  # noqa: E402
 
 
 def normalise_db_url(url: str) -> str:
@@ -81,17 +80,8 @@ def postgres_url() -> Iterator[str | None]:
     if not url or not url.startswith(("postgres://", "postgresql")):
         yield None
         return
-    base = sa.engine.make_url(normalise_db_url(url))
-    name = f"trakkr_test_{secrets.token_hex(4)}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with private_postgres_database(normalise_db_url(url)) as private:
+        yield private
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from flask_trakkr_webhooks import get_state
+from flask_trakkr_webhooks import get_state, testing
 
 BRAND_ID = "3f2b8c1e-5d4a-4e7b-9c6d-1a2b3c4d5e6f"
 BRAND = {"id": BRAND_ID, "name": "Acme", "website": "https://acme.example"}
@@ -73,18 +73,4 @@ def new_brand() -> dict[str, Any]:
 
 def clear_queue(app: Flask) -> None:
     """Remove what the app left in Redis (its queue, scheduled jobs, de-duplication record)."""
-    from rq import Queue
-    from rq.registry import ScheduledJobRegistry
-
-    from flask_trakkr_webhooks import dispatch
-
-    state = get_state(app)
-    try:
-        queue = Queue(state.settings.queue, connection=dispatch.redis_connection(state))
-        queue.empty()
-        registry = ScheduledJobRegistry(queue=queue)
-        for job_id in registry.get_job_ids():
-            registry.remove(job_id, delete_job=True)
-        queue.connection.delete(dispatch.jobs_key(state), f"trakkr_webhooks:{state.settings.queue}:sweep-lock")
-    except Exception:  # Redis gone (a test stopped it): nothing left to clear
-        pass
+    testing.clear_queue(get_state(app))
