@@ -1,0 +1,1 @@
+"""Benchmarks of flask-trakkr-webhooks: ``python -m bench.run [--quick]`` (see bench/RESULTS.md)."""
