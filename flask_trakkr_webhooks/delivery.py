@@ -344,7 +344,9 @@ def perform(state: Any, work: Work) -> Outcome:
         retry_after=(answer.headers or {}).get("Retry-After"), max_retry_after=settings.max_retry_after, now=finished,
     )
     if work.is_test and decision.retry:
-        decision = retry.Decision(retry.FAILED, reason=decision.reason + " (test deliveries are not retried)")
+        # Drop the "; retry 1 of 3" part: it would promise a retry that never comes.
+        what = decision.reason.partition(";")[0]
+        decision = retry.Decision(retry.FAILED, reason=f"{what} (test deliveries are not retried)")
     return Outcome(work, answer, decision, started, finished, duration_ms)
 
 

@@ -242,7 +242,7 @@ def test_a_failing_test_send_reports_the_error_and_is_not_retried(app, client, r
     receiver.script(Reply(500, body=b"boom"))
     body = client.post(f"/webhooks/{hook}/test").get_json()
     assert body["success"] is False and body["status_code"] == 500
-    assert "HTTP 500" in body["error"]["message"]
+    assert body["error"]["message"] == "HTTP 500 (test deliveries are not retried)"
     assert body["delivery"]["status"] == "failed" and body["delivery"]["next_attempt_at"] is None
     state = get_state(app)
     assert dispatch.redis_connection(state).hlen(dispatch.jobs_key(state)) == 0  # nothing scheduled
