@@ -29,6 +29,7 @@ import sqlalchemy as sa
 
 from . import dispatch, events, ids
 from .models import PENDING
+from .schemas import canonical_uuid
 
 log = logging.getLogger("flask_trakkr_webhooks")
 
@@ -91,15 +92,15 @@ def emit(
 
     session = state.db.session
     W = models.Webhook
+    # The API stores brand ids as lower-case hyphenated UUIDs; the host may emit any
+    # spelling of the same UUID ("3F2B…", no hyphens). The payload keeps the host's.
+    brand_id = canonical_uuid(payload["brand"]["id"]) or payload["brand"]["id"]
     rows = session.execute(
-        sa.select(W.id, W.events).where(
-            W.brand_id == payload["brand"]["id"], W.active.is_(True), W.deleted_at.is_(None)
-        )
+        sa.select(W.id, W.events).where(W.brand_id == brand_id, W.active.is_(True), W.deleted_at.is_(None))
     ).all()
     # JSON containment is not portable (SQLite), and the brand's rows are few: filter here.
     webhook_ids = [row.id for row in rows if isinstance(row.events, list) and event_type in row.events]
 
-    brand_id = payload["brand"]["id"]
     delivery_ids = [ids.new_id(ids.DELIVERY) for _ in webhook_ids]
     # Core INSERTs in the session's transaction: no ORM bookkeeping per row, and the
     # deliveries go out as one executemany (psycopg pipelines it) whatever the fan-out.

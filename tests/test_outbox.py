@@ -268,3 +268,13 @@ def test_payload_size_limit_is_configurable(make_app):
     emit(app)  # a normal event stays well under it
     assert len(_queued_ids(app)) == 1
     clear_queue(app)
+
+
+@pytest.mark.parametrize("spelling", [str.upper, lambda s: s.replace("-", ""), lambda s: s.upper().replace("-", "")])
+def test_any_spelling_of_the_brand_uuid_reaches_its_webhooks(app, spelling):
+    hook = make_webhook(app, URL)
+    event_id = emit(app, brand={**BRAND, "id": spelling(BRAND_ID)})
+    [event] = _rows(app, "Event")
+    assert event.id == event_id and event.brand_id == BRAND_ID  # stored canonical, as the API stores it
+    assert event.payload["brand"]["id"] == spelling(BRAND_ID)   # the host's value is what it sent
+    assert [d.webhook_id for d in _rows(app, "Delivery")] == [hook]
