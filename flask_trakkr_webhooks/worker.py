@@ -5,7 +5,9 @@ function so it runs inside ``app.app_context()``.
 
 * ``flask --app HOST webhooks worker [--burst]`` runs :class:`DeliveryWorker` with a job
   class bound to that app, always with RQ's scheduler (retries are scheduled jobs), and
-  sweeps for forgotten deliveries every ``TRAKKR_WEBHOOKS_SWEEP_INTERVAL`` seconds.
+  sweeps for forgotten deliveries every ``TRAKKR_WEBHOOKS_SWEEP_INTERVAL`` seconds. When
+  RQ's loop quits on an error (Redis went away in the middle of a job), it serves again
+  once Redis answers.
 * A plain ``rq worker --with-scheduler -j flask_trakkr_webhooks.worker.FlaskJob QUEUE``
   works too: the unbound :class:`FlaskJob` loads the app named by ``TRAKKR_WEBHOOKS_APP``
   (or ``FLASK_APP``), e.g. ``example_app:create_app()``, once per process. Add
@@ -23,6 +25,8 @@ from functools import update_wrapper
 from typing import Any
 
 from flask import Flask
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
@@ -41,6 +45,9 @@ SCHEDULER_INTERVAL = 0.2
 #: How often our worker retries taking RQ's scheduler lock (RQ's default is 10 minutes;
 #: a worker that was killed holds the lock for about a minute).
 MAINTENANCE_INTERVAL = 60
+#: Seconds ``flask webhooks worker`` waits before serving again after RQ's loop quit on an
+#: error (doubling up to 30 s while it keeps happening).
+RESTART_PAUSE = 1.0
 
 _loaded_app: Flask | None = None
 _load_lock = threading.Lock()
@@ -138,17 +145,23 @@ class _FastScheduler(RQScheduler):
         ]
 
     def work(self) -> None:
-        """RQ's scheduler loop with the shorter sleep."""
+        """RQ's scheduler loop with the shorter sleep, surviving a Redis outage."""
         self._install_signal_handlers()
         self.register_birth()
         while True:
             if self._stop_requested:
                 self.stop()
                 break
-            if self.should_reacquire_locks:
-                self.acquire_locks()
-            self.heartbeat()
-            self.enqueue_scheduled_jobs()
+            try:
+                if self.should_reacquire_locks:
+                    self.acquire_locks()
+                self.heartbeat()
+                self.enqueue_scheduled_jobs()
+            except (RedisConnectionError, RedisTimeoutError) as exc:
+                # RQ's loop dies here and nothing restarts it; keep polling until Redis is back.
+                self.log.warning("trakkr_webhooks scheduler: Redis unreachable (%s); retrying", exc)
+                time.sleep(1.0)
+                continue
             time.sleep(SCHEDULER_INTERVAL)
 
 
@@ -164,8 +177,15 @@ class DeliveryWorker(SimpleWorker):
     def __init__(self, *args: Any, app: Flask | None = None, **kwargs: Any) -> None:
         self._app = app
         self._next_sweep = 0.0
+        #: A warm shutdown was asked for (SIGTERM/SIGINT), so :func:`run_worker` does not serve again.
+        self.stop_was_requested = False
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         super().__init__(*args, **kwargs)
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        """RQ's warm shutdown, remembered."""
+        self.stop_was_requested = True
+        super().request_stop(signum, frame)
 
     @property
     def flask_app(self) -> Flask:
@@ -229,7 +249,10 @@ class DeliveryWorker(SimpleWorker):
                 running.stop(timeout=state.settings.timeout + 5)
         except Exception:
             self.log.warning("trakkr_webhooks: could not drain the delivery engine", exc_info=True)
-        super().teardown()
+        try:
+            super().teardown()
+        except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis is gone: nothing to unregister from
+            self.log.warning("trakkr_webhooks: could not unregister the worker from Redis (%s)", exc)
 
     def heartbeat(self, *args: Any, **kwargs: Any) -> Any:
         """RQ's heartbeat, plus the periodic sweep (the loop calls this between jobs and when idle)."""
@@ -278,5 +301,42 @@ def run_worker(app: Flask, *, burst: bool = False, name: str | None = None) -> b
     connection = redis.Redis.from_url(settings.redis_url)
     job_class = make_job_class(app)
     queue = Queue(settings.queue, connection=connection, job_class=job_class)
-    worker = DeliveryWorker([queue], connection=connection, job_class=job_class, app=app, name=name)
-    return worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+    pause, restarts = RESTART_PAUSE, 0
+    while True:
+        worker = DeliveryWorker([queue], connection=connection, job_class=job_class, app=app,
+                                name=f"{name}-{restarts}" if name and restarts else name)
+        started = time.monotonic()
+        worked = worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+        if burst or worker.stop_was_requested:
+            return worked
+        # RQ quits on an error outside its dequeue loop, e.g. Redis going away in the middle
+        # of a job. Serve again once Redis answers; what that job held is swept.
+        if time.monotonic() - started > 60:
+            pause = RESTART_PAUSE
+        log.warning("trakkr_webhooks: the worker stopped on an error; serving again once Redis answers "
+                    "(in %.0f s at the earliest)", pause)
+        if not _wait_for_redis(connection, pause):
+            return worked
+        pause = min(pause * 2, 30.0)
+        restarts += 1
+
+
+def _wait_for_redis(connection: Any, pause: float) -> bool:
+    """Sleep ``pause`` seconds, then until Redis answers; False if SIGTERM/SIGINT came first."""
+    import signal as signals
+
+    stop = threading.Event()
+    previous = {sig: signals.signal(sig, lambda *_: stop.set()) for sig in (signals.SIGTERM, signals.SIGINT)}
+    try:
+        if stop.wait(pause):
+            return False
+        while True:
+            try:
+                connection.ping()
+                return True
+            except (RedisConnectionError, RedisTimeoutError):
+                if stop.wait(1.0):
+                    return False
+    finally:
+        for sig, handler in previous.items():
+            signals.signal(sig, handler)
