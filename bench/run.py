@@ -288,7 +288,8 @@ def write_results(report: Report, header: list[str]) -> None:
             notes = text[text.index(NOTES_START):text.index(NOTES_END) + len(NOTES_END)]
     if not notes:
         notes = f"{NOTES_START}\n## Notes\n\n(Analysis and profiles go here; kept across re-runs.)\n{NOTES_END}"
-    lines = ["# Benchmark results", "", "Written by `python -m bench.run` (see bench/README section in the README).",
+    lines = ["# Benchmark results", "", "Written by `.venv/bin/python -m bench.run` (the README's Benchmarks section "
+             "says what each number measures); the Notes at the end are kept across runs.",
              "", *header, "", "## Targets", "", "| target | measured | |", "|---|---|---|"]
     for name, measured, ok in report.targets:
         lines.append(f"| {name} | {measured} | {'not measured' if ok is None else verdict(ok)} |")
