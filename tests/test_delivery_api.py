@@ -11,6 +11,7 @@ from rq import Queue
 from e2e.helpers import BRAND_ID, clear_queue, emit, make_webhook
 from e2e.receiver import Receiver, Reply
 from flask_trakkr_webhooks import dispatch, get_state, ids
+from flask_trakkr_webhooks.errors import ERROR_TYPES
 from receiver_kit import verify_signature
 
 HIDDEN_BRAND = str(uuid.uuid4())
@@ -109,7 +110,7 @@ def test_list_filters_by_status(app, client):
 )
 def test_list_rejects_bad_query_parameters(app, client, query, field):
     hook = make_webhook(app, "http://127.0.0.1:9/hooks")
-    _error(client.get(f"/webhooks/{hook}/deliveries?{query}"), 400, field)
+    assert _error(client.get(f"/webhooks/{hook}/deliveries?{query}"), 400, field)["type"] == ERROR_TYPES[400]
 
 
 def test_detail_has_the_payload_and_every_attempt(app, client, receiver):
@@ -196,9 +197,9 @@ def test_redeliver_refusals(app, client):
     hook = make_webhook(app, "http://127.0.0.1:9/hooks")
     emit(app)
     [original] = _delivery_ids(app, hook)
-    _error(client.post(f"/webhooks/{hook}/deliveries/{original}/redeliver", json={"force": True}), 400, "force")
-    _error(client.post(f"/webhooks/{hook}/deliveries/{original}/redeliver", data="x",
-                       content_type="text/plain"), 415)
+    assert _error(client.post(f"/webhooks/{hook}/deliveries/{original}/redeliver", json={"force": True}), 400, "force")["type"] == ERROR_TYPES[400]
+    assert _error(client.post(f"/webhooks/{hook}/deliveries/{original}/redeliver", data="x",
+                       content_type="text/plain"), 415)["type"] == ERROR_TYPES[415]
     with app.app_context():
         W = get_state(app).models.Webhook
         W.query.filter_by(id=hook).update({"active": False})
@@ -263,12 +264,12 @@ def test_a_test_send_to_an_unreachable_endpoint_reports_the_error(app, client):
 )
 def test_test_send_rejects_bad_bodies(app, client, payload, field):
     hook = make_webhook(app, "http://127.0.0.1:9/hooks")
-    _error(client.post(f"/webhooks/{hook}/test", json=payload), 400, field)
+    assert _error(client.post(f"/webhooks/{hook}/test", json=payload), 400, field)["type"] == ERROR_TYPES[400]
 
 
 def test_test_send_rejects_malformed_or_non_json_bodies(app, client):
     hook = make_webhook(app, "http://127.0.0.1:9/hooks")
-    _error(client.post(f"/webhooks/{hook}/test", data="{", content_type="application/json"), 400)
-    _error(client.post(f"/webhooks/{hook}/test", data=json.dumps([1]), content_type="application/json"), 400)
-    _error(client.post(f"/webhooks/{hook}/test", data="event=x", content_type="application/x-www-form-urlencoded"),
-           415)
+    assert _error(client.post(f"/webhooks/{hook}/test", data="{", content_type="application/json"), 400)["type"] == ERROR_TYPES[400]
+    assert _error(client.post(f"/webhooks/{hook}/test", data=json.dumps([1]), content_type="application/json"), 400)["type"] == ERROR_TYPES[400]
+    assert _error(client.post(f"/webhooks/{hook}/test", data="event=x", content_type="application/x-www-form-urlencoded"),
+           415)["type"] == ERROR_TYPES[415]

@@ -14,6 +14,7 @@ import pytest
 from e2e.helpers import BRAND, BRAND_ID, clear_queue, emit, new_brand
 from e2e.receiver import Receiver, Reply
 from flask_trakkr_webhooks import delivery, get_state, ids
+from flask_trakkr_webhooks.errors import ERROR_TYPES
 from receiver_kit import SCHEME_STANDARD, WebhookVerificationError, WebhookVerifier, verify_signature
 
 CONFIG = dict(TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False, TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True,
@@ -140,13 +141,13 @@ def test_rotate_to_a_given_secret_and_the_body_rules(app, client):
     assert client.post(url, json={"signing_secret": given}).get_json()["signing_secret"] == given
     error = _error(client.post(url, json={"signing_secret": given}), 400, "signing_secret")
     assert error["fields"]["signing_secret"] == ["must differ from the current secret"]
-    assert _error(client.post(url, json={"signing_secret": "short"}), 400, "signing_secret")
-    assert _error(client.post(url, json={"signing_secret": None}), 400, "signing_secret")
-    assert _error(client.post(url, json={"signing_secret": "whsec_@@@@@@@@@@@@@@@@"}), 400, "signing_secret")
+    assert _error(client.post(url, json={"signing_secret": "short"}), 400, "signing_secret")["type"] == ERROR_TYPES[400]
+    assert _error(client.post(url, json={"signing_secret": None}), 400, "signing_secret")["type"] == ERROR_TYPES[400]
+    assert _error(client.post(url, json={"signing_secret": "whsec_@@@@@@@@@@@@@@@@"}), 400, "signing_secret")["type"] == ERROR_TYPES[400]
     assert _error(client.post(url, json={"secret": "x" * 20}), 400, "secret")["fields"]["secret"] == ["Unknown field."]
     assert _error(client.post(url, json=["generate"]), 400)["message"] == "Request body must be a JSON object, not list."
-    assert _error(client.post(url, data="generate", content_type="text/plain"), 415)
-    assert _error(client.post(url + "?x=1"), 400, "x")
+    assert _error(client.post(url, data="generate", content_type="text/plain"), 415)["type"] == ERROR_TYPES[415]
+    assert _error(client.post(url + "?x=1"), 400, "x")["type"] == ERROR_TYPES[400]
     assert _row(app, hook["id"]).signing_secret == given  # nothing refused changed it
     assert client.post(url, json={"signing_secret": "generate"}).get_json()["signing_secret"].startswith("whsec_")
 
@@ -164,11 +165,11 @@ def test_rotate_without_a_current_secret_or_without_grace_keeps_no_previous(make
 
 
 def test_rotate_unknown_or_deleted_webhook_is_404(client):
-    assert _error(client.post("/webhooks/wh_000000000000000000000000/rotate-secret"), 404)
+    assert _error(client.post("/webhooks/wh_000000000000000000000000/rotate-secret"), 404)["type"] == ERROR_TYPES[404]
     hook = _create(client, "https://r.example/h")
     client.delete(f"/webhooks/{hook['id']}")
-    assert _error(client.post(f"/webhooks/{hook['id']}/rotate-secret"), 404)
-    assert _error(client.get("/webhooks/x/rotate-secret"), 405)
+    assert _error(client.post(f"/webhooks/{hook['id']}/rotate-secret"), 404)["type"] == ERROR_TYPES[404]
+    assert _error(client.get("/webhooks/x/rotate-secret"), 405)["type"] == ERROR_TYPES[405]
 
 
 def test_rotation_windows_on_real_deliveries(app, client, receiver):
@@ -337,11 +338,11 @@ def test_replay_since_limit_and_what_is_never_replayed(app, client, receiver):
 ])
 def test_replay_bad_input_is_400_on_the_field(app, client, body, field):
     hook = _create(client, "https://r.example/h")["id"]
-    _error(client.post(f"/webhooks/{hook}/replay", json=body), 400, field)
+    assert _error(client.post(f"/webhooks/{hook}/replay", json=body), 400, field)["type"] == ERROR_TYPES[400]
 
 
 def test_replay_needs_a_json_body(client):
     hook = _create(client, "https://r.example/h")["id"]
     assert _error(client.post(f"/webhooks/{hook}/replay"), 400)["message"] == "Request body is empty: send a JSON object."
-    _error(client.post(f"/webhooks/{hook}/replay", data="x", content_type="text/plain"), 415)
-    _error(client.post("/webhooks/wh_000000000000000000000000/replay", json={"since": "2024-06-01T00:00:00Z"}), 404)
+    assert _error(client.post(f"/webhooks/{hook}/replay", data="x", content_type="text/plain"), 415)["type"] == ERROR_TYPES[415]
+    assert _error(client.post("/webhooks/wh_000000000000000000000000/replay", json={"since": "2024-06-01T00:00:00Z"}), 404)["type"] == ERROR_TYPES[404]

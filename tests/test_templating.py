@@ -234,7 +234,8 @@ def test_bad_shapes_are_refused(template, message):
 
 
 def test_depth_limit_is_inclusive():
-    validate(_deep(MAX_DEPTH))
+    assert validate(_deep(MAX_DEPTH)) is None  # no TemplateError at exactly the limit
+    assert render(_deep(MAX_DEPTH), sample_payload("visibility_changed")) == _deep(MAX_DEPTH)
 
 
 # --- hostile data -------------------------------------------------------------------------
@@ -307,7 +308,7 @@ def test_validate_and_render_never_crash(template, data, summary):
     except TemplateError:
         pass
     out = render(template, payload)
-    json.dumps(out, allow_nan=False)
+    assert json.loads(json.dumps(out, allow_nan=False)) == out  # plain JSON, sendable as is
 
 
 def test_module_exports():
