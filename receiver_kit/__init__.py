@@ -10,14 +10,17 @@ True
 stores, ``receiver_kit.testing`` helpers to sign requests in your own tests.
 Importing this package loads nothing outside the standard library.
 """
+
 from __future__ import annotations
 
+from ._version import __version__
 from .errors import WebhookVerificationError
 from .signature import SIGNATURE_HEADER, sign_payload, verify_signature
 from .standard import DEFAULT_TOLERANCE, sign_standard, standard_headers
 from .verifier import SCHEME_STANDARD, SCHEME_TRAKKR, WebhookVerifier, parse_payload
 
 __all__ = [
+    "__version__",
     "DEFAULT_TOLERANCE",
     "SCHEME_STANDARD",
     "SCHEME_TRAKKR",

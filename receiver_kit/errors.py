@@ -5,6 +5,7 @@ Every failure carries a stable ``code`` (for programs) and a stable ``message``
 owners may match on either; neither ever contains a secret or an expected
 signature.
 """
+
 from __future__ import annotations
 
 # Stable failure codes.
@@ -37,36 +38,36 @@ class WebhookVerificationError(Exception):
         return f"WebhookVerificationError({self.code!r}, {self.message!r})"
 
     @classmethod
-    def missing_header(cls, header: str) -> "WebhookVerificationError":
+    def missing_header(cls, header: str) -> WebhookVerificationError:
         """A required header is absent or empty."""
         return cls(MISSING_HEADER, f"missing required header: {header}", header)
 
     @classmethod
-    def invalid_header(cls, header: str, expected: str) -> "WebhookVerificationError":
+    def invalid_header(cls, header: str, expected: str) -> WebhookVerificationError:
         """A header is present but not in the expected format."""
         return cls(INVALID_HEADER, f"invalid {header} header: expected {expected}", header)
 
     @classmethod
-    def timestamp_too_old(cls) -> "WebhookVerificationError":
+    def timestamp_too_old(cls) -> WebhookVerificationError:
         """``webhook-timestamp`` is further in the past than the tolerance."""
         return cls(TIMESTAMP_TOO_OLD, "message timestamp too old", "webhook-timestamp")
 
     @classmethod
-    def timestamp_too_new(cls) -> "WebhookVerificationError":
+    def timestamp_too_new(cls) -> WebhookVerificationError:
         """``webhook-timestamp`` is further in the future than the tolerance."""
         return cls(TIMESTAMP_TOO_NEW, "message timestamp too new", "webhook-timestamp")
 
     @classmethod
-    def no_matching_signature(cls, header: str) -> "WebhookVerificationError":
+    def no_matching_signature(cls, header: str) -> WebhookVerificationError:
         """No signature in the header matches the body under any configured secret."""
         return cls(NO_MATCHING_SIGNATURE, "no matching signature", header)
 
     @classmethod
-    def invalid_payload(cls) -> "WebhookVerificationError":
+    def invalid_payload(cls) -> WebhookVerificationError:
         """The signature is valid but the body is not UTF-8 JSON."""
         return cls(INVALID_PAYLOAD, "body is not valid JSON")
 
     @classmethod
-    def no_secret(cls) -> "WebhookVerificationError":
+    def no_secret(cls) -> WebhookVerificationError:
         """A per-request secret lookup returned nothing."""
         return cls(NO_SECRET, "no signing secret is configured for this endpoint")

@@ -10,15 +10,16 @@ So one ``whsec_…`` secret gives two different keys: the legacy header signs wi
 the whole string, the Standard Webhooks header with the decoded bytes. Both are
 what the sender does (see the README's key-mapping table).
 """
+
 from __future__ import annotations
 
 import base64
 import binascii
-from typing import Sequence, Union
+from collections.abc import Sequence
 
-Secret = Union[str, bytes]
+Secret = str | bytes
 #: One secret, or several (during a rotation any of them may have signed).
-Secrets = Union[Secret, Sequence[Secret]]
+Secrets = Secret | Sequence[Secret]
 
 WHSEC_PREFIX = "whsec_"
 
@@ -65,7 +66,7 @@ def standard_key(secret: Secret) -> bytes:
         return secret
     if not secret.startswith(WHSEC_PREFIX):
         return secret.encode("utf-8")
-    encoded = secret[len(WHSEC_PREFIX):].strip()
+    encoded = secret[len(WHSEC_PREFIX) :].strip()
     # Some issuers drop the padding; restore it so strict decoding still works.
     encoded += "=" * (-len(encoded) % 4)
     try:

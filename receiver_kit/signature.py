@@ -17,6 +17,7 @@
 * An empty secret is a ``ValueError``, never a key.
 * A list of secrets (rotation) is accepted: ``True`` when any of them signed.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -28,14 +29,18 @@ SIGNATURE_HEADER = "X-Trakkr-Signature"
 SIGNATURE_PREFIX = "sha256="
 
 
-def _body_bytes(payload: bytes | bytearray | memoryview) -> bytes | bytearray | memoryview:
+def raw_bytes(payload: object, name: str = "payload") -> bytes | bytearray | memoryview:
+    """``payload`` if it is bytes-like; ``TypeError`` otherwise (a ``str`` with a hint why).
+
+    Typed ``object`` on purpose: callers without type checking do pass ``str``.
+    """
     if isinstance(payload, str):
         raise TypeError(
-            "payload must be the raw request body as bytes (e.g. request.get_data()), "
+            f"{name} must be the raw request body as bytes (e.g. request.get_data()), "
             "not a decoded or re-serialised str"
         )
     if not isinstance(payload, (bytes, bytearray, memoryview)):
-        raise TypeError(f"payload must be bytes, not {type(payload).__name__}")
+        raise TypeError(f"{name} must be bytes, not {type(payload).__name__}")
     return payload
 
 
@@ -48,7 +53,7 @@ def sign_payload(payload: bytes, secret: str | bytes) -> str:
     if not isinstance(secret, (str, bytes)):
         raise TypeError("sign_payload signs with exactly one secret (str or bytes)")
     (only,) = secret_list(secret)
-    return SIGNATURE_PREFIX + _hexdigest(_body_bytes(payload), legacy_key(only))
+    return SIGNATURE_PREFIX + _hexdigest(raw_bytes(payload), legacy_key(only))
 
 
 def verify_signature(payload: bytes, signature: str | None, secret: Secrets) -> bool:
@@ -57,7 +62,7 @@ def verify_signature(payload: bytes, signature: str | None, secret: Secrets) -> 
     Constant-time comparison; same answer as the product page's snippet on every
     input that snippet accepts (see the module docstring for the few it crashes on).
     """
-    body = _body_bytes(payload)
+    body = raw_bytes(payload)
     keys = [legacy_key(s) for s in secret_list(secret)]
     if not isinstance(signature, str) or not signature.isascii():
         return False

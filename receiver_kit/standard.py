@@ -11,6 +11,7 @@ the prefix; any other string is its UTF-8 bytes). Interoperable with the
 ``standardwebhooks`` package for ``whsec_`` secrets; for a plain string secret
 give that package ``secret.encode()`` (it base64-decodes every ``str``).
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,7 +19,7 @@ import binascii
 import hashlib
 import hmac
 import time
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 from .errors import WebhookVerificationError
 from .keys import Secrets, secret_list, standard_key
@@ -33,7 +34,7 @@ VERSION = "v1"
 
 def _digest(key: bytes, msg_id: str, timestamp: int, payload: bytes) -> bytes:
     # Feed the body separately: a 5 MB body is hashed in place, never copied.
-    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode("utf-8"), hashlib.sha256)
+    mac = hmac.new(key, f"{msg_id}.{timestamp}.".encode(), hashlib.sha256)
     mac.update(payload)
     return mac.digest()
 
@@ -44,9 +45,7 @@ def sign_standard(payload: bytes, secret: str | bytes, *, msg_id: str, timestamp
     return f"{VERSION},{base64.b64encode(digest).decode('ascii')}"
 
 
-def standard_headers(
-    payload: bytes, secret: Secrets, *, msg_id: str, timestamp: int | None = None
-) -> dict[str, str]:
+def standard_headers(payload: bytes, secret: Secrets, *, msg_id: str, timestamp: int | None = None) -> dict[str, str]:
     """The three Standard Webhooks headers, signed with every secret given (rotation)."""
     ts = int(time.time()) if timestamp is None else int(timestamp)
     signatures = " ".join(sign_standard(payload, s, msg_id=msg_id, timestamp=ts) for s in secret_list(secret))
@@ -118,7 +117,7 @@ def verify_standard(
     timestamp window, signature format, signature match. ``keys`` are HMAC keys
     (see :func:`standard_keys`).
     """
-    for name, value in zip(HEADERS, (msg_id, timestamp, signature)):
+    for name, value in zip(HEADERS, (msg_id, timestamp, signature), strict=True):
         if value is None or not value.strip():
             raise WebhookVerificationError.missing_header(name)
     assert msg_id is not None and timestamp is not None and signature is not None

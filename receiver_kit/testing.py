@@ -12,6 +12,7 @@
 ``signed_request`` signs like the sender: ``X-Trakkr-Signature`` over the exact
 body bytes and/or the Standard Webhooks headers.
 """
+
 from __future__ import annotations
 
 import json

@@ -9,25 +9,28 @@ Which scheme decides:
   timestamp), and during a secret rotation the sender puts both secrets in
   ``webhook-signature`` but only one in ``X-Trakkr-Signature``; requiring both
   would turn away a receiver that still holds the other secret.
-* Otherwise ``X-Trakkr-Signature`` decides (the product page's scheme), unless
-  ``allow_legacy=False``. Set that once your sender sends Standard Webhooks
-  headers: it stops a captured request from being replayed with its
-  timestamped headers stripped.
+* Otherwise the request is refused (``missing_header: webhook-id``): the sender
+  always sends the Standard Webhooks headers, so a delivery without them is a
+  captured request replayed with its timestamped headers stripped. Only with
+  ``allow_legacy=True`` (a sender that signs with ``X-Trakkr-Signature`` alone,
+  as the product page's first version did) does ``X-Trakkr-Signature`` decide.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable, Mapping, Tuple, Union
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from .errors import WebhookVerificationError
 from .keys import Secrets, legacy_key, secret_list
-from .signature import SIGNATURE_HEADER, SIGNATURE_PREFIX, verify_signature
-from .standard import DEFAULT_TOLERANCE, HEADERS, ID_HEADER, SIGNATURE_HEADER as STD_SIGNATURE_HEADER
-from .standard import TIMESTAMP_HEADER, standard_keys, verify_standard
+from .signature import SIGNATURE_HEADER, SIGNATURE_PREFIX, raw_bytes, verify_signature
+from .standard import DEFAULT_TOLERANCE, HEADERS, ID_HEADER, TIMESTAMP_HEADER, standard_keys, verify_standard
+from .standard import SIGNATURE_HEADER as STD_SIGNATURE_HEADER
 
 #: A headers mapping (any case), a WSGI environ (``HTTP_X_TRAKKR_SIGNATURE``) or
 #: ``(name, value)`` pairs as ``str`` or ``bytes`` (ASGI scope headers).
-Headers = Union[Mapping[str, Any], Iterable[Tuple[Union[str, bytes], Union[str, bytes]]]]
+Headers = Mapping[str, Any] | Iterable[tuple[str | bytes, str | bytes]]
 
 SCHEME_STANDARD = "standard-webhooks"
 SCHEME_TRAKKR = "x-trakkr-signature"
@@ -57,11 +60,9 @@ def find_headers(headers: Headers) -> dict[str, str]:
 
 
 def _legacy_format_ok(signature: str) -> bool:
-    hexpart = signature[len(SIGNATURE_PREFIX):]
+    hexpart = signature[len(SIGNATURE_PREFIX) :]
     return (
-        signature.startswith(SIGNATURE_PREFIX)
-        and len(hexpart) == 64
-        and all(c in "0123456789abcdef" for c in hexpart)
+        signature.startswith(SIGNATURE_PREFIX) and len(hexpart) == 64 and all(c in "0123456789abcdef" for c in hexpart)
     )
 
 
@@ -69,11 +70,11 @@ class WebhookVerifier:
     """Verifies deliveries signed with ``secret`` (one, or a list during rotation).
 
     ``tolerance``: seconds a ``webhook-timestamp`` may differ from this host's
-    clock, either way. ``allow_legacy``: accept requests signed only with
-    ``X-Trakkr-Signature`` (no timestamp, so no replay window).
+    clock, either way. ``allow_legacy`` (default ``False``): also accept requests
+    signed only with ``X-Trakkr-Signature`` (no timestamp, so no replay window).
     """
 
-    def __init__(self, secret: Secrets, *, tolerance: float = DEFAULT_TOLERANCE, allow_legacy: bool = True) -> None:
+    def __init__(self, secret: Secrets, *, tolerance: float = DEFAULT_TOLERANCE, allow_legacy: bool = False) -> None:
         self.secrets = secret_list(secret)
         if tolerance < 0:
             raise ValueError("tolerance must be >= 0 seconds")
@@ -89,8 +90,7 @@ class WebhookVerifier:
         Raises ``WebhookVerificationError`` (``missing_header``, ``invalid_header``,
         ``timestamp_too_old``, ``timestamp_too_new``, ``no_matching_signature``).
         """
-        if isinstance(body, str):
-            raise TypeError("body must be the raw request bytes, not a decoded or re-serialised str")
+        raw_bytes(body, "body")
         found = find_headers(headers)
         if any(name in found for name in HEADERS):
             verify_standard(

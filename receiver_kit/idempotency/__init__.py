@@ -1,15 +1,27 @@
-"""Idempotency stores for ``receiver_kit.flask.idempotent`` (or your own code).
+"""Idempotency stores for the adapters' ``idempotent`` (or your own code).
 
-``MemoryStore`` (one process), ``RedisStore`` (a Redis/Valkey client) and
-``SQLStore`` (SQLAlchemy Core). ``SQLStore`` is loaded on first use, so importing
-this package needs neither SQLAlchemy nor redis.
+``MemoryStore`` (one process; also fine from ``async`` handlers), ``RedisStore``
+(a Redis/Valkey client), ``AsyncRedisStore`` (a ``redis.asyncio`` client, for
+FastAPI/Starlette), ``SQLStore`` (SQLAlchemy Core) and, in
+``receiver_kit.django``, ``DjangoStore`` (the Django ORM). Importing this package
+needs neither redis nor SQLAlchemy: ``SQLStore`` is loaded on first use.
 """
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from .base import ACQUIRED, COMPLETED, PROCESSING, Claim, IdempotencyStore, event_id_of
-from .base import DEFAULT_COMPLETED_TTL, DEFAULT_PROCESSING_TTL
+from .async_redis_store import AsyncRedisStore
+from .base import (
+    ACQUIRED,
+    COMPLETED,
+    DEFAULT_COMPLETED_TTL,
+    DEFAULT_PROCESSING_TTL,
+    PROCESSING,
+    Claim,
+    IdempotencyStore,
+    event_id_of,
+)
 from .memory import MemoryStore
 from .redis_store import RedisStore
 
@@ -18,6 +30,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACQUIRED",
+    "AsyncRedisStore",
     "COMPLETED",
     "DEFAULT_COMPLETED_TTL",
     "DEFAULT_PROCESSING_TTL",

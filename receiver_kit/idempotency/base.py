@@ -15,6 +15,7 @@ Every claim has a random token. ``complete`` and ``release`` act only on the
 caller's own claim, so a slow handler whose claim was taken over can never
 release or overwrite the claim of the handler that took over.
 """
+
 from __future__ import annotations
 
 import secrets

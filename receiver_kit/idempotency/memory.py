@@ -4,15 +4,16 @@ Thread-safe (one lock). Not shared between processes, and forgotten on restart:
 with several workers (gunicorn ``-w 4``) or across deploys use ``RedisStore`` or
 ``SQLStore``.
 """
+
 from __future__ import annotations
 
 import heapq
 import threading
 import time
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
-from .base import DEFAULT_COMPLETED_TTL, DEFAULT_PROCESSING_TTL, TTLs, new_token
-from .base import ACQUIRED, COMPLETED, PROCESSING, Claim
+from .base import ACQUIRED, COMPLETED, DEFAULT_COMPLETED_TTL, DEFAULT_PROCESSING_TTL, PROCESSING, Claim, TTLs, new_token
 
 
 class _Entry(NamedTuple):

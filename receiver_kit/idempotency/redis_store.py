@@ -7,15 +7,17 @@ wins it. Every operation is one Lua script, so check-and-set is atomic and a
 ``complete``/``release`` only touches the caller's own claim. The ``redis``
 package is imported only when a URL is given instead of a client.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
-from .base import DEFAULT_COMPLETED_TTL, DEFAULT_PROCESSING_TTL, TTLs, new_token
-from .base import ACQUIRED, COMPLETED, PROCESSING, Claim
+from .base import ACQUIRED, COMPLETED, DEFAULT_COMPLETED_TTL, DEFAULT_PROCESSING_TTL, PROCESSING, Claim, TTLs, new_token
+
+DEFAULT_PREFIX = "receiver_kit:idempotency:"
 
 # KEYS[1] key; ARGV[1] token, ARGV[2] ttl ms. Returns "acquired" or the current value.
-_CLAIM = """
+CLAIM_SCRIPT = """
 if redis.call('SET', KEYS[1], 'processing:' .. ARGV[1], 'NX', 'PX', ARGV[2]) then
   return 'acquired'
 end
@@ -23,7 +25,7 @@ return redis.call('GET', KEYS[1])
 """
 
 # Completed if the claim is ours, or if it expired and nobody took it over (the work is done).
-_COMPLETE = """
+COMPLETE_SCRIPT = """
 local v = redis.call('GET', KEYS[1])
 if v == false or v == 'processing:' .. ARGV[1] or v == 'completed:' .. ARGV[1] then
   redis.call('SET', KEYS[1], 'completed:' .. ARGV[1], 'PX', ARGV[2])
@@ -32,7 +34,7 @@ end
 return 0
 """
 
-_RELEASE = """
+RELEASE_SCRIPT = """
 if redis.call('GET', KEYS[1]) == 'processing:' .. ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
@@ -40,13 +42,15 @@ return 0
 """
 
 
-def _text(value: Any) -> str | None:
+def text(value: Any) -> str | None:
+    """A Redis reply as ``str`` (``bytes`` decoded), ``None`` kept."""
     if value is None:
         return None
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
 
 
-def _ms(seconds: float) -> int:
+def milliseconds(seconds: float) -> int:
+    """``seconds`` as a positive whole number of milliseconds (Redis ``PX``)."""
     return max(1, int(round(seconds * 1000)))
 
 
@@ -59,7 +63,7 @@ class RedisStore(TTLs):
     def __init__(
         self,
         client: Any,
-        prefix: str = "receiver_kit:idempotency:",
+        prefix: str = DEFAULT_PREFIX,
         processing_ttl: float = DEFAULT_PROCESSING_TTL,
         completed_ttl: float = DEFAULT_COMPLETED_TTL,
     ) -> None:
@@ -70,9 +74,9 @@ class RedisStore(TTLs):
         self.client = client
         self.prefix = prefix
         super().__init__(processing_ttl, completed_ttl)
-        self._claim = client.register_script(_CLAIM)
-        self._complete = client.register_script(_COMPLETE)
-        self._release = client.register_script(_RELEASE)
+        self._claim = client.register_script(CLAIM_SCRIPT)
+        self._complete = client.register_script(COMPLETE_SCRIPT)
+        self._release = client.register_script(RELEASE_SCRIPT)
 
     def key(self, key: str) -> str:
         """The Redis key that holds ``key``."""
@@ -82,7 +86,7 @@ class RedisStore(TTLs):
         """``SET NX PX`` a fresh processing claim, or report what holds the key."""
         ttl = self.processing_ttl_for(processing_ttl)
         token = new_token()
-        answer = _text(self._claim(keys=[self.key(key)], args=[token, _ms(ttl)]))
+        answer = text(self._claim(keys=[self.key(key)], args=[token, milliseconds(ttl)]))
         if answer == ACQUIRED:
             return Claim(ACQUIRED, token)
         return Claim(COMPLETED if (answer or "").startswith(COMPLETED + ":") else PROCESSING)
@@ -90,7 +94,7 @@ class RedisStore(TTLs):
     def complete(self, key: str, token: str, *, completed_ttl: float | None = None) -> bool:
         """Mark ``key`` completed unless another claim owns it now."""
         ttl = self.completed_ttl_for(completed_ttl)
-        return bool(self._complete(keys=[self.key(key)], args=[token, _ms(ttl)]))
+        return bool(self._complete(keys=[self.key(key)], args=[token, milliseconds(ttl)]))
 
     def release(self, key: str, token: str) -> bool:
         """Delete ``key`` if our claim still holds it in ``processing``."""
@@ -98,7 +102,7 @@ class RedisStore(TTLs):
 
     def state(self, key: str) -> str | None:
         """``"processing"``, ``"completed"`` or ``None``: for tests and debugging."""
-        value = _text(self.client.get(self.key(key)))
+        value = text(self.client.get(self.key(key)))
         if value is None:
             return None
         return COMPLETED if value.startswith(COMPLETED + ":") else PROCESSING

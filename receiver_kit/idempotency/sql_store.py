@@ -17,16 +17,17 @@ Claiming is race-free without locks held across the handler:
    taker's ``UPDATE`` matches.
 3. Otherwise the current ``state`` is read and returned.
 """
+
 from __future__ import annotations
 
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 
-from .base import DEFAULT_COMPLETED_TTL, DEFAULT_PROCESSING_TTL, TTLs, new_token
-from .base import ACQUIRED, COMPLETED, PROCESSING, Claim
+from .base import ACQUIRED, COMPLETED, DEFAULT_COMPLETED_TTL, DEFAULT_PROCESSING_TTL, PROCESSING, Claim, TTLs, new_token
 
 DEFAULT_TABLE_NAME = "receiver_kit_idempotency"
 KEY_LENGTH = 255
@@ -36,12 +37,17 @@ def _insert_or_nothing(conn: Connection, table: sa.Table, values: dict[str, Any]
     """Insert ``values`` unless the key exists; True if this call inserted the row."""
     dialect = conn.dialect.name
     if dialect in ("postgresql", "sqlite"):
+        # Two dialect-specific Insert classes with the same on_conflict_do_nothing().
+        stmt: Any
         if dialect == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
+            from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+            stmt = postgresql_insert(table).values(**values).on_conflict_do_nothing()
         else:
-            from sqlalchemy.dialects.sqlite import insert
+            from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+            stmt = sqlite_insert(table).values(**values).on_conflict_do_nothing()
         # RETURNING, not rowcount: some drivers report -1 for INSERT … ON CONFLICT.
-        stmt = insert(table).values(**values).on_conflict_do_nothing()
         if conn.dialect.insert_returning:
             return conn.execute(stmt.returning(table.c.idempotency_key)).first() is not None
         return conn.execute(stmt).rowcount == 1

@@ -2,11 +2,12 @@
 
 The handler sleeps 0.2 s so every delivery arrives while the first is still running.
 """
+
 from __future__ import annotations
 
 import threading
 import time
-from typing import Iterator
+from collections.abc import Iterator
 
 import pytest
 import requests

@@ -1,4 +1,5 @@
 """Flask decorators through Flask's test client: exact statuses and error bodies, view never run on failure."""
+
 from __future__ import annotations
 
 import base64
@@ -32,13 +33,13 @@ def received():
 @pytest.fixture
 def client(flask_app, received):
     @flask_app.post("/hooks")
-    @verify_webhook(secret=SECRET)
+    @verify_webhook(secret=SECRET, allow_legacy=True)
     def hook(payload):
         received.append(payload)
         return jsonify({"ok": True, "raw_len": len(request.get_data())})
 
     @flask_app.post("/rotating")
-    @verify_webhook(secret=[SECRET, OLD_SECRET])
+    @verify_webhook(secret=[SECRET, OLD_SECRET], allow_legacy=True)
     def rotating(payload):
         received.append(payload)
         return jsonify({"ok": True})
@@ -46,13 +47,13 @@ def client(flask_app, received):
     tenants = {"acme": SECRET, "globex": OLD_SECRET}
 
     @flask_app.post("/tenants/<tenant>/hooks")
-    @verify_webhook(secret=lambda: tenants.get(request.view_args["tenant"]))
+    @verify_webhook(secret=lambda: tenants.get(request.view_args["tenant"]), allow_legacy=True)
     def per_tenant(payload, tenant):
         received.append((tenant, payload))
         return jsonify({"tenant": tenant})
 
     @flask_app.post("/strict")
-    @verify_webhook(secret=SECRET, allow_legacy=False)
+    @verify_webhook(secret=SECRET)  # the default: Standard Webhooks headers required
     def strict(payload):
         received.append(payload)
         return jsonify({"ok": True})
@@ -114,7 +115,9 @@ def test_wrong_prefix(client, received):
     headers["X-Trakkr-Signature"] = headers["X-Trakkr-Signature"].replace("sha256=", "sha512=")
     response = client.post("/hooks", data=body, headers=headers)
     assert_error(
-        response, 401, "invalid_header",
+        response,
+        401,
+        "invalid_header",
         "invalid X-Trakkr-Signature header: expected 'sha256=' and 64 lowercase hex digits",
     )
     assert received == []
@@ -171,7 +174,9 @@ def test_sender_signing_with_both_secrets_during_rotation(client, received):
 
 def test_callable_secret_resolved_per_request_and_url_kwargs_kept(client, received):
     payload = sample_payload()
-    assert client.post("/tenants/acme/hooks", **signed_request(payload, SECRET).kwargs()).get_json() == {"tenant": "acme"}
+    assert client.post("/tenants/acme/hooks", **signed_request(payload, SECRET).kwargs()).get_json() == {
+        "tenant": "acme"
+    }
     assert client.post("/tenants/globex/hooks", **signed_request(payload, OLD_SECRET).kwargs()).status_code == 200
     wrong = client.post("/tenants/globex/hooks", **signed_request(payload, SECRET).kwargs())
     assert_error(wrong, 401, "no_matching_signature", "no matching signature")
@@ -240,7 +245,11 @@ def test_in_progress_repeat_is_503_with_retry_after(idem, calls):
     assert response.status_code == 503
     assert response.headers["Retry-After"] == "5"
     assert response.get_json() == {
-        "error": {"type": "in_progress", "message": f"event {event_id} is being processed; retry later", "event_id": event_id}
+        "error": {
+            "type": "in_progress",
+            "message": f"event {event_id} is being processed; retry later",
+            "event_id": event_id,
+        }
     }
     assert calls.count == 0
 

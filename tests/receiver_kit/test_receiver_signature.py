@@ -1,4 +1,5 @@
 """X-Trakkr-Signature: vectors computed here with ``hmac``, independently of the kit."""
+
 from __future__ import annotations
 
 import hashlib
@@ -33,9 +34,7 @@ def test_valid_signature_verifies_and_sign_payload_matches_reference():
 
 def test_known_vector():
     # Computed outside Python: printf hello | openssl dgst -sha256 -hmac key
-    assert sign_payload(b"hello", "key") == (
-        "sha256=9307b3b915efb5171ff14d8cb55fbcc798c6c0ef1456d66ded1a6aa723a58b7b"
-    )
+    assert sign_payload(b"hello", "key") == ("sha256=9307b3b915efb5171ff14d8cb55fbcc798c6c0ef1456d66ded1a6aa723a58b7b")
 
 
 @pytest.mark.parametrize("position", [0, len(BODY) // 2, len(BODY) - 1])
@@ -77,7 +76,7 @@ def test_wrong_prefix_or_shape_fails(mangle):
 
 
 def test_uppercase_hex_is_refused_like_the_seed_snippet():
-    upper = "sha256=" + reference(BODY, SECRET)[len("sha256="):].upper()
+    upper = "sha256=" + reference(BODY, SECRET)[len("sha256=") :].upper()
     assert seed_verify(BODY, upper, SECRET) is False
     assert verify_signature(BODY, upper, SECRET) is False
 

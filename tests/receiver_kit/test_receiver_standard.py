@@ -1,4 +1,5 @@
 """Standard Webhooks: vectors from the ``standardwebhooks`` package (and ``hmac`` where it cannot)."""
+
 from __future__ import annotations
 
 import base64
@@ -101,7 +102,10 @@ def test_empty_header_counts_as_missing():
 @pytest.mark.parametrize("value", ["abc", "1.5e9", "-1", "17000000000000", "١٢٣"])
 def test_bad_timestamp_format(value):
     err = error_of(BODY, {**lib_headers(BODY, WHSEC), "webhook-timestamp": value})
-    assert (err.code, err.message) == ("invalid_header", "invalid webhook-timestamp header: expected integer Unix seconds")
+    assert (err.code, err.message) == (
+        "invalid_header",
+        "invalid webhook-timestamp header: expected integer Unix seconds",
+    )
 
 
 @pytest.mark.parametrize(
@@ -173,7 +177,11 @@ def test_rotated_secrets_on_the_receiver():
 
 def test_empty_body():
     ts = int(time.time())
-    headers = {"webhook-id": MSG_ID, "webhook-timestamp": str(ts), "webhook-signature": raw_signature(b"", KEY, MSG_ID, ts)}
+    headers = {
+        "webhook-id": MSG_ID,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": raw_signature(b"", KEY, MSG_ID, ts),
+    }
     assert WebhookVerifier(WHSEC).authenticate(b"", headers) == "standard-webhooks"
     assert error_of(b" ", headers).code == "no_matching_signature"
     # Authentic but not JSON: the parse step says so.
@@ -185,7 +193,11 @@ def test_empty_body():
 def test_non_utf8_body():
     body = b"\xff\xfe\x80{}"
     ts = int(time.time())
-    headers = {"webhook-id": MSG_ID, "webhook-timestamp": str(ts), "webhook-signature": raw_signature(body, KEY, MSG_ID, ts)}
+    headers = {
+        "webhook-id": MSG_ID,
+        "webhook-timestamp": str(ts),
+        "webhook-signature": raw_signature(body, KEY, MSG_ID, ts),
+    }
     assert WebhookVerifier(WHSEC).authenticate(body, headers) == "standard-webhooks"
     assert error_of(body + b"x", headers).code == "no_matching_signature"
     with pytest.raises(WebhookVerificationError) as info:

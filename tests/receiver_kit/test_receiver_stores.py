@@ -1,4 +1,5 @@
 """Idempotency stores, each against its real backend: claim/complete/release, TTLs, races."""
+
 from __future__ import annotations
 
 import secrets

@@ -1,4 +1,5 @@
 """receiver_kit.testing produces what the sender produces (checked independently), and the import rule."""
+
 from __future__ import annotations
 
 import base64
@@ -56,7 +57,7 @@ def test_scheme_selection_and_explicit_id_and_timestamp():
 
 def test_bytes_are_signed_exactly_and_lists_sign_with_every_secret():
     other = "whsec_" + base64.b64encode(b"u" * 32).decode()
-    req = signed_request(b" {\"a\": 1} ", [WHSEC, other])
+    req = signed_request(b' {"a": 1} ', [WHSEC, other])
     assert req.body == b' {"a": 1} '
     assert len(req.headers["webhook-signature"].split(" ")) == 2
     assert Webhook(other).verify(req.body, req.headers) == {"a": 1}
@@ -64,7 +65,7 @@ def test_bytes_are_signed_exactly_and_lists_sign_with_every_secret():
 
 
 def test_encode_body_is_compact_utf8():
-    assert encode_body({"name": "Zoë", "n": [1, 2]}) == '{"name":"Zoë","n":[1,2]}'.encode("utf-8")
+    assert encode_body({"name": "Zoë", "n": [1, 2]}) == '{"name":"Zoë","n":[1,2]}'.encode()
 
 
 def test_import_receiver_kit_needs_the_standard_library_only():
@@ -77,7 +78,11 @@ def test_import_receiver_kit_needs_the_standard_library_only():
         "sys.exit(1 if loaded else 0)\n"
     )
     proc = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60,
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -1,0 +1,1 @@
+"""Migrations of the ``receiver_kit`` Django app."""
