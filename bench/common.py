@@ -4,6 +4,7 @@ worker processes, and the benchmark app with its webhooks.
 Every process started here is stopped by the context manager that started it; all
 traffic goes to 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,10 +17,11 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -167,9 +169,22 @@ class BenchApp:
         from flask_trakkr_webhooks import ids
 
         now = ids.utcnow()
-        rows = [dict(id=ids.new_id(ids.WEBHOOK), brand_id=self.brand["id"], url=url, events=[EVENT_TYPE], provider="webhook",
-                     active=True, auth_type="none", signing_secret=secret, headers={}, created_at=now, updated_at=now)
-                for url in urls]
+        rows = [
+            dict(
+                id=ids.new_id(ids.WEBHOOK),
+                brand_id=self.brand["id"],
+                url=url,
+                events=[EVENT_TYPE],
+                provider="webhook",
+                active=True,
+                auth_type="none",
+                signing_secret=secret,
+                headers={},
+                created_at=now,
+                updated_at=now,
+            )
+            for url in urls
+        ]
         with self.app.app_context():
             table = self.state.models.Webhook.__table__
             self.app.db.session.execute(sa.insert(table), rows)
@@ -187,8 +202,11 @@ class BenchApp:
         """``(terminal, failed)`` deliveries so far."""
         with self.app.app_context():
             D = self.state.models.Delivery
-            rows = dict(self.app.db.session.execute(
-                sa.select(D.status, sa.func.count()).where(D.status.in_(TERMINAL)).group_by(D.status)).all())
+            rows = dict(
+                self.app.db.session.execute(
+                    sa.select(D.status, sa.func.count()).where(D.status.in_(TERMINAL)).group_by(D.status)
+                ).all()
+            )
             self.app.db.session.remove()
         return sum(rows.values()), rows.get("failed", 0) + rows.get("cancelled", 0)
 
@@ -209,8 +227,13 @@ class ReceiverProcess:
     """``python -m bench.receiver`` in its own process (see :mod:`bench.receiver`)."""
 
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen([sys.executable, "-m", "bench.receiver", *args], cwd=ROOT,
-                                     env=_env(), stdout=subprocess.PIPE, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "bench.receiver", *args],
+            cwd=ROOT,
+            env=_env(),
+            stdout=subprocess.PIPE,
+            start_new_session=True,
+        )
         assert self.proc.stdout is not None
         line = self.proc.stdout.readline()
         if not line:
@@ -240,7 +263,7 @@ class ReceiverProcess:
                 self.proc.kill()
                 self.proc.wait(5)
 
-    def __enter__(self) -> "ReceiverProcess":
+    def __enter__(self) -> ReceiverProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -256,15 +279,18 @@ class WorkerProcess:
         self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", "bench.hostapp:create_app", "webhooks", "worker"],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True)
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
     def wait_ready(self, timeout: float = 60.0) -> None:
         """Wait until the worker is registered on the queue."""
         from rq import Queue, Worker
 
-        from flask_trakkr_webhooks import dispatch
-
-        queue = Queue(self.bench.state.settings.queue, connection=dispatch.redis_connection(self.bench.state))
+        queue = Queue(self.bench.state.settings.queue, connection=self.bench.state.redis())
 
         def ready() -> bool:
             if self.proc.poll() is not None:
@@ -295,7 +321,7 @@ class WorkerProcess:
         if self._log is not subprocess.DEVNULL:
             self._log.close()  # type: ignore[union-attr]
 
-    def __enter__(self) -> "WorkerProcess":
+    def __enter__(self) -> WorkerProcess:
         return self
 
     def __exit__(self, *exc: Any) -> None:
@@ -303,7 +329,8 @@ class WorkerProcess:
 
 
 def _env(**extra: str) -> dict[str, str]:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
-               PYTHONUNBUFFERED="1")
+    env = dict(
+        os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), PYTHONUNBUFFERED="1"
+    )
     env.update(extra)
     return env

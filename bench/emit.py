@@ -6,11 +6,13 @@ the deliveries ``queued``. Counted on the same call: SQL statements sent through
 DBAPI cursor (an ``executemany`` counts once) and Redis round trips (one per command
 or pipeline sent). The jobs each repeat enqueued are removed before the next one.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
 
@@ -47,16 +49,15 @@ def counting(engine: sa.engine.Engine) -> Iterator[dict[str, int]]:
 def _clear_queue(bench: BenchApp) -> None:
     from rq import Queue
 
-    from flask_trakkr_webhooks import dispatch
-
     state = bench.state
-    queue = Queue(state.settings.queue, connection=dispatch.redis_connection(state))
+    queue = Queue(state.settings.queue, connection=state.redis())
     queue.empty()
-    queue.connection.delete(dispatch.jobs_key(state))
+    queue.connection.delete(state.jobs_key)
 
 
-def emit_fanout(database_url: str, redis_url: str, *, repeats: int, fanouts: tuple[int, ...] = FANOUTS
-                ) -> dict[int, dict[str, Any]]:
+def emit_fanout(
+    database_url: str, redis_url: str, *, repeats: int, fanouts: tuple[int, ...] = FANOUTS
+) -> dict[int, dict[str, Any]]:
     """``{fan-out: {"ms": Stats, "sql": n, "redis": n, "us_per_webhook": float}}``."""
     out: dict[int, dict[str, Any]] = {}
     bench = BenchApp(database_url, bench_config(redis_url))
@@ -80,8 +81,12 @@ def emit_fanout(database_url: str, redis_url: str, *, repeats: int, fanouts: tup
                     counts = dict(counted)
                 _clear_queue(bench)
             measured = stats(times)
-            out[fanout] = {"ms": measured, "sql": counts["sql"], "redis": counts["redis"],
-                           "us_per_webhook": measured.median * 1000 / fanout}
+            out[fanout] = {
+                "ms": measured,
+                "sql": counts["sql"],
+                "redis": counts["redis"],
+                "us_per_webhook": measured.median * 1000 / fanout,
+            }
     finally:
         bench.cleanup()
     return out

@@ -3,11 +3,13 @@
 The benchmark process and its worker process build the same app from one JSON
 environment variable, ``BENCH_APP`` = ``{"database": URL, "config": {TRAKKR_WEBHOOKS_*: ...}}``.
 """
+
 from __future__ import annotations
 
 import json
 import os
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy

@@ -24,6 +24,7 @@ Answers:
   ``meta.event_id``: a repeat of a completed event is answered 200 without running
   it, a repeat while it runs gets 503 with ``Retry-After``.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -36,8 +37,14 @@ import sys
 import time
 from typing import Any
 
-_REASONS = {200: b"OK", 401: b"Unauthorized", 404: b"Not Found", 429: b"Too Many Requests",
-            500: b"Internal Server Error", 503: b"Service Unavailable"}
+_REASONS = {
+    200: b"OK",
+    401: b"Unauthorized",
+    404: b"Not Found",
+    429: b"Too Many Requests",
+    500: b"Internal Server Error",
+    503: b"Service Unavailable",
+}
 
 
 def response(status: int, body: bytes = b"ok", headers: dict[str, str] | None = None) -> bytes:
@@ -88,7 +95,7 @@ class Server:
 
     # -- one request -------------------------------------------------------------------------
 
-    def handle(self, conn: "Connection", head: bytes, body: bytes) -> None:
+    def handle(self, conn: Connection, head: bytes, body: bytes) -> None:
         """Answer one request on ``conn``."""
         if head.startswith(b"GET /_stats"):
             stats = {"requests": self.requests, "processed": self.processed, "duplicates": self.duplicates}
@@ -103,16 +110,21 @@ class Server:
             return
         self._scripted(conn, head, body)
 
-    def _scripted(self, conn: "Connection", head: bytes, body: bytes) -> None:
+    def _scripted(self, conn: Connection, head: bytes, body: bytes) -> None:
         lines = head.decode("latin-1").split("\r\n")
         path = lines[0].split(" ")[1] if " " in lines[0] else "/"
         headers = {}
         for line in lines[1:]:
             name, _, value = line.partition(":")
             headers[name.strip().lower()] = value.strip()
-        entry: dict[str, Any] = {"t": round(time.monotonic() - self.started, 4), "path": path,
-                                 "delivery": headers.get("x-trakkr-delivery"), "event": None, "answer": None,
-                                 "processed": False}
+        entry: dict[str, Any] = {
+            "t": round(time.monotonic() - self.started, 4),
+            "path": path,
+            "delivery": headers.get("x-trakkr-delivery"),
+            "event": None,
+            "answer": None,
+            "processed": False,
+        }
         if self.log_path:
             self.log.append(entry)
         if self.secret is not None:
@@ -143,7 +155,7 @@ class Server:
         else:
             entry["answer"] = self._process(conn, path, entry, False)
 
-    def _process(self, conn: "Connection", path: str, entry: dict[str, Any], late: bool) -> int:
+    def _process(self, conn: Connection, path: str, entry: dict[str, Any], late: bool) -> int:
         """Run the "handler" once per (endpoint, event) under the idempotency store; answer."""
         key = f"{path}:{entry['event']}"
         if self.store is None:
@@ -206,13 +218,15 @@ class Connection(asyncio.Protocol):
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
 
-    def connection_made(self, transport: Any) -> None:  # noqa: D102 - asyncio's interface
+    def connection_made(self, transport: Any) -> None:
+        """Keep the transport; answers go out without Nagle's delay."""
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.transport = transport
 
-    def data_received(self, data: bytes) -> None:  # noqa: D102 - asyncio's interface
+    def data_received(self, data: bytes) -> None:
+        """Buffer the bytes and hand every complete request (head and body) to the server."""
         buffer = self.buffer
         buffer += data
         while True:
@@ -224,11 +238,11 @@ class Connection(asyncio.Protocol):
             at = head.lower().find(b"\r\ncontent-length:")
             if at >= 0:
                 stop = head.find(b"\r\n", at + 2)
-                length = int(head[at + 17:stop if stop >= 0 else len(head)])
+                length = int(head[at + 17 : stop if stop >= 0 else len(head)])
             total = end + 4 + length
             if len(buffer) < total:
                 return
-            body = bytes(buffer[end + 4:total])
+            body = bytes(buffer[end + 4 : total])
             del buffer[:total]
             self.server.handle(self, head, body)
 
@@ -241,7 +255,8 @@ class Connection(asyncio.Protocol):
         """Write ``data`` after ``delay`` seconds (answers on one connection stay in order)."""
         asyncio.get_running_loop().call_later(delay, self.send, data)
 
-    def connection_lost(self, exc: Exception | None) -> None:  # noqa: D102 - asyncio's interface
+    def connection_lost(self, exc: Exception | None) -> None:
+        """Forget the transport: answers still pending for this connection are dropped."""
         self.transport = None
 
 
@@ -250,8 +265,9 @@ async def serve(args: argparse.Namespace) -> None:
     loop = asyncio.get_running_loop()
     server = Server(args)
     fixed = [int(p) for p in args.port.split(",")] if args.port else [0] * args.ports
-    listeners = [await loop.create_server(lambda: Connection(server), "127.0.0.1", port, backlog=1024)
-                 for port in fixed]
+    listeners = [
+        await loop.create_server(lambda: Connection(server), "127.0.0.1", port, backlog=1024) for port in fixed
+    ]
     ports = [listener.sockets[0].getsockname()[1] for listener in listeners]
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):

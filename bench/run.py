@@ -11,6 +11,7 @@ answers (a queue of this run's own), else a private embedded server. PostgreSQL 
 a database is created for the run and dropped after it; otherwise its rows say "not
 measured". Every process started here is stopped here; all traffic stays on 127.0.0.1.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -19,15 +20,16 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Callable, Iterator
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 if __package__ in (None, ""):  # `python bench/run.py`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import common, emit, kit, throughput  # noqa: E402
-from flask_trakkr_webhooks.config import DEFAULTS  # noqa: E402
+from bench import common, emit, kit, throughput
+from flask_trakkr_webhooks.config import DEFAULTS
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 #: The hand-written part of RESULTS.md between these markers survives a re-run.
@@ -79,7 +81,8 @@ def machine(redis_label: str, postgres: str | None) -> list[str]:
         f"{psutil.virtual_memory().total / 2**30:.1f} GiB RAM, {platform.system()} {platform.release()}",
         f"- Load average when the run started: {load} (the machine is shared; see the busy column of each section)",
         f"- Python {platform.python_version()}; RQ {version('rq')}; redis-py {version('redis')}; "
-        f"SQLAlchemy {version('SQLAlchemy')}; Flask {version('flask')}; Flask-SQLAlchemy {version('flask-sqlalchemy')}; "
+        f"SQLAlchemy {version('SQLAlchemy')}; Flask {version('flask')}; "
+        f"Flask-SQLAlchemy {version('flask-sqlalchemy')}; "
         f"requests {version('requests')}; psycopg {version('psycopg')}",
         f"- Servers: {redis_label}; PostgreSQL {postgres or 'not reachable (its rows are not measured)'}; "
         "SQLite " + __import__("sqlite3").sqlite_version,
@@ -114,9 +117,18 @@ class Report:
         self.targets.append((name, measured, ok))
 
 
-def _throughput_runs(report: Report, databases: dict[str, str | None], redis_url: str, name: str, *,
-                     delay: float, layout: throughput.Layout, repeats: int, threads: int,
-                     log: Callable[[str], None]) -> Iterator[tuple[str, Any, dict[str, Any], float]]:
+def _throughput_runs(
+    report: Report,
+    databases: dict[str, str | None],
+    redis_url: str,
+    name: str,
+    *,
+    delay: float,
+    layout: throughput.Layout,
+    repeats: int,
+    threads: int,
+    log: Callable[[str], None],
+) -> Iterator[tuple[str, Any, dict[str, Any], float]]:
     """``(database, run, its summary, machine busy %)`` per reachable database (a row says the others
     were not measured)."""
     for kind, url in databases.items():
@@ -126,78 +138,120 @@ def _throughput_runs(report: Report, databases: dict[str, str | None], redis_url
         log(f"  {name}, {LABEL[kind]}")
         busy = Busy()
         with common.database(kind) as db:
-            run = throughput.throughput(db, redis_url, delay=delay, layout=layout, repeats=repeats,
-                                        baseline_threads=threads, log=log)
+            run = throughput.throughput(
+                db, redis_url, delay=delay, layout=layout, repeats=repeats, baseline_threads=threads, log=log
+            )
         yield kind, run, throughput.summarize(run), busy.percent()
 
 
-def section_instant(report: Report, databases: dict[str, str | None], redis_url: str, quick: bool,
-                    log: Callable[[str], None]) -> None:
+def section_instant(
+    report: Report, databases: dict[str, str | None], redis_url: str, quick: bool, log: Callable[[str], None]
+) -> None:
     """1: instant receiver, worker vs one plain requests.Session loop."""
     layout = throughput.Layout(webhooks=50, ports=4, events=20 if quick else 40)
     repeats = 3 if quick else 5
-    report.add("", "## 1. Throughput to an instant local receiver",
-               "",
-               f"One `flask webhooks worker` process (default settings: CONCURRENCY {DEFAULTS['CONCURRENCY']}, "
-               f"PER_HOST_CONCURRENCY {DEFAULTS['PER_HOST_CONCURRENCY']}, BATCH_SIZE {DEFAULTS['BATCH_SIZE']}), "
-               f"{layout.webhooks} webhooks on {layout.ports} receiver ports, "
-               f"{layout.deliveries:,} signed deliveries per round, {repeats} rounds; each round is followed by one "
-               "plain `requests.Session` loop POSTing the same bodies and headers to the same receiver. "
-               "Deliveries/s counts from the commit that enqueues a round to the last delivery recorded `succeeded`.",
-               "",
-               "| database | worker deliveries/s | plain requests.Session/s | worker ÷ plain | target ≥ 0.6 | "
-               "worker CPU per delivery | plain CPU per request | machine busy |",
-               "|---|---|---|---|---|---|---|---|")
-    for kind, run, result, busy in _throughput_runs(report, databases, redis_url, "1. instant receiver", delay=0.0,
-                                                    layout=layout, repeats=repeats, threads=1, log=log):
+    report.add(
+        "",
+        "## 1. Throughput to an instant local receiver",
+        "",
+        f"One `flask webhooks worker` process (default settings: CONCURRENCY {DEFAULTS['CONCURRENCY']}, "
+        f"PER_HOST_CONCURRENCY {DEFAULTS['PER_HOST_CONCURRENCY']}, BATCH_SIZE {DEFAULTS['BATCH_SIZE']}), "
+        f"{layout.webhooks} webhooks on {layout.ports} receiver ports, "
+        f"{layout.deliveries:,} signed deliveries per round, {repeats} rounds; each round is followed by one "
+        "plain `requests.Session` loop POSTing the same bodies and headers to the same receiver. "
+        "Deliveries/s counts from the commit that enqueues a round to the last delivery recorded `succeeded`.",
+        "",
+        "| database | worker deliveries/s | plain requests.Session/s | worker ÷ plain | target ≥ 0.6 | "
+        "worker CPU per delivery | plain CPU per request | machine busy |",
+        "|---|---|---|---|---|---|---|---|",
+    )
+    for kind, run, result, busy in _throughput_runs(
+        report,
+        databases,
+        redis_url,
+        "1. instant receiver",
+        delay=0.0,
+        layout=layout,
+        repeats=repeats,
+        threads=1,
+        log=log,
+    ):
         ok = result["ratio"].median >= 0.6
-        report.add(f"| {LABEL[kind]} | {fmt(result['worker'])} | {fmt(result['raw'])} | {fmt(result['ratio'], 2)} | "
-                   f"{verdict(ok)} | {run.cpu_us:,.0f} µs | {result['raw_cpu_us'].median:,.0f} µs | {busy:.0f}% |")
-        report.target(f"1. instant receiver, {LABEL[kind]}: ≥ 0.6 × plain requests",
-                      f"{result['ratio'].median:.2f} × ({result['worker'].median:,.0f} vs "
-                      f"{result['raw'].median:,.0f}/s)", ok)
+        report.add(
+            f"| {LABEL[kind]} | {fmt(result['worker'])} | {fmt(result['raw'])} | {fmt(result['ratio'], 2)} | "
+            f"{verdict(ok)} | {run.cpu_us:,.0f} µs | {result['raw_cpu_us'].median:,.0f} µs | {busy:.0f}% |"
+        )
+        report.target(
+            f"1. instant receiver, {LABEL[kind]}: ≥ 0.6 × plain requests",
+            f"{result['ratio'].median:.2f} × ({result['worker'].median:,.0f} vs {result['raw'].median:,.0f}/s)",
+            ok,
+        )
         if run.failed:
             report.add(f"| | {run.failed} deliveries did not succeed | | | | | | |")
 
 
-def section_delayed(report: Report, databases: dict[str, str | None], redis_url: str, quick: bool,
-                    log: Callable[[str], None]) -> None:
+def section_delayed(
+    report: Report, databases: dict[str, str | None], redis_url: str, quick: bool, log: Callable[[str], None]
+) -> None:
     """2: receiver answering after 100 ms, worker vs the ideal and vs plain threads."""
     layout = throughput.Layout(webhooks=50, ports=8, events=20 if quick else 40)
     repeats = 3 if quick else 5
     concurrency, per_host = DEFAULTS["CONCURRENCY"], DEFAULTS["PER_HOST_CONCURRENCY"]
     in_flight = min(concurrency, per_host * layout.ports)
     ideal = in_flight / 0.1
-    report.add("", "## 2. Throughput to a receiver answering after 100 ms", "",
-               f"{layout.webhooks} webhooks on {layout.ports} receiver ports, so in-flight = min(CONCURRENCY "
-               f"{concurrency}, PER_HOST_CONCURRENCY {per_host} × {layout.ports} ports) = {in_flight}; ideal = "
-               f"{in_flight} / 0.1 s = {ideal:.0f}/s. {layout.deliveries:,} deliveries per round, {repeats} rounds; "
-               f"each followed by a pool of {in_flight} threads sending the same requests with plain "
-               "`requests.Session`s (what Python threads + requests reach here).",
-               "",
-               "| database | worker deliveries/s | ideal | worker ÷ ideal | target ≥ 300/s | "
-               f"{in_flight} plain requests threads/s | worker CPU per delivery | machine busy |",
-               "|---|---|---|---|---|---|---|---|")
-    for kind, run, result, busy in _throughput_runs(report, databases, redis_url, "2. 100 ms receiver", delay=0.1,
-                                                    layout=layout, repeats=repeats, threads=in_flight, log=log):
+    report.add(
+        "",
+        "## 2. Throughput to a receiver answering after 100 ms",
+        "",
+        f"{layout.webhooks} webhooks on {layout.ports} receiver ports, so in-flight = min(CONCURRENCY "
+        f"{concurrency}, PER_HOST_CONCURRENCY {per_host} × {layout.ports} ports) = {in_flight}; ideal = "
+        f"{in_flight} / 0.1 s = {ideal:.0f}/s. {layout.deliveries:,} deliveries per round, {repeats} rounds; "
+        f"each followed by a pool of {in_flight} threads sending the same requests with plain "
+        "`requests.Session`s (what Python threads + requests reach here).",
+        "",
+        "| database | worker deliveries/s | ideal | worker ÷ ideal | target ≥ 300/s | "
+        f"{in_flight} plain requests threads/s | worker CPU per delivery | machine busy |",
+        "|---|---|---|---|---|---|---|---|",
+    )
+    for kind, run, result, busy in _throughput_runs(
+        report,
+        databases,
+        redis_url,
+        "2. 100 ms receiver",
+        delay=0.1,
+        layout=layout,
+        repeats=repeats,
+        threads=in_flight,
+        log=log,
+    ):
         ok = result["worker"].median >= 300
-        report.add(f"| {LABEL[kind]} | {fmt(result['worker'])} | {ideal:.0f} | "
-                   f"{result['worker'].median / ideal:.2f} | {verdict(ok)} | {fmt(result['raw'])} | "
-                   f"{run.cpu_us:,.0f} µs | {busy:.0f}% |")
-        report.target(f"2. 100 ms receiver, {LABEL[kind]}: ≥ 300/s",
-                      f"{result['worker'].median:,.0f}/s (ideal {ideal:.0f}, plain threads "
-                      f"{result['raw'].median:,.0f}/s)", ok)
+        report.add(
+            f"| {LABEL[kind]} | {fmt(result['worker'])} | {ideal:.0f} | "
+            f"{result['worker'].median / ideal:.2f} | {verdict(ok)} | {fmt(result['raw'])} | "
+            f"{run.cpu_us:,.0f} µs | {busy:.0f}% |"
+        )
+        report.target(
+            f"2. 100 ms receiver, {LABEL[kind]}: ≥ 300/s",
+            f"{result['worker'].median:,.0f}/s (ideal {ideal:.0f}, plain threads {result['raw'].median:,.0f}/s)",
+            ok,
+        )
 
 
-def section_emit(report: Report, databases: dict[str, str | None], redis_url: str, quick: bool,
-                 log: Callable[[str], None]) -> None:
+def section_emit(
+    report: Report, databases: dict[str, str | None], redis_url: str, quick: bool, log: Callable[[str], None]
+) -> None:
     """3: emit + commit fan-out."""
     repeats = 3 if quick else 5
-    report.add("", "## 3. `emit` + commit fan-out", "",
-               f"One event to N webhooks of one brand, `emit(...)` then `db.session.commit()` (which enqueues the "
-               f"jobs and marks the deliveries queued), {repeats} repeats after one untimed warm-up. SQL statements "
-               "as sent through the DBAPI cursor (an `executemany` counts once); Redis round trips as commands or "
-               "pipelines sent.", "")
+    report.add(
+        "",
+        "## 3. `emit` + commit fan-out",
+        "",
+        f"One event to N webhooks of one brand, `emit(...)` then `db.session.commit()` (which enqueues the "
+        f"jobs and marks the deliveries queued), {repeats} repeats after one untimed warm-up. SQL statements "
+        "as sent through the DBAPI cursor (an `executemany` counts once); Redis round trips as commands or "
+        "pipelines sent.",
+        "",
+    )
     results: dict[str, dict[int, dict[str, Any]]] = {}
     for kind, url in databases.items():
         if url is None:
@@ -228,8 +282,11 @@ def section_emit(report: Report, databases: dict[str, str | None], redis_url: st
         at_1k = measured[1000]["ms"].median
         growth = measured[10000]["ms"].median / at_1k
         ok = at_1k < 150 and growth <= 13
-        report.target(f"3. emit to 1,000 webhooks, {LABEL[kind]}: < 150 ms, linear",
-                      f"{at_1k:.0f} ms; 10,000 takes {growth:.1f} × as long", ok)
+        report.target(
+            f"3. emit to 1,000 webhooks, {LABEL[kind]}: < 150 ms, linear",
+            f"{at_1k:.0f} ms; 10,000 takes {growth:.1f} × as long",
+            ok,
+        )
     for kind in databases:
         if kind not in results:
             report.target(f"3. emit to 1,000 webhooks, {LABEL[kind]}: < 150 ms, linear", "not measured", None)
@@ -239,25 +296,37 @@ def section_kit(report: Report, redis_url: str, quick: bool, log: Callable[[str]
     """4: receiver kit vs bare hmac."""
     log("  4. receiver kit")
     results = kit.measure(redis_url, repeats=3 if quick else 7, quick=quick)
-    report.add("", "## 4. Receiver kit: verify + idempotency check vs bare `hmac`", "",
-               "µs per request, median (min–max) of repeated `timeit` loops. *bare hmac* is the product page's "
-               "snippet; *kit + MemoryStore* is `verify_signature` plus `claim` + `complete` of a new event id; "
-               "*repeat* is a delivery of an event already done; JSON parsing (the same for both sides) is left out.",
-               "", "| body | bare hmac | kit verify_signature only | kit + MemoryStore | ÷ bare | target ≤ 1.5 × | "
-               "kit + MemoryStore (repeat) | kit + RedisStore |", "|---|---|---|---|---|---|---|---|")
+    report.add(
+        "",
+        "## 4. Receiver kit: verify + idempotency check vs bare `hmac`",
+        "",
+        "µs per request, median (min–max) of repeated `timeit` loops. *bare hmac* is the product page's "
+        "snippet; *kit + MemoryStore* is `verify_signature` plus `claim` + `complete` of a new event id; "
+        "*repeat* is a delivery of an event already done; JSON parsing (the same for both sides) is left out.",
+        "",
+        "| body | bare hmac | kit verify_signature only | kit + MemoryStore | ÷ bare | target ≤ 1.5 × | "
+        "kit + MemoryStore (repeat) | kit + RedisStore |",
+        "|---|---|---|---|---|---|---|---|",
+    )
     for label, measured in results.items():
         bare = measured["bare hmac"]
         ratio = measured["kit + MemoryStore"].median / bare.median
         ok = ratio <= 1.5
-        report.add(f"| {label} | {fmt(bare, 2)} | {fmt(measured['kit verify_signature only'], 2)} | "
-                   f"{fmt(measured['kit + MemoryStore'], 2)} | {ratio:.2f} | {verdict(ok)} | "
-                   f"{fmt(measured['kit + MemoryStore (repeat)'], 2)} | {fmt(measured.get('kit + RedisStore'), 1)} |")
-        report.target(f"4. receiver kit, {label} body: ≤ 1.5 × bare hmac",
-                      f"{ratio:.2f} × ({measured['kit + MemoryStore'].median:.2f} vs {bare.median:.2f} µs)", ok)
+        report.add(
+            f"| {label} | {fmt(bare, 2)} | {fmt(measured['kit verify_signature only'], 2)} | "
+            f"{fmt(measured['kit + MemoryStore'], 2)} | {ratio:.2f} | {verdict(ok)} | "
+            f"{fmt(measured['kit + MemoryStore (repeat)'], 2)} | {fmt(measured.get('kit + RedisStore'), 1)} |"
+        )
+        report.target(
+            f"4. receiver kit, {label} body: ≤ 1.5 × bare hmac",
+            f"{ratio:.2f} × ({measured['kit + MemoryStore'].median:.2f} vs {bare.median:.2f} µs)",
+            ok,
+        )
 
 
-def section_memory(report: Report, databases: dict[str, str | None], redis_url: str, quick: bool,
-                   log: Callable[[str], None]) -> None:
+def section_memory(
+    report: Report, databases: dict[str, str | None], redis_url: str, quick: bool, log: Callable[[str], None]
+) -> None:
     """5: worker RSS after 1,000 and after 50,000 deliveries."""
     kind = "postgresql" if databases.get("postgresql") else "sqlite"
     checkpoints = (1000, 10000) if quick else (1000, 50000)
@@ -268,11 +337,17 @@ def section_memory(report: Report, databases: dict[str, str | None], redis_url: 
     (n0, rss0), (n1, rss1) = result.points[0], result.points[-1]
     growth = (rss1 - rss0) / rss0 * 100
     ok = growth < 10
-    report.add("", "## 5. Worker memory", "",
-               f"RSS of one `flask webhooks worker` process ({LABEL[kind]}, instant receiver, 100 webhooks, a backlog "
-               f"of about two rounds kept queued) after each number of deliveries; {n1:,} deliveries took "
-               f"{result.seconds:.0f} s (machine busy {busy.percent():.0f}%).", "",
-               "| after deliveries | RSS | growth since the first point | target < 10% |", "|---|---|---|---|")
+    report.add(
+        "",
+        "## 5. Worker memory",
+        "",
+        f"RSS of one `flask webhooks worker` process ({LABEL[kind]}, instant receiver, 100 webhooks, a backlog "
+        f"of about two rounds kept queued) after each number of deliveries; {n1:,} deliveries took "
+        f"{result.seconds:.0f} s (machine busy {busy.percent():.0f}%).",
+        "",
+        "| after deliveries | RSS | growth since the first point | target < 10% |",
+        "|---|---|---|---|",
+    )
     for index, (count, rss) in enumerate(result.points):
         change = "–" if index == 0 else f"{(rss - rss0) / rss0 * 100:+.1f}%"
         report.add(f"| {count:,} | {rss / 2**20:.1f} MiB | {change} | {verdict(ok) if index else ''} |")
@@ -285,12 +360,22 @@ def write_results(report: Report, header: list[str]) -> None:
     if RESULTS.exists():
         text = RESULTS.read_text()
         if NOTES_START in text and NOTES_END in text:
-            notes = text[text.index(NOTES_START):text.index(NOTES_END) + len(NOTES_END)]
+            notes = text[text.index(NOTES_START) : text.index(NOTES_END) + len(NOTES_END)]
     if not notes:
         notes = f"{NOTES_START}\n## Notes\n\n(Analysis and profiles go here; kept across re-runs.)\n{NOTES_END}"
-    lines = ["# Benchmark results", "", "Written by `.venv/bin/python -m bench.run` (the README's Benchmarks section "
-             "says what each number measures); the Notes at the end are kept across runs.",
-             "", *header, "", "## Targets", "", "| target | measured | |", "|---|---|---|"]
+    lines = [
+        "# Benchmark results",
+        "",
+        "Written by `.venv/bin/python -m bench.run` (the README's Benchmarks section "
+        "says what each number measures); the Notes at the end are kept across runs.",
+        "",
+        *header,
+        "",
+        "## Targets",
+        "",
+        "| target | measured | |",
+        "|---|---|---|",
+    ]
     for name, measured, ok in report.targets:
         lines.append(f"| {name} | {measured} | {'not measured' if ok is None else verdict(ok)} |")
     lines += report.lines + ["", notes, ""]

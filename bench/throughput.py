@@ -16,11 +16,13 @@ as ``succeeded`` in the database, so deliveries/s counts finished, recorded work
 The worker is warmed up (app loaded, engine started, connections open) before the
 first round.
 """
+
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import requests
 
@@ -48,8 +50,8 @@ class Layout:
 class Run:
     """What a throughput run measured."""
 
-    worker: list[float] = field(default_factory=list)   # deliveries/s per round
-    raw: list[float] = field(default_factory=list)      # raw client requests/s per round
+    worker: list[float] = field(default_factory=list)  # deliveries/s per round
+    raw: list[float] = field(default_factory=list)  # raw client requests/s per round
     raw_cpu_us: list[float] = field(default_factory=list)  # raw client CPU per request
     failed: int = 0
     cpu_us: float = 0.0  # worker process CPU (user + system) per delivery over the rounds
@@ -76,13 +78,13 @@ def sample_messages(bench: BenchApp, count: int) -> list[Any]:
     """``count`` requests exactly as the worker builds them (body bytes, headers, URL)."""
     import sqlalchemy as sa
 
-    from flask_trakkr_webhooks import delivery, ids, message
+    from flask_trakkr_webhooks import claim, ids, message
 
     app = bench.app
     with app.app_context():
         D = bench.state.models.Delivery
         rows = app.db.session.execute(sa.select(D.id).order_by(D.created_at.desc()).limit(count)).scalars().all()
-        works = delivery.load(bench.state, {d: 1 for d in rows})
+        works = claim.load(bench.state, dict.fromkeys(rows, 1))
         stamp = int(ids.utcnow().timestamp())
         out = [message.build(w.endpoint, w.payload, delivery_id=w.delivery_id, timestamp=stamp) for w in works]
         app.db.session.remove()
@@ -107,7 +109,7 @@ class RawClient:
         if session is None:
             session = self._local.session = requests.Session()
         response = session.post(msg.url, data=msg.body, headers=msg.headers, timeout=10)
-        response.content  # read the answer, as the worker does
+        _ = response.content  # read the answer, as the worker does
         if response.status_code != 200:
             raise RuntimeError(f"the receiver answered {response.status_code}")
 
@@ -128,8 +130,16 @@ class RawClient:
             self._pool.shutdown()
 
 
-def throughput(database_url: str, redis_url: str, *, delay: float, layout: Layout, repeats: int,
-               baseline_threads: int, log: Callable[[str], None] = print) -> Run:
+def throughput(
+    database_url: str,
+    redis_url: str,
+    *,
+    delay: float,
+    layout: Layout,
+    repeats: int,
+    baseline_threads: int,
+    log: Callable[[str], None] = print,
+) -> Run:
     """Rounds of one worker process delivering to a receiver answering after ``delay`` seconds,
     each followed by a round of plain ``requests`` loops (``baseline_threads`` of them) sending
     the same requests, when ``baseline_threads`` > 0."""
@@ -139,9 +149,14 @@ def throughput(database_url: str, redis_url: str, *, delay: float, layout: Layou
     with ReceiverProcess("--ports", str(layout.ports), "--delay", str(delay)) as rx:
         bench = BenchApp(database_url, bench_config(redis_url))
         settings = bench.state.settings
-        run.settings = {"concurrency": settings.concurrency, "per_host": settings.per_host_concurrency,
-                        "batch_size": settings.batch_size, "ports": layout.ports, "webhooks": layout.webhooks,
-                        "deliveries_per_round": layout.deliveries}
+        run.settings = {
+            "concurrency": settings.concurrency,
+            "per_host": settings.per_host_concurrency,
+            "batch_size": settings.batch_size,
+            "ports": layout.ports,
+            "webhooks": layout.webhooks,
+            "deliveries_per_round": layout.deliveries,
+        }
         try:
             bench.add_webhooks([f"{rx.url(i)}/hooks/{i}" for i in range(layout.webhooks)])
             with WorkerProcess(bench) as worker:
@@ -167,7 +182,9 @@ def throughput(database_url: str, redis_url: str, *, delay: float, layout: Layou
                         raw, cpu_us = raw_client.round(messages)
                         run.raw.append(raw)
                         run.raw_cpu_us.append(cpu_us)
-                        line += f", plain requests ({baseline_threads} thread{'s' * (baseline_threads > 1)}) {raw:,.0f}/s"
+                        line += (
+                            f", plain requests ({baseline_threads} thread{'s' * (baseline_threads > 1)}) {raw:,.0f}/s"
+                        )
                     log(line)
                 if raw_client is not None:
                     raw_client.close()
@@ -186,8 +203,9 @@ class Memory:
     seconds: float = 0.0
 
 
-def memory(database_url: str, redis_url: str, checkpoints: tuple[int, ...], *,
-           log: Callable[[str], None] = print) -> Memory:
+def memory(
+    database_url: str, redis_url: str, checkpoints: tuple[int, ...], *, log: Callable[[str], None] = print
+) -> Memory:
     """Feed one worker steadily (a bounded backlog) and sample its RSS at each checkpoint."""
     result = Memory()
     layout = Layout(webhooks=100, ports=4, events=10)
@@ -227,5 +245,5 @@ def summarize(run: Run) -> dict[str, Any]:
     if run.raw:
         out["raw"] = stats(run.raw)
         out["raw_cpu_us"] = stats(run.raw_cpu_us)
-        out["ratio"] = stats([w / r for w, r in zip(run.worker, run.raw)])
+        out["ratio"] = stats([w / r for w, r in zip(run.worker, run.raw, strict=True)])
     return out

@@ -9,6 +9,7 @@ Environment:
 * ``EXAMPLE_LOCAL_RECEIVERS=1``: allow ``http://`` and private addresses, so webhooks
   can point at a receiver on this machine. A demo setting: never in production.
 """
+
 from __future__ import annotations
 
 import os
@@ -27,9 +28,9 @@ def database_url() -> str:
     """``DATABASE_URL`` with ``postgresql://`` mapped to the psycopg 3 driver."""
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 

@@ -1,4 +1,5 @@
 """API-key authentication and the webhooks access policy: a key manages its own brand only."""
+
 from __future__ import annotations
 
 from flask import g, request

@@ -1,4 +1,5 @@
 """``flask --app example_app seed`` and ``flask --app example_app simulate KIND --brand SLUG``."""
+
 from __future__ import annotations
 
 import json
@@ -8,7 +9,8 @@ from flask.cli import with_appcontext
 
 from . import db
 from .models import Brand
-from .simulate import SIMULATIONS, simulate as run_simulation
+from .simulate import SIMULATIONS
+from .simulate import simulate as run_simulation
 
 # Fixed ids, so the README's curl examples can name Acme's brand directly.
 DEMO_BRANDS = [

@@ -9,6 +9,7 @@ of the five events happen, shows every delivery attempt and every verified recei
 they happen, and ends with a summary table. Exit status 0 means every delivery arrived
 and was verified. Every process it starts is stopped on exit or Ctrl-C.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -55,7 +56,7 @@ class Children:
     def __init__(self, logdir: Path) -> None:
         self.logdir = logdir
         self.procs: list[tuple[str, subprocess.Popen]] = []
-        self.lines: "queue.Queue[tuple[str, str]]" = queue.Queue()
+        self.lines: queue.Queue[tuple[str, str]] = queue.Queue()
 
     def start(self, name: str, args: list[str], env: dict[str, str], relay: bool = False) -> subprocess.Popen:
         """Start ``args``; its output goes to ``<logdir>/<name>.log`` (and to the screen if ``relay``)."""
@@ -134,6 +135,7 @@ def api(session: requests.Session, method: str, url: str, **kwargs: Any) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the demo with the parsed ``args``; return the process exit status (0 when it worked)."""
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="trakkr-demo-"))
     keep_logs = [True]  # cleared on success; a failed run leaves its logs for reading
@@ -170,7 +172,9 @@ def run(args: argparse.Namespace) -> int:
             except ImportError:  # the extension then runs without encryption at rest
                 pass
         receiver_env = dict(
-            env, RECEIVER_SIGNING_SECRET=signing_secret, RECEIVER_BEARER_TOKEN=bearer,
+            env,
+            RECEIVER_SIGNING_SECRET=signing_secret,
+            RECEIVER_BEARER_TOKEN=bearer,
             RECEIVER_FAIL_ONCE="report_completed",
         )
 
@@ -180,8 +184,12 @@ def run(args: argparse.Namespace) -> int:
         brand = json.loads(seeded.stdout.strip().splitlines()[-1])[0]
         say(f"host:     brand {brand['name']} ({brand['id']}), API key {brand['api_key']}")
 
-        children.start("receiver", [sys.executable, "-m", "example_app.receiver", "--port", str(receiver_port)],
-                       receiver_env, relay=True)
+        children.start(
+            "receiver",
+            [sys.executable, "-m", "example_app.receiver", "--port", str(receiver_port)],
+            receiver_env,
+            relay=True,
+        )
         children.start("host", flask_cmd("run", "--port", str(host_port), "--no-reload"), env)
         children.start("worker", flask_cmd("webhooks", "worker"), env)
         base = f"http://127.0.0.1:{host_port}"
@@ -192,12 +200,21 @@ def run(args: argparse.Namespace) -> int:
 
         http = requests.Session()
         http.headers["Authorization"] = f"Bearer {brand['api_key']}"
-        common = {"events": EVENT_TYPES, "brand_id": brand["id"], "auth_type": "bearer",
-                  "auth_token": bearer, "signing_secret": signing_secret}
+        common = {
+            "events": EVENT_TYPES,
+            "brand_id": brand["id"],
+            "auth_type": "bearer",
+            "auth_token": bearer,
+            "signing_secret": signing_secret,
+        }
         hooks = {
             "signed": api(http, "POST", base + "/webhooks", json={"url": receiver + "/hooks/trakkr", **common}),
-            "templated": api(http, "POST", base + "/webhooks",
-                             json={"url": receiver + "/hooks/templated", "template": TEMPLATE, **common}),
+            "templated": api(
+                http,
+                "POST",
+                base + "/webhooks",
+                json={"url": receiver + "/hooks/templated", "template": TEMPLATE, **common},
+            ),
         }
         for label, hook in hooks.items():
             say(f"webhook:  {hook['id']} ({label}) -> {hook['url']}")
@@ -230,8 +247,10 @@ def run(args: argparse.Namespace) -> int:
                                 continue
                             seen_attempts.add(attempt["id"])
                             outcome = attempt.get("status_code") or attempt.get("error_type")
-                            say(f"attempt:  {item['id']} {label:<9} #{attempt['number']} -> {outcome} "
-                                f"({attempt.get('duration_ms') or 0:.0f} ms) {attempt.get('outcome', '')}")
+                            say(
+                                f"attempt:  {item['id']} {label:<9} #{attempt['number']} -> {outcome} "
+                                f"({attempt.get('duration_ms') or 0:.0f} ms) {attempt.get('outcome', '')}"
+                            )
                         if item["status"] in ("succeeded", "failed", "cancelled"):
                             final[item["id"]] = dict(detail, hook=label)
             if len(final) >= expected and receipts >= expected:
@@ -245,20 +264,24 @@ def run(args: argparse.Namespace) -> int:
         say()
         say(f"{'event':<20} {'webhook':<10} {'delivery':<28} {'status':<10} attempts")
         for item in sorted(final.values(), key=lambda d: (d.get("event_type", ""), d["hook"])):
-            say(f"{item.get('event_type', '?'):<20} {item['hook']:<10} {item['id']:<28} {item['status']:<10} "
-                f"{item.get('attempt_count', len(item.get('attempts', [])))}")
+            say(
+                f"{item.get('event_type', '?'):<20} {item['hook']:<10} {item['id']:<28} {item['status']:<10} "
+                f"{item.get('attempt_count', len(item.get('attempts', [])))}"
+            )
         delivered = sum(1 for d in final.values() if d["status"] == "succeeded")
         ok = delivered == expected and receipts >= expected
         say()
-        say(f"{delivered}/{expected} deliveries succeeded, {receipts} verified receipts, "
-            f"{time.monotonic() - started:.1f}s" + ("" if ok else f"  -> FAILED; logs kept in {workdir}"))
+        say(
+            f"{delivered}/{expected} deliveries succeeded, {receipts} verified receipts, "
+            f"{time.monotonic() - started:.1f}s" + ("" if ok else f"  -> FAILED; logs kept in {workdir}")
+        )
         keep_logs[0] = not ok
 
         if args.keep_running and ok:
             say(f"\nrunning: host {base}  receiver {receiver}  redis {redis_url}")
             say("for the README's curl examples, in another terminal:")
             say(f"  export API={base} KEY={brand['api_key']} WH={hooks['signed']['id']}")
-            say(f"  curl -s \"$API/webhooks\" -H \"Authorization: Bearer $KEY\"")
+            say('  curl -s "$API/webhooks" -H "Authorization: Bearer $KEY"')
             say("Ctrl-C stops everything.")
             try:
                 while True:
@@ -272,6 +295,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: parse ``argv`` and :func:`run` the demo."""
     parser = argparse.ArgumentParser(description="Run the flask-trakkr-webhooks demo end to end.")
     parser.add_argument("--keep-running", action="store_true", help="leave everything up; Ctrl-C stops it")
     parser.add_argument("--timeout", type=float, default=45.0, help="seconds to wait for deliveries")

@@ -1,4 +1,5 @@
 """The host app's own model: brands, each with an API key."""
+
 from __future__ import annotations
 
 import hashlib
@@ -29,10 +30,11 @@ class Brand(db.Model):
         return {"id": self.id, "name": self.name, "website": self.website}
 
     @classmethod
-    def create(cls, slug: str, name: str, website: str, brand_id: str | None = None) -> tuple["Brand", str]:
+    def create(cls, slug: str, name: str, website: str, brand_id: str | None = None) -> tuple[Brand, str]:
         """Create a brand; return it and its API key (shown once)."""
         api_key = "tk_" + secrets.token_urlsafe(24)
-        brand = cls(id=brand_id or str(uuid.uuid4()), slug=slug, name=name, website=website,
-                    api_key_hash=hash_key(api_key))
+        brand = cls(
+            id=brand_id or str(uuid.uuid4()), slug=slug, name=name, website=website, api_key_hash=hash_key(api_key)
+        )
         db.session.add(brand)
         return brand, api_key

@@ -10,6 +10,7 @@ when set, requests must carry it); ``RECEIVER_REDIS_URL`` (optional: keep the id
 keys in Redis instead of memory); ``RECEIVER_FAIL_ONCE`` (optional: an event type whose
 first delivery fails with a 500, to show a retry).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -85,6 +86,7 @@ def create_receiver(secret: str, token: str | None = None, fail_once: str | None
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point: serve the example receiver on ``--host``/``--port`` until interrupted."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)

@@ -1,9 +1,11 @@
 """Make the five kinds of events happen the way the product would, through ``webhooks.emit``."""
+
 from __future__ import annotations
 
 import random
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import db, webhooks
 from .models import Brand

@@ -1,9 +1,14 @@
 """The ``flask webhooks`` command group: ``worker``, ``dispatch``, ``generate-key`` and ``rotate-key``."""
+
 from __future__ import annotations
 
 import click
 from flask import current_app
 from flask.cli import AppGroup
+
+from . import crypto, dispatch
+from .state import get_state
+from .worker import run_worker
 
 #: ``flask --app HOST webhooks ...``
 webhooks_cli = AppGroup("webhooks", help="Deliver and inspect webhooks (flask-trakkr-webhooks).")
@@ -19,9 +24,7 @@ def worker_command(burst: bool, name: str | None) -> None:
     TRAKKR_WEBHOOKS_PER_HOST_CONCURRENCY per host); forgotten deliveries are swept
     every TRAKKR_WEBHOOKS_SWEEP_INTERVAL seconds.
     """
-    from .worker import run_worker
-
-    run_worker(current_app._get_current_object(), burst=burst, name=name)
+    run_worker(current_app._get_current_object(), burst=burst, name=name)  # type: ignore[attr-defined]  # werkzeug LocalProxy
 
 
 @webhooks_cli.command("dispatch")
@@ -32,9 +35,6 @@ def dispatch_command() -> None:
     `sending` for TRAKKR_WEBHOOKS_STUCK_AFTER seconds and overdue retries too.
     Enqueueing is idempotent: a delivery already in the queue is left alone.
     """
-    from . import dispatch
-    from .extension import get_state
-
     state = get_state()
     try:
         result = dispatch.sweep(state, pending_grace=0)
@@ -55,9 +55,7 @@ def generate_key_command() -> None:
     To rotate: put the new key first (TRAKKR_WEBHOOKS_ENCRYPTION_KEY="NEW,OLD"), deploy,
     run `flask webhooks rotate-key`, then remove the old key.
     """
-    from .crypto import generate_key
-
-    click.echo(generate_key())
+    click.echo(crypto.generate_key())
 
 
 @webhooks_cli.command("rotate-key")
@@ -68,9 +66,6 @@ def rotate_key_command() -> None:
     re-encrypted; values already under the first key are left alone. One transaction:
     on any error nothing changes. Prints the count per column.
     """
-    from . import crypto
-    from .extension import get_state
-
     state = get_state()
     try:
         counts = crypto.rotate(state.db.session, state.models)

@@ -2,10 +2,14 @@
 
 The README's configuration table mirrors :data:`DEFAULTS`; a test keeps the two in step.
 """
+
 from __future__ import annotations
 
-from dataclasses import dataclass, field, fields
-from typing import Any, Mapping
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from .errors import ConfigError
 
 PREFIX = "TRAKKR_WEBHOOKS_"
 
@@ -74,10 +78,10 @@ class Settings:
     secret_grace_period: float
     disable_after_failures: int
     disable_after_hours: float
-    extra: dict = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
 
 
-def apply_defaults(config: dict) -> None:
+def apply_defaults(config: dict[str, Any]) -> None:
     """Fill in every missing ``TRAKKR_WEBHOOKS_*`` key of a Flask config with its default."""
     for key, value in DEFAULTS.items():
         config.setdefault(PREFIX + key, list(value) if isinstance(value, list) else value)
@@ -86,28 +90,29 @@ def apply_defaults(config: dict) -> None:
 def load_settings(config: Mapping[str, Any]) -> Settings:
     """Validate the ``TRAKKR_WEBHOOKS_*`` keys of ``config`` and return :class:`Settings`.
 
-    Raises ``ValueError`` naming the key when a value has the wrong shape, so a
+    Raises :class:`~.errors.ConfigError` (a ``ValueError``) naming the key when a value has the wrong shape, so a
     misconfigured app fails at start rather than at its first delivery.
     """
+
     def get(key: str) -> Any:
         return config.get(PREFIX + key, DEFAULTS[key])
 
     def number(key: str, minimum: float = 0, integer: bool = False) -> Any:
         value = get(key)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
-            raise ValueError(f"{PREFIX}{key} must be a number >= {minimum}, got {value!r}")
+            raise ConfigError(f"{PREFIX}{key} must be a number >= {minimum}, got {value!r}")
         if integer and int(value) != value:
-            raise ValueError(f"{PREFIX}{key} must be an integer, got {value!r}")
+            raise ConfigError(f"{PREFIX}{key} must be an integer, got {value!r}")
         return int(value) if integer else value
 
     delays = get("RETRY_DELAYS")
     if not isinstance(delays, (list, tuple)) or not all(
         isinstance(d, (int, float)) and not isinstance(d, bool) and d >= 0 for d in delays
     ):
-        raise ValueError(f"{PREFIX}RETRY_DELAYS must be a list of seconds >= 0, got {delays!r}")
+        raise ConfigError(f"{PREFIX}RETRY_DELAYS must be a list of seconds >= 0, got {delays!r}")
     prefix = get("URL_PREFIX")
     if not isinstance(prefix, str) or not prefix.startswith("/"):
-        raise ValueError(f"{PREFIX}URL_PREFIX must start with '/', got {prefix!r}")
+        raise ConfigError(f"{PREFIX}URL_PREFIX must start with '/', got {prefix!r}")
     cidrs = get("ALLOWED_CIDRS") or []
     if isinstance(cidrs, str):
         cidrs = [c.strip() for c in cidrs.split(",") if c.strip()]
@@ -144,8 +149,3 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         disable_after_hours=number("DISABLE_AFTER_HOURS", 0),
         extra=extra,
     )
-
-
-def setting_names() -> list[str]:
-    """The field names of :class:`Settings` (used by docs tests)."""
-    return [f.name for f in fields(Settings)]

@@ -20,19 +20,29 @@ context) and workers (``flask webhooks worker``, or RQ jobs that push the host
 app's context) both find the key the same way. Without either, reading or
 writing an encrypted column raises ``RuntimeError``.
 """
+
 from __future__ import annotations
 
 import contextvars
 import dataclasses
 import logging
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
-from typing import Any, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app, has_app_context
 from sqlalchemy.types import TypeDecorator
+
+from .errors import TrakkrWebhooksError
+from .state import EXTENSION_KEY, WebhooksState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from flask import Flask
+
+    from .config import Settings
 
 SETTING = "TRAKKR_WEBHOOKS_ENCRYPTION_KEY"
 #: Marker of an encrypted value in the database.
@@ -47,8 +57,12 @@ GENERATE_HINT = (
 log = logging.getLogger(__name__)
 
 
-class DecryptionError(RuntimeError):
+class DecryptionError(TrakkrWebhooksError, RuntimeError):
     """A stored credential cannot be decrypted with the configured key(s)."""
+
+
+class EncryptionKeyError(TrakkrWebhooksError, RuntimeError):
+    """No encryption key is configured where one is needed (start-up, rotation, no app context)."""
 
 
 def generate_key() -> str:
@@ -103,7 +117,7 @@ class KeyRing:
         """The plaintext of a stored value (legacy plaintext values are returned as they are)."""
         if stored.startswith(PREFIX):
             try:
-                return self._all.decrypt(stored[len(PREFIX):].encode("ascii")).decode("utf-8")
+                return self._all.decrypt(stored[len(PREFIX) :].encode("ascii")).decode("utf-8")
             except (InvalidToken, UnicodeError):
                 raise DecryptionError(
                     f"cannot decrypt a stored webhook credential with the {len(self.keys)} key(s) in {SETTING}: "
@@ -117,14 +131,14 @@ class KeyRing:
         if not stored.startswith(PREFIX):
             return False
         try:
-            self._primary.decrypt(stored[len(PREFIX):].encode("ascii"))
+            self._primary.decrypt(stored[len(PREFIX) :].encode("ascii"))
         except (InvalidToken, UnicodeError):
             return False
         return True
 
 
 def _strip_plain(stored: str) -> str:
-    return stored[len(PLAIN_PREFIX):] if stored.startswith(PLAIN_PREFIX) else stored
+    return stored[len(PLAIN_PREFIX) :] if stored.startswith(PLAIN_PREFIX) else stored
 
 
 @lru_cache(maxsize=32)
@@ -140,7 +154,7 @@ def keyring_for(value: Any) -> KeyRing | None:
 
 
 _UNSET = object()
-_override: contextvars.ContextVar[Any] = contextvars.ContextVar("trakkr_encryption_keys", default=_UNSET)
+_override: contextvars.ContextVar[object] = contextvars.ContextVar("trakkr_encryption_keys", default=_UNSET)
 
 
 @contextmanager
@@ -163,15 +177,13 @@ def current_keyring() -> KeyRing | None:
     """
     ring = _override.get()
     if ring is not _UNSET:
-        return ring
+        return cast("KeyRing | None", ring)  # using_keys sets only a key ring or None
     if not has_app_context():
-        raise RuntimeError(
+        raise EncryptionKeyError(
             "encrypted webhook credentials need the Flask app context (for "
             f"{SETTING}) or an explicit flask_trakkr_webhooks.crypto.using_keys(...) block"
         )
-    from .extension import EXTENSION_KEY
-
-    state = current_app.extensions.get(EXTENSION_KEY)
+    state: WebhooksState | None = current_app.extensions.get(EXTENSION_KEY)
     value = state.settings.encryption_key if state is not None else current_app.config.get(SETTING)
     return keyring_for(value)
 
@@ -200,7 +212,7 @@ def decrypt_value(stored: str, ring: KeyRing | None = None) -> str:
     return _strip_plain(stored)
 
 
-class EncryptedText(TypeDecorator):
+class EncryptedText(TypeDecorator[str]):
     """A ``Text`` column stored Fernet-encrypted (``"fernet:<token>"``), read back as plaintext.
 
     Encryption is randomised, so a ``WHERE column = value`` filter never matches:
@@ -219,7 +231,7 @@ class EncryptedText(TypeDecorator):
         return None if value is None else decrypt_value(value)
 
 
-def encrypted_columns(models: Any) -> list[tuple[sa.Table, list[sa.Column]]]:
+def encrypted_columns(models: Any) -> list[tuple[sa.Table, list[sa.Column[Any]]]]:
     """Every table among ``models`` with its :class:`EncryptedText` columns.
 
     ``models`` is a ``Models`` dataclass (``models_for(db)``), a mapped class, a
@@ -250,7 +262,7 @@ def rotate(session: Any, models: Any, *, keys: Any = _UNSET, commit: bool = True
     """
     ring = keyring_for(keys) if keys is not _UNSET else current_keyring()
     if ring is None:
-        raise RuntimeError(f"cannot rotate: {SETTING} is not set; generate a key with {GENERATE_HINT}")
+        raise EncryptionKeyError(f"cannot rotate: {SETTING} is not set; generate a key with {GENERATE_HINT}")
     counts: dict[str, int] = {}
     for table, columns in encrypted_columns(models):
         primary = list(table.primary_key.columns)
@@ -276,7 +288,7 @@ def rotate(session: Any, models: Any, *, keys: Any = _UNSET, commit: bool = True
     return counts
 
 
-def check_key(settings: Any, app: Any) -> None:
+def check_key(settings: Settings, app: Flask) -> None:
     """Startup rule, called by ``init_app``: a production app must have an encryption key.
 
     Raises ``ValueError`` for a malformed key, and ``RuntimeError`` (saying how to make
@@ -288,7 +300,7 @@ def check_key(settings: Any, app: Any) -> None:
         if not app.testing:
             log.warning("%s is not set: webhook credentials are stored unencrypted (debug mode)", SETTING)
         return
-    raise RuntimeError(
+    raise EncryptionKeyError(
         f"{SETTING} is not set. flask-trakkr-webhooks stores webhook credentials encrypted and will not "
         f"start without a key outside testing/debug. Generate one with {GENERATE_HINT}, and set it "
         f"from an environment variable or secret store (several keys, comma-separated, to rotate)."

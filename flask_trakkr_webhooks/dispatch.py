@@ -12,25 +12,36 @@
   lost, a worker died mid-attempt, the scheduler lost a retry) and enqueues them again.
   ``flask webhooks dispatch`` runs it once; the worker runs it every ``SWEEP_INTERVAL``.
 """
+
 from __future__ import annotations
 
 import logging
 import math
 import os
 import uuid
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, cast
 
 import sqlalchemy as sa
+from rq import Queue
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
 
 from . import ids
+from .config import Settings
 from .models import PENDING, QUEUED, RETRYING, SENDING
+from .state import WebhooksState
+
+if TYPE_CHECKING:  # pragma: no cover
+    from redis.typing import EncodableT
 
 log = logging.getLogger("flask_trakkr_webhooks")
 
-#: The RQ job function: a batch of delivery ids (imported by the worker by this name).
-JOB_FUNC = "flask_trakkr_webhooks.delivery.run_batch"
+#: The RQ job function: a batch of delivery ids (:func:`flask_trakkr_webhooks.jobs.run_batch`;
+#: a string, so enqueueing imports nothing of the worker side).
+JOB_FUNC = "flask_trakkr_webhooks.jobs.run_batch"
 #: RQ job statuses under which a job will still run.
 LIVE_JOB_STATUSES = frozenset({"queued", "scheduled", "started", "deferred", "created"})
 #: Keep a failed job's traceback in RQ this long (a failed *job* is a bug, not an endpoint failure).
@@ -39,44 +50,10 @@ FAILED_JOB_TTL = 24 * 3600
 SWEEP_LIMIT = 5000
 
 
-# -- connections ----------------------------------------------------------------------
+# -- jobs ---------------------------------------------------------------------------
 
 
-def per_process(state: Any, name: str, make: Any) -> Any:
-    """A resource cached in ``state.cache`` for this process (sockets never cross a fork)."""
-    key = (name, os.getpid())
-    value = state.cache.get(key)
-    if value is None:
-        value = state.cache[key] = make()
-    return value
-
-
-def redis_connection(state: Any):
-    """The Redis client of this app and process (short timeouts: emit must never hang on Redis)."""
-    import redis
-
-    return per_process(
-        state,
-        "redis",
-        lambda: redis.Redis.from_url(
-            state.settings.redis_url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30
-        ),
-    )
-
-
-def get_queue(state: Any):
-    """The RQ queue of this app (``TRAKKR_WEBHOOKS_QUEUE``) on :func:`redis_connection`."""
-    from rq import Queue
-
-    return per_process(state, "queue", lambda: Queue(state.settings.queue, connection=redis_connection(state)))
-
-
-def jobs_key(state: Any) -> str:
-    """The Redis hash delivery id -> job id that de-duplicates enqueueing."""
-    return f"trakkr_webhooks:{state.settings.queue}:jobs"
-
-
-def job_timeout(settings: Any) -> int:
+def job_timeout(settings: Settings) -> int:
     """RQ timeout of one batch job: every delivery to one host, in waves of the per-host cap."""
     waves = math.ceil(settings.batch_size / max(1, min(settings.per_host_concurrency, settings.concurrency)))
     return int(waves * settings.timeout + 60)
@@ -87,10 +64,10 @@ def job_timeout(settings: Any) -> int:
 
 def chunks(items: Sequence[str], size: int) -> list[list[str]]:
     """``items`` cut into lists of at most ``size``."""
-    return [list(items[i:i + size]) for i in range(0, len(items), size)]
+    return [list(items[i : i + size]) for i in range(0, len(items), size)]
 
 
-def _job_options(state: Any, batch: list[str]) -> dict[str, Any]:
+def _job_options(state: WebhooksState, batch: list[str]) -> dict[str, Any]:
     return {
         "timeout": job_timeout(state.settings),
         "result_ttl": 0,  # nothing to keep: the outcome is in the database
@@ -99,45 +76,42 @@ def _job_options(state: Any, batch: list[str]) -> dict[str, Any]:
     }
 
 
-def enqueue(state: Any, delivery_ids: Iterable[str]) -> list[str]:
+def enqueue(state: WebhooksState, delivery_ids: Iterable[str]) -> list[str]:
     """Enqueue ``delivery_ids`` in one pipelined round trip; return the job ids.
 
     Raises what Redis raises (the caller decides whether that is fatal).
     """
-    from rq import Queue
-
     delivery_ids = list(dict.fromkeys(delivery_ids))
     if not delivery_ids:
         return []
-    queue = get_queue(state)
-    datas, mapping = [], {}
+    queue = state.queue()
+    datas = []
+    mapping: dict[EncodableT, EncodableT] = {}
     for batch in chunks(delivery_ids, state.settings.batch_size):
         job_id = uuid.uuid4().hex
         datas.append(Queue.prepare_data(JOB_FUNC, args=(batch,), job_id=job_id, **_job_options(state, batch)))
-        mapping.update({delivery_id: job_id for delivery_id in batch})
+        mapping.update(dict.fromkeys(batch, job_id))
     with queue.connection.pipeline(transaction=False) as pipe:
-        pipe.hset(jobs_key(state), mapping=mapping)
+        pipe.hset(state.jobs_key, mapping=mapping)
         queue.enqueue_many(datas, pipeline=pipe)
         pipe.execute()
     return [d.job_id for d in datas]
 
 
-def schedule_retries(state: Any, retries: Sequence[tuple[str, datetime]]) -> list[str]:
+def schedule_retries(state: WebhooksState, retries: Sequence[tuple[str, datetime]]) -> list[str]:
     """Have RQ's scheduler enqueue a job per ``(delivery_id, at)`` at its time; one round trip.
 
     Returns the job ids.
     """
-    from rq.registry import ScheduledJobRegistry
-
-    queue = get_queue(state)
-    registry_key = ScheduledJobRegistry(queue=queue).key
+    queue = state.queue()
+    registry_key = ScheduledJobRegistry(queue=queue).key  # type: ignore[no-untyped-call]  # unannotated in rq
     job_ids = []
     with queue.connection.pipeline(transaction=False) as pipe:
         for delivery_id, at in retries:
             job_id = uuid.uuid4().hex
             options = _job_options(state, [delivery_id])
             options["job_timeout"] = options.pop("timeout")  # enqueue_at's name for it
-            pipe.hset(jobs_key(state), delivery_id, job_id)
+            pipe.hset(state.jobs_key, delivery_id, job_id)
             queue.enqueue_at(at, JOB_FUNC, [delivery_id], job_id=job_id, pipeline=pipe, **options)
             # RQ scores scheduled jobs in whole seconds (rounded down: up to 1 s early); the
             # exact time makes them never early, and precise under our worker's scheduler.
@@ -147,18 +121,20 @@ def schedule_retries(state: Any, retries: Sequence[tuple[str, datetime]]) -> lis
     return job_ids
 
 
-def schedule_retry(state: Any, delivery_id: str, at: datetime) -> str:
+def schedule_retry(state: WebhooksState, delivery_id: str, at: datetime) -> str:
     """Have RQ's scheduler enqueue a job for ``delivery_id`` at ``at``; return its job id."""
     return schedule_retries(state, [(delivery_id, at)])[0]
 
 
-def forget(state: Any, delivery_ids: Sequence[str]) -> None:
+def forget(state: WebhooksState, delivery_ids: Sequence[str]) -> None:
     """Drop the de-duplication records of claimed deliveries (they are no longer queued)."""
     if delivery_ids:
-        redis_connection(state).hdel(jobs_key(state), *delivery_ids)
+        state.redis().hdel(state.jobs_key, *delivery_ids)
 
 
-def mark_queued(state: Any, delivery_ids: Sequence[str], *, from_statuses: Sequence[str] = (PENDING,)) -> None:
+def mark_queued(
+    state: WebhooksState, delivery_ids: Sequence[str], *, from_statuses: Sequence[str] = (PENDING,)
+) -> None:
     """Record ``queued`` for enqueued deliveries still in ``from_statuses``.
 
     Conditional, so a delivery a worker claimed in the meantime keeps its newer state.
@@ -197,17 +173,20 @@ class SweepResult:
     def as_dict(self) -> dict[str, int]:
         """Counts for logs and the CLI."""
         return {
-            "pending": self.pending, "lost_jobs": self.lost_jobs, "stuck": self.stuck,
-            "overdue_retries": self.overdue_retries, "enqueued": len(self.enqueued),
+            "pending": self.pending,
+            "lost_jobs": self.lost_jobs,
+            "stuck": self.stuck,
+            "overdue_retries": self.overdue_retries,
+            "enqueued": len(self.enqueued),
         }
 
 
-def sweep_margin(settings: Any) -> float:
+def sweep_margin(settings: Settings) -> float:
     """Seconds a delivery may look forgotten before the periodic sweep acts (min(30, STUCK_AFTER))."""
     return float(min(30.0, settings.stuck_after))
 
 
-def sweep(state: Any, *, pending_grace: float | None = None, now: datetime | None = None) -> SweepResult:
+def sweep(state: WebhooksState, *, pending_grace: float | None = None, now: datetime | None = None) -> SweepResult:
     """Re-enqueue every open delivery that no job will deliver; needs an app context.
 
     * ``pending``/``queued`` older than ``pending_grace`` (default :func:`sweep_margin`)
@@ -216,9 +195,6 @@ def sweep(state: Any, *, pending_grace: float | None = None, now: datetime | Non
     * ``retrying`` overdue by more than the margin: the scheduler lost it (a
       still-scheduled job is removed from the schedule first, so it cannot run twice).
     """
-    from rq.job import Job
-    from rq.registry import ScheduledJobRegistry
-
     settings = state.settings
     now = now or ids.utcnow()
     margin = sweep_margin(settings)
@@ -243,9 +219,9 @@ def sweep(state: Any, *, pending_grace: float | None = None, now: datetime | Non
     if not rows:
         return result
 
-    conn = redis_connection(state)
-    key = jobs_key(state)
-    job_ids = conn.hmget(key, [r.id for r in rows])
+    conn = state.redis()
+    key = state.jobs_key
+    job_ids = cast("list[bytes | None]", conn.hmget(key, [r.id for r in rows]))  # no decode_responses: bytes
     with conn.pipeline(transaction=False) as pipe:
         for job_id in job_ids:
             pipe.hget(Job.key_for(job_id.decode()), "status") if job_id else pipe.echo(b"")
@@ -253,7 +229,7 @@ def sweep(state: Any, *, pending_grace: float | None = None, now: datetime | Non
 
     todo: list[str] = []
     unschedule: list[str] = []
-    for row, job_id, status in zip(rows, job_ids, statuses):
+    for row, job_id, status in zip(rows, job_ids, statuses, strict=True):
         live = status in LIVE_JOB_STATUSES
         if row.status == SENDING:
             if status == "queued":  # an earlier sweep already re-enqueued it
@@ -263,7 +239,7 @@ def sweep(state: Any, *, pending_grace: float | None = None, now: datetime | Non
             if live and status != "scheduled":
                 continue
             if status == "scheduled":
-                unschedule.append(job_id.decode())
+                unschedule.append(cast(bytes, job_id).decode())  # a status was found, so was its job id
             result.overdue_retries += 1
         else:
             if live:
@@ -275,11 +251,11 @@ def sweep(state: Any, *, pending_grace: float | None = None, now: datetime | Non
         todo.append(row.id)
 
     if unschedule:
-        registry = ScheduledJobRegistry(queue=get_queue(state))
+        registry = ScheduledJobRegistry(queue=state.queue())  # type: ignore[no-untyped-call]  # unannotated in rq
         with conn.pipeline(transaction=False) as pipe:
-            for job_id in unschedule:
-                registry.remove(job_id, pipeline=pipe)
-                pipe.delete(Job.key_for(job_id))
+            for scheduled_id in unschedule:
+                registry.remove(scheduled_id, pipeline=pipe)
+                pipe.delete(Job.key_for(scheduled_id))
             pipe.execute()
     if todo:
         enqueue(state, todo)
@@ -289,7 +265,6 @@ def sweep(state: Any, *, pending_grace: float | None = None, now: datetime | Non
     return result
 
 
-def sweep_lock(state: Any, ttl: float) -> bool:
+def sweep_lock(state: WebhooksState, ttl: float) -> bool:
     """Take the queue's sweep lock for ``ttl`` seconds: one sweeper per interval among many workers."""
-    key = f"trakkr_webhooks:{state.settings.queue}:sweep-lock"
-    return bool(redis_connection(state).set(key, os.getpid(), nx=True, px=max(100, int(ttl * 1000))))
+    return bool(state.redis().set(state.sweep_lock_key, os.getpid(), nx=True, px=max(100, int(ttl * 1000))))

@@ -1,4 +1,4 @@
-"""A worker process's deliveries in flight, across RQ jobs.
+"""Deliveries in flight: the one scheduler of attempts (limits, round-robin hosts, recording).
 
 Under :class:`worker.DeliveryWorker` a job does not wait for its slowest delivery: it
 claims its batch, hands the deliveries to this process's :class:`Engine` and returns as
@@ -12,27 +12,33 @@ deliveries in flight at all times instead of draining to zero at the end of each
   waiting, or more than ``PER_HOST_CONCURRENCY`` for one host. Hosts are served
   round-robin.
 * **Recording**: one recorder thread (with its own app context and database session)
-  writes finished attempts in groups (:func:`delivery.record`), so database work does
-  not grow with the number of sending threads.
+  writes finished attempts in groups (:func:`record.record`), so database work does
+  not grow with the number of sending threads. An engine made with ``recorder=False``
+  (:func:`run_to_completion`) leaves recording to its caller's thread instead.
 * **Shutdown**: the worker drains the engine (waits for attempts in flight and their
   records) before it exits. A worker killed outright leaves its deliveries ``sending``;
   the sweep re-enqueues them after ``STUCK_AFTER``.
 
-Elsewhere (a plain ``rq worker`` forking a child per job, tests) there is no engine and
-:func:`delivery.process_batch` runs the batch to completion inside the job.
+Elsewhere (a plain ``rq worker`` forking a child per job, tests) a job runs its batch to
+completion with :func:`run_to_completion`: the same scheduler, recorded by the job's thread.
 """
+
 from __future__ import annotations
 
 import logging
-import os
 import queue
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Sequence
 
-from . import delivery
+from flask import Flask
+
+from .attempt import Outcome, http_session, perform
+from .claim import Work, prepare
+from .record import Result, record
+from .state import WebhooksState, get_state
 
 log = logging.getLogger("flask_trakkr_webhooks")
 
@@ -51,7 +57,9 @@ RECORD_GROUP = 128
 class Engine:
     """Deliveries in flight for one app in one process (see the module docstring)."""
 
-    def __init__(self, app: Any, state: Any) -> None:
+    def __init__(self, app: Flask | None, state: WebhooksState, *, recorder: bool = True) -> None:
+        if recorder and app is None:
+            raise ValueError("an engine with a recorder thread needs the app (for its app context)")
         self.app = app
         self.state = state
         settings = state.settings
@@ -62,18 +70,20 @@ class Engine:
         self._running = 0
         self._hosts: dict[str, int] = {}
         #: Claimed deliveries not started yet, per host (insertion order = round-robin order).
-        self._backlog: dict[str, deque[delivery.Work]] = {}
+        self._backlog: dict[str, deque[Work]] = {}
         self._waiting = 0
         self._unrecorded = 0
-        self._outcomes: "queue.SimpleQueue[delivery.Outcome | None]" = queue.SimpleQueue()
-        self._recorder = threading.Thread(target=self._record_loop, name="trakkr-record", daemon=True)
+        self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        self._recorder: threading.Thread | None = None
         self._stopping = False
-        delivery.http_session(state)  # created once, before any sending thread needs it
-        self._recorder.start()
+        http_session(state)  # created once, before any sending thread needs it
+        if recorder:
+            self._recorder = threading.Thread(target=self._record_loop, name="trakkr-record", daemon=True)
+            self._recorder.start()
 
     # -- submitting ------------------------------------------------------------------------
 
-    def submit(self, works: Sequence[delivery.Work]) -> None:
+    def submit(self, works: Sequence[Work]) -> None:
         """Queue an attempt for each of ``works``; return once the backlog is short.
 
         Short means at most ``CONCURRENCY`` attempts waiting in all and at most
@@ -96,7 +106,7 @@ class Engine:
         while (work := self._take_next()) is not None:
             self._pool.submit(self._run, work)
 
-    def _take_next(self) -> delivery.Work | None:
+    def _take_next(self) -> Work | None:
         """The next waiting attempt that may start now, its slot taken (holding the lock).
 
         Hosts round-robin: the host served goes to the back of the line.
@@ -115,16 +125,15 @@ class Engine:
                 return work
         return None
 
-    def _run(self, work: delivery.Work | None) -> None:
+    def _run(self, work: Work | None) -> None:
         # A sending thread goes on with the next waiting attempt itself: no hand-off to
         # another thread (a wake-up and a GIL switch) per attempt.
         while work is not None:
             outcome = None
             try:
-                outcome = delivery.perform(self.state, work)
+                outcome = perform(self.state, work)
             except Exception:  # a bug: the delivery stays `sending` until the sweep
-                log.exception("trakkr_webhooks: attempt %d of %s failed unexpectedly", work.attempt,
-                              work.delivery_id)
+                log.exception("trakkr_webhooks: attempt %d of %s failed unexpectedly", work.attempt, work.delivery_id)
             with self._cond:
                 self._running -= 1
                 self._hosts[work.host] -= 1
@@ -140,36 +149,59 @@ class Engine:
 
     # -- recording -------------------------------------------------------------------------
 
+    def _next_group(self, first_timeout: float | None = None) -> list[Outcome] | None:
+        """The next group of finished attempts to record; ``None`` once stopped (or after
+        ``first_timeout`` seconds without any)."""
+        try:
+            first = self._outcomes.get(timeout=first_timeout)
+        except queue.Empty:
+            return None
+        if first is None:
+            return None
+        group = [first]
+        deadline = time.monotonic() + RECORD_WAIT
+        while len(group) < RECORD_GROUP:
+            left = deadline - time.monotonic()
+            # Nothing being sent or waiting: no more is on its way, write now
+            # (read without the lock: a stale answer only splits a group).
+            if left <= 0 or not (self._running or self._waiting):
+                break
+            try:
+                item = self._outcomes.get(timeout=min(left, RECORD_POLL))
+            except queue.Empty:
+                continue
+            if item is None:
+                self._outcomes.put(None)  # stop after this group
+                break
+            group.append(item)
+        return group
+
+    def _record_group(self, group: list[Outcome]) -> list[Result]:
+        try:
+            return record(self.state, group)
+        except Exception:  # left `sending`: the sweep re-enqueues them after STUCK_AFTER
+            log.exception("trakkr_webhooks: could not record %d attempts", len(group))
+            return []
+        finally:
+            with self._cond:
+                self._unrecorded -= len(group)
+                self._cond.notify_all()
+
     def _record_loop(self) -> None:
+        assert self.app is not None  # checked in __init__
         with self.app.app_context():
-            while True:
-                first = self._outcomes.get()
-                if first is None:
-                    return
-                group = [first]
-                deadline = time.monotonic() + RECORD_WAIT
-                while len(group) < RECORD_GROUP:
-                    left = deadline - time.monotonic()
-                    # Nothing being sent or waiting: no more is on its way, write now
-                    # (read without the lock: a stale answer only splits a group).
-                    if left <= 0 or not (self._running or self._waiting):
-                        break
-                    try:
-                        item = self._outcomes.get(timeout=min(left, RECORD_POLL))
-                    except queue.Empty:
-                        continue
-                    if item is None:
-                        self._outcomes.put(None)  # stop after this group
-                        break
-                    group.append(item)
-                try:
-                    delivery.record(self.state, group)
-                except Exception:  # left `sending`: the sweep re-enqueues them after STUCK_AFTER
-                    log.exception("trakkr_webhooks: could not record %d attempts", len(group))
-                finally:
-                    with self._cond:
-                        self._unrecorded -= len(group)
-                        self._cond.notify_all()
+            while (group := self._next_group()) is not None:
+                self._record_group(group)
+
+    def record_here(self) -> Iterator[tuple[list[Outcome], list[Result]]]:
+        """Record finished attempts on the caller's thread (an engine without a recorder) until
+        nothing is in flight; yields each group and its results (an empty list if it failed)."""
+        if self._recorder is not None:
+            raise RuntimeError("this engine records on its own thread")
+        while self.in_flight:
+            group = self._next_group(first_timeout=RECORD_POLL)
+            if group:
+                yield group, self._record_group(group)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -193,39 +225,65 @@ class Engine:
     def stop(self, timeout: float) -> None:
         """Finish what is in flight (at most ``timeout`` seconds), then stop the threads."""
         if not self.wait_idle(timeout):
-            log.warning("trakkr_webhooks: %d attempts still in flight at shutdown; the sweep will re-enqueue them",
-                        self.in_flight)
+            log.warning(
+                "trakkr_webhooks: %d attempts still in flight at shutdown; the sweep will re-enqueue them",
+                self.in_flight,
+            )
         with self._cond:
             self._stopping = True  # what still waits stays `sending`: the sweep re-enqueues it
         self._outcomes.put(None)
-        self._recorder.join(timeout=5)
+        if self._recorder is not None:
+            self._recorder.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
-        self.state.cache.pop(_key(), None)
+        if self.state.local.engine is self:
+            self.state.local.engine = None
 
 
-def _key() -> tuple[str, int]:
-    return ("engine", os.getpid())
-
-
-def current(state: Any) -> Engine | None:
+def current(state: WebhooksState) -> Engine | None:
     """The engine of this app in this process, if a :class:`worker.DeliveryWorker` started one."""
-    return state.cache.get(_key())
+    return state.local.engine
 
 
-def start(app: Any) -> Engine:
+def start(app: Flask) -> Engine:
     """Start (or return) the engine of ``app`` in this process."""
-    from .extension import get_state
-
     state = get_state(app)
-    engine = state.cache.get(_key())
+    engine = state.local.engine
     if engine is None:
-        engine = state.cache[_key()] = Engine(app, state)
+        engine = state.local.engine = Engine(app, state)
     return engine
 
 
 def run(engine: Engine, delivery_ids: Sequence[str]) -> dict[str, int]:
     """Claim ``delivery_ids`` and hand them to ``engine``; return once all are sending."""
-    works = delivery.prepare(engine.state, delivery_ids)
+    works = prepare(engine.state, delivery_ids)
     todo = [w for w in works if not w.skip]
     engine.submit(todo)
     return {"claimed": len(works), "skipped": len(works) - len(todo), "sending": len(todo)}
+
+
+def run_to_completion(state: WebhooksState, delivery_ids: Sequence[str]) -> dict[str, int]:
+    """Claim ``delivery_ids`` and attempt each one concurrently; return counts by status.
+
+    Needs an app context: this thread claims and records (a few statements per group of
+    finished attempts); a short-lived engine's threads only build and send, under the
+    same limits as the worker's engine. Deliveries that are not claimable (already sent,
+    claimed by another worker, cancelled) are skipped quietly.
+    """
+    works = prepare(state, delivery_ids)
+    todo = [w for w in works if not w.skip]
+    counts = {"claimed": len(works), "skipped": len(works) - len(todo)}
+    if not todo:
+        return counts
+    engine = Engine(None, state, recorder=False)
+    try:
+        # submit() returns while some still wait (back-pressure for the worker's loop);
+        # recording here keeps going until every one of them is recorded.
+        engine.submit(todo)
+        for group, results in engine.record_here():
+            if not results:
+                counts["error"] = counts.get("error", 0) + len(group)
+            for result in results:
+                counts[result.status] = counts.get(result.status, 0) + 1
+    finally:
+        engine.stop(timeout=0)
+    return counts

@@ -1,16 +1,38 @@
-"""One JSON error shape for every failure of the REST API.
+"""Every error the sender raises, under one root, and the API's JSON error shape (pure).
 
-``{"error": {"type": "invalid_request", "message": "...", "fields": {"<field>": ["..."]}}}``
+``TrakkrWebhooksError`` is the root: ``except TrakkrWebhooksError`` catches anything this
+package raises on purpose. Most classes also derive from the built-in exception that
+described them before (``ValueError``, ``RuntimeError``), so existing handlers keep working.
+
+The API answers every failure as
+``{"error": {"type": "invalid_request", "message": "...", "fields": {"<field>": ["..."]}}}``;
+:class:`APIError` carries that shape (the blueprint's handlers live in :mod:`.api.common`).
 """
+
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from flask import Blueprint, jsonify
-from werkzeug.exceptions import HTTPException
+
+class TrakkrWebhooksError(Exception):
+    """The root of every error flask-trakkr-webhooks raises."""
+
+
+class ConfigError(TrakkrWebhooksError, ValueError):
+    """A ``TRAKKR_WEBHOOKS_*`` setting has the wrong shape (raised by ``init_app``)."""
+
+
+class NotInitialisedError(TrakkrWebhooksError, RuntimeError):
+    """The app has no ``TrakkrWebhooks`` extension (``init_app`` was not called)."""
+
+
+class MessageError(TrakkrWebhooksError, ValueError):
+    """A delivery's request cannot be built (e.g. ``bearer`` auth without a token): a permanent failure."""
+
 
 #: ``error.type`` for each status the API uses.
-ERROR_TYPES = {
+ERROR_TYPES: dict[int, str] = {
     400: "invalid_request",
     401: "unauthorized",
     403: "forbidden",
@@ -25,7 +47,7 @@ ERROR_TYPES = {
 }
 
 
-class APIError(Exception):
+class APIError(TrakkrWebhooksError):
     """An error answered to the API client as the contract's JSON error object."""
 
     def __init__(
@@ -38,10 +60,10 @@ class APIError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
-        self.fields = _normalise_fields(fields or {})
+        self.fields = normalise_fields(fields or {})
         self.type = type or ERROR_TYPES.get(status, "invalid_request")
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
         """The JSON body of this error."""
         body: dict[str, Any] = {"type": self.type, "message": self.message}
         if self.fields:
@@ -49,18 +71,18 @@ class APIError(Exception):
         return {"error": body}
 
 
-def _normalise_fields(fields: Mapping[str, Any], prefix: str = "") -> dict[str, list[str]]:
+def normalise_fields(fields: Mapping[str, Any], prefix: str = "") -> dict[str, list[str]]:
     """Flatten marshmallow's nested messages into ``{"a.b": ["msg", ...]}``."""
     out: dict[str, list[str]] = {}
     for key, value in fields.items():
         name = f"{prefix}{key}" if prefix else str(key)
         if isinstance(value, Mapping):
-            out.update(_normalise_fields(value, name + "."))
+            out.update(normalise_fields(value, name + "."))
         elif isinstance(value, (list, tuple)):
             msgs: list[str] = []
             for item in value:
                 if isinstance(item, Mapping):
-                    out.update(_normalise_fields(item, name + "."))
+                    out.update(normalise_fields(item, name + "."))
                 else:
                     msgs.append(str(item))
             if msgs:
@@ -68,39 +90,3 @@ def _normalise_fields(fields: Mapping[str, Any], prefix: str = "") -> dict[str, 
         else:
             out.setdefault(name, []).append(str(value))
     return out
-
-
-def error_response(error: APIError):
-    """A Flask response for ``error``."""
-    response = jsonify(error.to_dict())
-    response.status_code = error.status
-    return response
-
-
-def register_error_handlers(bp: Blueprint) -> None:
-    """Answer every error raised under ``bp`` with the JSON error shape, never HTML."""
-
-    @bp.errorhandler(APIError)
-    def _api_error(error: APIError):
-        return error_response(error)
-
-    @bp.errorhandler(HTTPException)
-    def _http_error(error: HTTPException):
-        status = error.code or 500
-        message = error.description or error.name
-        response = error_response(APIError(status, message))
-        if status == 405 and getattr(error, "valid_methods", None):
-            response.headers["Allow"] = ", ".join(error.valid_methods)
-        # Keep what the host's exception says about how to authenticate (401).
-        original = error.get_response()
-        if "WWW-Authenticate" in original.headers:
-            response.headers["WWW-Authenticate"] = original.headers["WWW-Authenticate"]
-        return response
-
-    @bp.errorhandler(Exception)
-    def _unexpected(error: Exception):
-        # Log the traceback for the operator; the client gets no internals.
-        from flask import current_app
-
-        current_app.logger.exception("trakkr_webhooks: unhandled error in the API")
-        return error_response(APIError(500, "An internal error occurred; it has been logged."))

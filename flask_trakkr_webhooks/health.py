@@ -14,25 +14,27 @@
   tells the host: after the commit, :data:`webhook_disabled` (a blinker signal, sender:
   the app) is sent and every ``@webhooks.on_disabled`` function is called with the
   webhook row. Their exceptions are logged, never raised into the worker.
-* :func:`replay` redelivers, as new deliveries of the same events (same ``meta.event_id``),
-  what failed, was cancelled, or was missed while the webhook was inactive.
+* Replaying what a webhook missed is :mod:`.replay`.
 
 :func:`streaks` is the pure part (what a group of finished deliveries does to each
 webhook's counters); :func:`account` applies it in the caller's transaction.
 """
+
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import cast
 
 import sqlalchemy as sa
 from blinker import Namespace
-from sqlalchemy.orm import aliased
+from flask import current_app
 
 from . import ids
-from .models import CANCELLED, FAILED, PENDING, QUEUED, RETRYING
+from .rows import cancel_open
+from .state import WebhooksState
 
 log = logging.getLogger("flask_trakkr_webhooks")
 
@@ -42,8 +44,6 @@ _signals = Namespace()
 webhook_disabled = _signals.signal("trakkr-webhook-disabled")
 
 GONE = 410
-#: Open delivery states a disabled webhook's deliveries are cancelled from.
-CANCELLABLE = (PENDING, QUEUED, RETRYING)
 
 
 @dataclass(frozen=True)
@@ -92,17 +92,23 @@ def streaks(finished: Iterable[Finished]) -> list[Streak]:
     for webhook_id in sorted(by_hook):
         items = by_hook[webhook_id]
         last_success = max((i for i, f in enumerate(items) if f.succeeded), default=None)
-        after = items if last_success is None else items[last_success + 1:]
-        out.append(Streak(
-            webhook_id=webhook_id, reset=last_success is not None, failures=len(after),
-            first_failure_at=after[0].at if after else None, last=after[-1] if after else None,
-            gone=next((f for f in after if f.status_code == GONE), None),
-        ))
+        after = items if last_success is None else items[last_success + 1 :]
+        out.append(
+            Streak(
+                webhook_id=webhook_id,
+                reset=last_success is not None,
+                failures=len(after),
+                first_failure_at=after[0].at if after else None,
+                last=after[-1] if after else None,
+                gone=next((f for f in after if f.status_code == GONE), None),
+            )
+        )
     return out
 
 
-def should_disable(failures: int, failing_since: datetime | None, now: datetime, *,
-                   after_failures: int, after_hours: float) -> bool:
+def should_disable(
+    failures: int, failing_since: datetime | None, now: datetime, *, after_failures: int, after_hours: float
+) -> bool:
     """The streak rule (pure): ``after_failures`` failures in a row spanning ``after_hours`` hours."""
     if after_failures <= 0 or failures < after_failures or failing_since is None:
         return False
@@ -128,7 +134,7 @@ def _describe(item: Finished) -> str:
     return text[:300]
 
 
-def account(state: Any, finished: Sequence[Finished], *, now: datetime | None = None) -> list[Disabled]:
+def account(state: WebhooksState, finished: Sequence[Finished], *, now: datetime | None = None) -> list[Disabled]:
     """Apply ``finished`` to the webhooks' counters and disable those that must be, in the session's
     transaction (the caller commits, then calls :func:`notify`). Returns the webhooks disabled here."""
     if not finished:
@@ -142,22 +148,29 @@ def account(state: Any, finished: Sequence[Finished], *, now: datetime | None = 
     # A success for a webhook with clean counters matches no row (and locks none).
     session.execute(
         table.update()
-        .where(c.id == sa.bindparam("b_id"),
-               sa.or_(sa.bindparam("b_failures", type_=sa.Integer) > 0, c.consecutive_failures > 0,
-                      c.failing_since.is_not(None)))
+        .where(
+            c.id == sa.bindparam("b_id"),
+            sa.or_(
+                sa.bindparam("b_failures", type_=sa.Integer) > 0,
+                c.consecutive_failures > 0,
+                c.failing_since.is_not(None),
+            ),
+        )
         .values(
             consecutive_failures=sa.case(
                 (sa.bindparam("b_reset", type_=sa.Boolean), sa.bindparam("b_failures", type_=sa.Integer)),
-                else_=c.consecutive_failures + sa.bindparam("b_failures", type_=sa.Integer)),
+                else_=c.consecutive_failures + sa.bindparam("b_failures", type_=sa.Integer),
+            ),
             failing_since=sa.case(
                 (sa.bindparam("b_reset", type_=sa.Boolean), sa.bindparam("b_since", type_=c.failing_since.type)),
-                else_=sa.func.coalesce(c.failing_since, sa.bindparam("b_since", type_=c.failing_since.type))),
+                else_=sa.func.coalesce(c.failing_since, sa.bindparam("b_since", type_=c.failing_since.type)),
+            ),
         ),
-        [dict(b_id=s.webhook_id, b_reset=s.reset, b_failures=s.failures, b_since=s.first_failure_at)
-         for s in changes],
+        [dict(b_id=s.webhook_id, b_reset=s.reset, b_failures=s.failures, b_since=s.first_failure_at) for s in changes],
     )
     disabled: list[Disabled] = []
     for streak in changes:
+        reason: str | None
         if streak.gone is not None:
             reason = gone_reason(streak.gone)
         elif streak.failures:
@@ -169,23 +182,28 @@ def account(state: Any, finished: Sequence[Finished], *, now: datetime | None = 
     return disabled
 
 
-def _streak_to_disable(state: Any, streak: Streak, now: datetime) -> str | None:
+def _streak_to_disable(state: WebhooksState, streak: Streak, now: datetime) -> str | None:
     settings = state.settings
     if settings.disable_after_failures <= 0:
         return None
     W = state.models.Webhook
     row = state.db.session.execute(
-        sa.select(W.consecutive_failures, W.failing_since)
-        .where(W.id == streak.webhook_id, W.active.is_(True), W.deleted_at.is_(None))
+        sa.select(W.consecutive_failures, W.failing_since).where(
+            W.id == streak.webhook_id, W.active.is_(True), W.deleted_at.is_(None)
+        )
     ).first()
-    if row is None or not should_disable(row.consecutive_failures, row.failing_since, now,
-                                         after_failures=settings.disable_after_failures,
-                                         after_hours=settings.disable_after_hours):
+    if row is None or not should_disable(
+        row.consecutive_failures,
+        row.failing_since,
+        now,
+        after_failures=settings.disable_after_failures,
+        after_hours=settings.disable_after_hours,
+    ):
         return None
     return streak_reason(row.consecutive_failures, row.failing_since, now, streak.last)
 
 
-def disable(state: Any, webhook_id: str, reason: str, *, now: datetime | None = None) -> bool:
+def disable(state: WebhooksState, webhook_id: str, reason: str, *, now: datetime | None = None) -> bool:
     """Disable an active webhook and cancel its open deliveries, in the session's transaction.
 
     False when it was already inactive or deleted (someone else disabled it first).
@@ -193,33 +211,28 @@ def disable(state: Any, webhook_id: str, reason: str, *, now: datetime | None = 
     now = now or ids.utcnow()
     session = state.db.session
     W = state.models.Webhook.__table__
-    done = session.execute(
-        W.update()
-        .where(W.c.id == webhook_id, W.c.active.is_(True), W.c.deleted_at.is_(None))
-        .values(active=False, disabled_reason=reason, disabled_at=now, updated_at=now)
+    done = cast(
+        "sa.CursorResult[object]",  # an UPDATE answers with a CursorResult (rowcount)
+        session.execute(
+            W.update()
+            .where(W.c.id == webhook_id, W.c.active.is_(True), W.c.deleted_at.is_(None))
+            .values(active=False, disabled_reason=reason, disabled_at=now, updated_at=now)
+        ),
     )
     if done.rowcount != 1:
         return False
-    D = state.models.Delivery.__table__
-    session.execute(
-        D.update()
-        .where(D.c.webhook_id == webhook_id, D.c.status.in_(CANCELLABLE))
-        .values(status=CANCELLED, next_attempt_at=None, completed_at=now, updated_at=now,
-                last_error=f"cancelled: the webhook was disabled ({reason})"[:1000])
-    )
+    cancel_open(state, webhook_id, f"the webhook was disabled ({reason})", now=now)
     log.warning("trakkr_webhooks: webhook %s disabled: %s", webhook_id, reason)
     return True
 
 
-def notify(state: Any, disabled: Sequence[Disabled]) -> None:
+def notify(state: WebhooksState, disabled: Sequence[Disabled]) -> None:
     """Tell the host about webhooks disabled by a committed transaction (needs an app context)."""
     if not disabled:
         return
-    from flask import current_app
-
-    app = current_app._get_current_object()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # werkzeug LocalProxy
     session = state.db.session
-    handlers = list(state.extension.disabled_handlers)
+    handlers = list(state.hooks.disabled_handlers)
     for item in disabled:
         try:
             webhook = session.get(state.models.Webhook, item.webhook_id, populate_existing=True)
@@ -235,91 +248,3 @@ def notify(state: Any, disabled: Sequence[Disabled]) -> None:
             webhook_disabled.send(app, webhook=webhook, reason=item.reason)
         except Exception:
             log.exception("trakkr_webhooks: a webhook_disabled receiver failed for webhook %s", item.webhook_id)
-
-
-# -- replay ------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Replayed:
-    """One event redelivered by :func:`replay`."""
-
-    delivery_id: str
-    event_id: str
-    event_type: str
-    #: ``failed``, ``cancelled`` or ``missed``: why it was chosen.
-    reason: str
-    at: datetime
-
-
-def replay(state: Any, webhook: Any, *, since: datetime, statuses: Sequence[str], limit: int) -> tuple[
-        list[Replayed], bool]:
-    """New deliveries, in the session's transaction, of the events ``webhook`` did not get.
-
-    * ``failed`` / ``cancelled``: events whose *latest* delivery to this webhook has that
-      status and was made at or after ``since`` (an event since redelivered successfully, or
-      with a delivery still open, is left alone);
-    * ``missed``: events of the webhook's brand emitted at or after ``since`` (and after the
-      webhook was created) with no delivery to it at all: emitted while it was inactive.
-
-    Only event types the webhook subscribes to now; test events never. Oldest first, at most
-    ``limit``; returns them and whether more match. The caller tracks the new deliveries
-    with the outbox and commits.
-    """
-    events = [e for e in (webhook.events or []) if isinstance(e, str)]
-    if not events:
-        return [], False
-    found: list[tuple[datetime, str, str, str]] = []  # (time, event id, type, reason)
-    wanted = [s for s in statuses if s in (FAILED, CANCELLED)]
-    if wanted:
-        found += _latest_with_status(state, webhook, since, wanted, events, limit + 1)
-    if "missed" in statuses:
-        found += _missed(state, webhook, since, events, limit + 1)
-    found.sort(key=lambda item: (ids.as_utc(item[0]), item[1]))
-    chosen, more = found[:limit], len(found) > limit
-    now = ids.utcnow()
-    out = [Replayed(ids.new_id(ids.DELIVERY), event_id, event_type, reason, at)
-           for at, event_id, event_type, reason in chosen]
-    if out:
-        state.db.session.execute(sa.insert(state.models.Delivery.__table__), [
-            dict(id=r.delivery_id, event_id=r.event_id, webhook_id=webhook.id, status=PENDING, is_test=False,
-                 attempt_count=0, created_at=now, updated_at=now)
-            for r in out
-        ])
-    return out, more
-
-
-def _latest_with_status(state: Any, webhook: Any, since: datetime, statuses: list[str], events: list[str],
-                        limit: int) -> list[tuple[datetime, str, str, str]]:
-    m = state.models
-    D, E = m.Delivery, m.Event
-    later = aliased(D)
-    newer_exists = sa.exists().where(
-        later.webhook_id == D.webhook_id, later.event_id == D.event_id,
-        sa.or_(later.created_at > D.created_at, sa.and_(later.created_at == D.created_at, later.id > D.id)),
-    )
-    rows = state.db.session.execute(
-        sa.select(D.created_at, D.event_id, E.type, D.status)
-        .join(E, E.id == D.event_id)
-        .where(D.webhook_id == webhook.id, D.is_test.is_(False), D.status.in_(statuses), D.created_at >= since,
-               E.type.in_(events), ~newer_exists)
-        .order_by(D.created_at, D.id)
-        .limit(limit)
-    ).all()
-    return [(r.created_at, r.event_id, r.type, r.status) for r in rows]
-
-
-def _missed(state: Any, webhook: Any, since: datetime, events: list[str], limit: int) -> list[
-        tuple[datetime, str, str, str]]:
-    m = state.models
-    D, E = m.Delivery, m.Event
-    start = max(since, ids.as_utc(webhook.created_at))
-    # No delivery to this webhook, and not a test event (whose one delivery is a test send).
-    delivered = sa.exists().where(D.event_id == E.id, sa.or_(D.webhook_id == webhook.id, D.is_test.is_(True)))
-    rows = state.db.session.execute(
-        sa.select(E.created_at, E.id, E.type)
-        .where(E.brand_id == webhook.brand_id, E.type.in_(events), E.created_at >= start, ~delivered)
-        .order_by(E.created_at, E.id)
-        .limit(limit)
-    ).all()
-    return [(r.created_at, r.id, r.type, "missed") for r in rows]

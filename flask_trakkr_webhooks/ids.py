@@ -1,8 +1,10 @@
 """Opaque, prefixed identifiers (``wh_``, ``evt_``, ``dlv_``, ``att_``) and UTC timestamps."""
+
 from __future__ import annotations
 
 import secrets
 from datetime import datetime, timezone
+from typing import overload
 
 WEBHOOK = "wh"
 EVENT = "evt"
@@ -21,6 +23,12 @@ def utcnow() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@overload
+def as_utc(value: datetime) -> datetime: ...
+@overload
+def as_utc(value: None) -> None: ...
+@overload
+def as_utc(value: datetime | None) -> datetime | None: ...
 def as_utc(value: datetime | None) -> datetime | None:
     """Treat a naive datetime (as SQLite returns them) as UTC."""
     if value is None:
@@ -30,6 +38,12 @@ def as_utc(value: datetime | None) -> datetime | None:
     return value.astimezone(timezone.utc)
 
 
+@overload
+def isoformat(value: datetime) -> str: ...
+@overload
+def isoformat(value: None) -> None: ...
+@overload
+def isoformat(value: datetime | None) -> str | None: ...
 def isoformat(value: datetime | None) -> str | None:
     """ISO 8601 in UTC with a ``Z`` suffix and millisecond precision, or ``None``."""
     value = as_utc(value)

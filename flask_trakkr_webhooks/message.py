@@ -4,36 +4,42 @@ The body is the provider's format of the standard payload (or the webhook's temp
 rendered on it), serialised once to UTF-8 JSON; every signature is computed over those
 exact bytes. Headers, in the order they are set (later ones win):
 
-1. the webhook's custom headers, minus every reserved name (:func:`schemas.is_reserved_header`,
+1. the webhook's custom headers, minus every reserved name (:func:`rules.is_reserved_header`,
    the rule the API applies when a webhook is saved): a custom header can never
    override one of ours, whatever its case;
 2. ``Content-Type: application/json``, ``User-Agent: flask-trakkr-webhooks/<version>``,
    ``X-Trakkr-Event``, ``X-Trakkr-Delivery``;
-3. the auth header of the webhook's ``auth_type``;
+3. the auth header of the webhook's ``auth_type`` (the table in :mod:`.auth`);
 4. the signature headers (:func:`signing.signature_headers`).
 """
+
 from __future__ import annotations
 
-import base64
 import json
-import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
-from . import __version__, providers, signing, templating
-from .schemas import is_reserved_header
+from . import auth, providers, signing, templating
+from ._version import __version__
+from .errors import MessageError
+from .events import EventType
+from .rules import is_sendable_header
+
+__all__ = [
+    "CONTENT_TYPE",
+    "USER_AGENT",
+    "Endpoint",
+    "Message",
+    "MessageError",
+    "auth_headers",
+    "build",
+    "custom_headers",
+    "render_body",
+]
 
 USER_AGENT = f"flask-trakkr-webhooks/{__version__}"
 CONTENT_TYPE = "application/json"
-AUTH_TYPES = ("none", "bearer", "basic", "api_key")
-
-# RFC 9110 token characters for a field name; values may not carry CR, LF or NUL.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_BAD_VALUE = re.compile(r"[\r\n\x00]")
-
-
-class MessageError(ValueError):
-    """The request cannot be built (e.g. ``bearer`` auth without a token): a permanent failure."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,11 @@ class Endpoint:
     previous_signing_secret: str | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def credentials(self) -> dict[str, str | None]:
+        """Every credential column's value (what an :class:`auth.AuthMethod` builds headers from)."""
+        return {name: getattr(self, name) for name in auth.CREDENTIAL_COLUMNS}
+
 
 @dataclass(frozen=True)
 class Message:
@@ -63,14 +74,15 @@ class Message:
     headers: dict[str, str]
 
 
-def render_body(endpoint: Endpoint, payload: Mapping[str, Any]) -> bytes:
-    """The body bytes: the template rendered on ``payload`` if there is one, else the provider format."""
+def render_body(endpoint: Endpoint, payload: Mapping[str, Any], event_type: EventType | None = None) -> bytes:
+    """The body bytes: the template rendered on ``payload`` if there is one, else the provider format
+    (``event_type``: the event type's row, for a host-registered type's chat wording)."""
     if endpoint.template is not None:
         document = templating.render(endpoint.template, dict(payload))
     else:
         provider = endpoint.provider or "webhook"
         try:
-            document = providers.format_body(provider, dict(payload))
+            document = providers.format_body(provider, dict(payload), event_type=event_type)
         except Exception as exc:  # a host-registered formatter may raise anything
             # A permanent failure with the reason on record, never a delivery stuck in "sending".
             raise MessageError(f"the {provider!r} formatter failed: {type(exc).__name__}: {exc}") from exc
@@ -82,27 +94,8 @@ def render_body(endpoint: Endpoint, payload: Mapping[str, Any]) -> bytes:
 
 
 def auth_headers(endpoint: Endpoint) -> dict[str, str]:
-    """The auth header for the endpoint's ``auth_type`` (empty for ``none``)."""
-    kind = endpoint.auth_type or "none"
-    if kind == "none":
-        return {}
-    if kind == "bearer":
-        if not endpoint.auth_token:
-            raise MessageError("auth_type 'bearer' needs an auth_token")
-        return {"Authorization": f"Bearer {endpoint.auth_token}"}
-    if kind == "basic":
-        if endpoint.auth_username is None or endpoint.auth_password is None:
-            raise MessageError("auth_type 'basic' needs auth_username and auth_password")
-        raw = f"{endpoint.auth_username}:{endpoint.auth_password}".encode("utf-8")
-        return {"Authorization": "Basic " + base64.b64encode(raw).decode("ascii")}
-    if kind == "api_key":
-        name, value = endpoint.api_key_header, endpoint.api_key_value
-        if not name or value is None or not _TOKEN.match(name) or _BAD_VALUE.search(value):
-            raise MessageError("auth_type 'api_key' needs a valid api_key_header and api_key_value")
-        if is_reserved_header(name):
-            raise MessageError(f"api_key_header {name!r} is a reserved header")
-        return {name: value}
-    raise MessageError(f"unknown auth_type {kind!r}; expected one of {', '.join(AUTH_TYPES)}")
+    """The auth headers of the endpoint's ``auth_type`` (empty for ``none``)."""
+    return auth.headers_for(endpoint.auth_type or "none", endpoint.credentials)
 
 
 def custom_headers(endpoint: Endpoint) -> dict[str, str]:
@@ -114,11 +107,8 @@ def custom_headers(endpoint: Endpoint) -> dict[str, str]:
     auth_header = (endpoint.api_key_header or "").lower() if endpoint.auth_type == "api_key" else ""
     out: dict[str, str] = {}
     for name, value in (endpoint.headers or {}).items():
-        if not isinstance(name, str) or not isinstance(value, str):
-            continue
-        if not _TOKEN.match(name) or _BAD_VALUE.search(value) or is_reserved_header(name) or name.lower() == auth_header:
-            continue
-        out[name] = value
+        if is_sendable_header(name, value) and name.lower() != auth_header:
+            out[name] = value
     return out
 
 
@@ -128,14 +118,16 @@ def build(
     *,
     delivery_id: str,
     timestamp: int,
+    event_type: EventType | None = None,
 ) -> Message:
     """The request of one attempt of delivery ``delivery_id`` of ``payload`` to ``endpoint``.
 
     ``timestamp`` (Unix seconds of the attempt) is signed by timestamped signature
-    schemes; ``payload`` is the standard payload stored with the event.
+    schemes; ``payload`` is the standard payload stored with the event; ``event_type`` is
+    its type's row in the app's table (host-registered types' chat wording).
     """
     event = payload.get("event") or {}
-    body = render_body(endpoint, payload)
+    body = render_body(endpoint, payload, event_type)
     headers = custom_headers(endpoint)
     headers.update(
         {

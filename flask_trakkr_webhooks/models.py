@@ -8,6 +8,7 @@ migrations (Alembic / Flask-Migrate) pick them up. Four tables:
 * ``trakkr_webhook_deliveries``: one event to one webhook; the outbox row.
 * ``trakkr_webhook_attempts``: one HTTP attempt of a delivery.
 """
+
 from __future__ import annotations
 
 import weakref
@@ -30,21 +31,23 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 DELIVERY_STATUSES = (PENDING, QUEUED, SENDING, RETRYING, SUCCEEDED, FAILED, CANCELLED)
-TERMINAL_STATUSES = (SUCCEEDED, FAILED, CANCELLED)
-OPEN_STATUSES = (PENDING, QUEUED, SENDING, RETRYING)
+#: Open states a delivery can be cancelled from (one already ``sending`` finishes its attempt).
+CANCELLABLE = (PENDING, QUEUED, RETRYING)
 
 
 @dataclass(frozen=True)
 class Models:
     """The model classes bound to one ``db``."""
 
+    # ``Any``: each class is defined at run time on the host's ``db.Model`` (see
+    # ``_define``), so no static type names its columns.
     Webhook: Any
     Event: Any
     Delivery: Any
     Attempt: Any
 
 
-_by_db: "weakref.WeakKeyDictionary[Any, Models]" = weakref.WeakKeyDictionary()
+_by_db: weakref.WeakKeyDictionary[Any, Models] = weakref.WeakKeyDictionary()
 
 
 def models_for(db: Any) -> Models:
@@ -67,7 +70,7 @@ def _define(db: Any) -> Models:
     # datetimes, which ids.as_utc() reads as UTC (we only ever write UTC).
     TS = sa.DateTime(timezone=True)
 
-    class Webhook(db.Model):
+    class Webhook(db.Model):  # type: ignore[misc]  # db.Model: the host's declarative base, known only at run time
         """A registered endpoint: where, what, and how to authenticate and sign."""
 
         __tablename__ = "trakkr_webhooks"
@@ -114,7 +117,7 @@ def _define(db: Any) -> Models:
         def __repr__(self) -> str:
             return f"<Webhook {self.id} {self.provider} {self.url!r}>"
 
-    class Event(db.Model):
+    class Event(db.Model):  # type: ignore[misc]  # db.Model: the host's declarative base, known only at run time
         """One emitted event and the exact payload every delivery of it carries."""
 
         __tablename__ = "trakkr_webhook_events"
@@ -126,7 +129,7 @@ def _define(db: Any) -> Models:
         payload = sa.Column(sa.JSON, nullable=False)
         created_at = sa.Column(TS, nullable=False, default=ids.utcnow)
 
-    class Delivery(db.Model):
+    class Delivery(db.Model):  # type: ignore[misc]  # db.Model: the host's declarative base, known only at run time
         """One event to one webhook: the transactional outbox row and its state."""
 
         __tablename__ = "trakkr_webhook_deliveries"
@@ -155,7 +158,7 @@ def _define(db: Any) -> Models:
         event = db.relationship(Event, lazy="joined")
         webhook = db.relationship(Webhook, lazy="select")
 
-    class Attempt(db.Model):
+    class Attempt(db.Model):  # type: ignore[misc]  # db.Model: the host's declarative base, known only at run time
         """One HTTP attempt of a delivery, as it happened."""
 
         __tablename__ = "trakkr_webhook_attempts"

@@ -12,18 +12,21 @@ schemas, so the document states the limits the app enforces.
 Every route of the blueprint must have an entry in :data:`OPERATIONS`; a test fails
 when one does not, so a new route cannot ship undocumented.
 """
+
 from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any
 
 from apispec import APISpec
 from apispec.ext.marshmallow import MarshmallowPlugin
 from marshmallow import Schema, fields
 
-from . import __version__, schemas
+from . import auth, providers, rules, schemas
+from ._version import __version__
 from .config import Settings
 from .errors import ERROR_TYPES
 from .models import DELIVERY_STATUSES
@@ -33,60 +36,13 @@ OPENAPI_VERSION = "3.0.3"
 DOCUMENT_ENDPOINT = "openapi"
 
 _DATE_TIME = {"type": "string", "format": "date-time"}
-_NULLABLE_DATE_TIME = {**_DATE_TIME, "nullable": True}
 #: What the API accepts as a brand id (:func:`~.schemas.canonical_uuid`); answered lower-case hyphenated.
 UUID_PATTERN = r"^[0-9A-Fa-f]{8}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{4}-?[0-9A-Fa-f]{12}$"
-WEBHOOK_ID_PATTERN = r"^wh_[A-Za-z0-9_-]{1,37}$"
-DELIVERY_ID_PATTERN = r"^dlv_[A-Za-z0-9_-]{1,37}$"
+WEBHOOK_ID_PATTERN = schemas.WEBHOOK_ID_PATTERN
+DELIVERY_ID_PATTERN = schemas.DELIVERY_ID_PATTERN
 
 
 # -- schemas of the objects the deliveries routes build --------------------------------------------
-
-
-class AttemptSchema(Schema):
-    """One attempt of a delivery (``api.deliveries.dump_attempt``)."""
-
-    id = fields.String(required=True, metadata={"example": "att_5f0c6a1e9b2d4c7a8e3f1b0d"})
-    object = fields.String(required=True, metadata={"enum": ["attempt"]})
-    number = fields.Integer(required=True, metadata={"minimum": 1, "description": "1 for the first attempt"})
-    started_at = fields.String(required=True, metadata=_DATE_TIME)
-    duration_ms = fields.Float(required=True, allow_none=True)
-    status_code = fields.Integer(required=True, allow_none=True, metadata={"description": "null: no HTTP answer"})
-    outcome = fields.String(required=True, metadata={"description": "succeeded, retry or failed"})
-    error_type = fields.String(required=True, allow_none=True)
-    error_message = fields.String(required=True, allow_none=True)
-    response_headers = fields.Dict(required=True, allow_none=True)
-    response_body = fields.String(
-        required=True, allow_none=True,
-        metadata={"description": "The start of the answer's body (TRAKKR_WEBHOOKS_RESPONSE_BODY_LIMIT bytes at most)"},
-    )
-    next_retry_at = fields.String(required=True, metadata=_NULLABLE_DATE_TIME)
-
-
-class DeliverySchema(Schema):
-    """A delivery of one event to one webhook, as listed (``api.deliveries.dump_delivery``)."""
-
-    id = fields.String(required=True, metadata={"pattern": DELIVERY_ID_PATTERN})
-    object = fields.String(required=True, metadata={"enum": ["delivery"]})
-    webhook_id = fields.String(required=True, metadata={"pattern": WEBHOOK_ID_PATTERN})
-    event_id = fields.String(required=True, metadata={"description": "meta.event_id: the same on every redelivery"})
-    event_type = fields.String(required=True)
-    status = fields.String(required=True, metadata={"enum": list(DELIVERY_STATUSES)})
-    is_test = fields.Boolean(required=True)
-    attempt_count = fields.Integer(required=True, metadata={"minimum": 0})
-    last_status_code = fields.Integer(required=True, allow_none=True)
-    last_error = fields.String(required=True, allow_none=True)
-    next_attempt_at = fields.String(required=True, metadata=_NULLABLE_DATE_TIME)
-    created_at = fields.String(required=True, metadata=_DATE_TIME)
-    updated_at = fields.String(required=True, metadata=_DATE_TIME)
-    completed_at = fields.String(required=True, metadata=_NULLABLE_DATE_TIME)
-
-
-class DeliveryDetailSchema(DeliverySchema):
-    """A delivery with the payload it sends and every attempt, oldest first."""
-
-    payload = fields.Dict(required=True, metadata={"description": "The event payload (contract: wire format)"})
-    attempts = fields.List(fields.Nested(AttemptSchema), required=True)
 
 
 class TestErrorSchema(Schema):
@@ -104,7 +60,7 @@ class TestResultSchema(Schema):
     status_code = fields.Integer(required=True, allow_none=True)
     duration_ms = fields.Float(required=True, allow_none=True)
     error = fields.Nested(TestErrorSchema, required=True, allow_none=True)
-    delivery = fields.Nested(DeliveryDetailSchema, required=True)
+    delivery = fields.Nested(schemas.DeliveryDetailSchema, required=True)
 
 
 class PreviewSchema(Schema):
@@ -117,10 +73,15 @@ class PreviewSchema(Schema):
     method = fields.String(required=True, metadata={"enum": ["POST"]})
     url = fields.String(required=True)
     provider = fields.String(required=True)
-    templated = fields.Boolean(required=True,
-                               metadata={"description": "The webhook's template replaced the provider format"})
-    headers = fields.Dict(keys=fields.String(), values=fields.String(), required=True,
-                          metadata={"description": "Every header, credentials masked (signatures shown)"})
+    templated = fields.Boolean(
+        required=True, metadata={"description": "The webhook's template replaced the provider format"}
+    )
+    headers = fields.Dict(
+        keys=fields.String(),
+        values=fields.String(),
+        required=True,
+        metadata={"description": "Every header, credentials masked (signatures shown)"},
+    )
     masked_headers = fields.List(fields.String(), required=True)
     body = fields.Raw(required=True, metadata={"description": "The body as JSON"})
     body_text = fields.String(required=True, metadata={"description": "The exact UTF-8 body text that would be sent"})
@@ -133,8 +94,9 @@ class ReplayedDeliverySchema(Schema):
     id = fields.String(required=True, metadata={"pattern": DELIVERY_ID_PATTERN, "description": "The new delivery"})
     event_id = fields.String(required=True, metadata={"description": "The original event (meta.event_id)"})
     event_type = fields.String(required=True)
-    replayed_status = fields.String(required=True, metadata={
-        "enum": list(schemas.REPLAY_STATUSES), "description": "Why it was chosen"})
+    replayed_status = fields.String(
+        required=True, metadata={"enum": list(schemas.REPLAY_STATUSES), "description": "Why it was chosen"}
+    )
 
 
 class ReplayResultSchema(Schema):
@@ -161,7 +123,7 @@ class DeliveryListSchema(Schema):
     """A page of deliveries, newest first."""
 
     object = fields.String(required=True, metadata={"enum": ["list"]})
-    data = fields.List(fields.Nested(DeliverySchema), required=True)
+    data = fields.List(fields.Nested(schemas.DeliverySchema), required=True)
     has_more = fields.Boolean(required=True)
 
 
@@ -176,8 +138,10 @@ class WebhookDeletedSchema(Schema):
 class TestRequestSchema(Schema):
     """The optional body of ``POST /webhooks/<id>/test``."""
 
-    event = fields.String(allow_none=True, metadata={
-        "description": "Event type of the sample event (absent or null: the webhook's first)"})
+    event = fields.String(
+        allow_none=True,
+        metadata={"description": "Event type of the sample event (absent or null: the webhook's first)"},
+    )
 
 
 class RedeliverRequestSchema(Schema):
@@ -189,8 +153,9 @@ class ErrorDetailSchema(Schema):
 
     type = fields.String(required=True, metadata={"enum": sorted(set(ERROR_TYPES.values()))})
     message = fields.String(required=True)
-    fields = fields.Dict(
-        keys=fields.String(), values=fields.List(fields.String()),
+    fields = fields.Dict(  # type: ignore[assignment]  # the wire name; marshmallow keeps Schema.fields per instance
+        keys=fields.String(),
+        values=fields.List(fields.String()),
         metadata={"description": "Problems per field (a nested field is named with dots, e.g. headers.Host)"},
     )
 
@@ -238,61 +203,107 @@ class Operation:
 #: Every endpoint of the blueprint, by endpoint name.
 OPERATIONS: dict[str, Operation] = {
     "create_webhook": Operation(
-        "Register a webhook", 201, "Webhook", (400, 415), request="WebhookCreate", body_required=True,
+        "Register a webhook",
+        201,
+        "Webhook",
+        (400, 415),
+        request="WebhookCreate",
+        body_required=True,
         description="The URL's host is resolved and refused (400 on url) when it is or resolves to a loopback, "
-                    "private, link-local, CGNAT, multicast, reserved or other non-public address, unless "
-                    "TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS or TRAKKR_WEBHOOKS_ALLOWED_CIDRS allows it. "
-                    "Creating one for a brand the policy refuses is 403.",
+        "private, link-local, CGNAT, multicast, reserved or other non-public address, unless "
+        "TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS or TRAKKR_WEBHOOKS_ALLOWED_CIDRS allows it. "
+        "Creating one for a brand the policy refuses is 403.",
         headers={"Location": "The new webhook's URL"},
     ),
     "list_webhooks": Operation(
-        "List webhooks", 200, "WebhookList", (400,), query=("limit", "starting_after", "brand_id"),
+        "List webhooks",
+        200,
+        "WebhookList",
+        (400,),
+        query=("limit", "starting_after", "brand_id"),
         description="Newest first; only webhooks of brands the access policy allows. A refused brand_id is 403.",
     ),
     "get_webhook": Operation("Retrieve a webhook", 200, "Webhook", (400, 404)),
     "update_webhook": Operation(
-        "Update a webhook", 200, "Webhook", (400, 404, 415), request="WebhookUpdate", body_required=True,
+        "Update a webhook",
+        200,
+        "Webhook",
+        (400, 404, 415),
+        request="WebhookUpdate",
+        body_required=True,
         description="Changes only the fields sent; null clears a field. A new URL is vetted like on create.",
     ),
     "delete_webhook": Operation(
-        "Delete a webhook", 200, "WebhookDeleted", (400, 404),
+        "Delete a webhook",
+        200,
+        "WebhookDeleted",
+        (400, 404),
         description="Soft delete: the delivery log stays; pending deliveries are cancelled; credentials are erased.",
     ),
     "list_deliveries": Operation(
-        "List a webhook's deliveries", 200, "DeliveryList", (400, 404), query=("limit", "starting_after", "status"),
+        "List a webhook's deliveries",
+        200,
+        "DeliveryList",
+        (400, 404),
+        query=("limit", "starting_after", "status"),
     ),
     "get_delivery": Operation("Retrieve a delivery with every attempt", 200, "DeliveryDetail", (400, 404)),
     "redeliver": Operation(
-        "Redeliver an event", 202, "DeliveryDetail", (400, 404, 409, 415), request="RedeliverRequest",
+        "Redeliver an event",
+        202,
+        "DeliveryDetail",
+        (400, 404, 409, 415),
+        request="RedeliverRequest",
         description="A new delivery of the same event (same meta.event_id), sent by a worker. "
-                    "409 for a test delivery or an inactive webhook.",
+        "409 for a test delivery or an inactive webhook.",
     ),
     "test_webhook": Operation(
-        "Send a test event now", 200, "TestResult", (400, 404, 415), request="TestRequest",
+        "Send a test event now",
+        200,
+        "TestResult",
+        (400, 404, 415),
+        request="TestRequest",
         description="One immediate, signed attempt of a sample event with meta.test: true, logged as a delivery; "
-                    "never retried.",
+        "never retried.",
     ),
     "preview_webhook": Operation(
-        "Preview the request of a sample event", 200, "Preview", (400, 404, 409, 415), request="TestRequest",
+        "Preview the request of a sample event",
+        200,
+        "Preview",
+        (400, 404, 409, 415),
+        request="TestRequest",
         description="The exact body and headers a sample event (the one /test sends) would be sent with, "
-                    "credentials masked; nothing is sent or stored. 409 when the request cannot be built.",
+        "credentials masked; nothing is sent or stored. 409 when the request cannot be built.",
     ),
     "rotate_secret": Operation(
-        "Rotate the signing secret", 200, "Webhook", (400, 404, 415), request="RotateSecretRequest",
+        "Rotate the signing secret",
+        200,
+        "Webhook",
+        (400, 404, 415),
+        request="RotateSecretRequest",
         description="Sets a new signing secret (generated unless the body gives one) and answers the webhook "
-                    "with it. For TRAKKR_WEBHOOKS_SECRET_GRACE_PERIOD seconds (previous_secret_expires_at) "
-                    "webhook-signature carries a signature by the old secret too; X-Trakkr-Signature uses the "
-                    "new one only.",
+        "with it. For TRAKKR_WEBHOOKS_SECRET_GRACE_PERIOD seconds (previous_secret_expires_at) "
+        "webhook-signature carries a signature by the old secret too; X-Trakkr-Signature uses the "
+        "new one only.",
     ),
     "replay_webhook": Operation(
-        "Replay failed, cancelled or missed events", 202, "ReplayResult", (400, 404, 409, 415),
-        request="ReplayRequest", body_required=True,
+        "Replay failed, cancelled or missed events",
+        202,
+        "ReplayResult",
+        (400, 404, 409, 415),
+        request="ReplayRequest",
+        body_required=True,
         description="New deliveries of the same events (same meta.event_id), enqueued at once: events whose "
-                    "latest delivery to this webhook since `since` failed (default) or was cancelled, or that were "
-                    "missed (emitted while it was inactive). 409 when the webhook is inactive.",
+        "latest delivery to this webhook since `since` failed (default) or was cancelled, or that were "
+        "missed (emitted while it was inactive). 409 when the webhook is inactive.",
     ),
     DOCUMENT_ENDPOINT: Operation(
-        "This OpenAPI document", 200, None, (), public=True, methods=("GET",),
+        "This OpenAPI document",
+        200,
+        None,
+        (),
+        public=True,
+        methods=("GET",),
         description="Served without asking the access policy: it describes the API's shape and limits only.",
     ),
 }
@@ -340,7 +351,10 @@ def build_document(
     event_types = tuple(event_types)
     plugin = MarshmallowPlugin()
     spec = APISpec(
-        title=title, version=__version__, openapi_version=OPENAPI_VERSION, plugins=[plugin],
+        title=title,
+        version=__version__,
+        openapi_version=OPENAPI_VERSION,
+        plugins=[plugin],
         info={"description": SECURITY_NOTE + "\n" + _limits_note(settings)},
     )
     _add_components(spec, settings, event_types)
@@ -350,7 +364,9 @@ def build_document(
             continue
         for method in sorted(set(operation.methods or methods) - {"HEAD", "OPTIONS"}):
             path = openapi_path(rule)
-            spec.path(path=path, operations={method.lower(): _operation(endpoint, operation, path, settings, event_types)})
+            spec.path(
+                path=path, operations={method.lower(): _operation(endpoint, operation, path, settings, event_types)}
+            )
     document = spec.to_dict()
     _refine(document["components"]["schemas"], settings, event_types)
     return document
@@ -373,9 +389,9 @@ def _add_components(spec: APISpec, settings: Settings, event_types: tuple[str, .
     add("WebhookUpdate", schema=schemas.WebhookUpdateSchema(settings, event_types))
     add("WebhookList", schema=WebhookListSchema)
     add("WebhookDeleted", schema=WebhookDeletedSchema)
-    add("Attempt", schema=AttemptSchema)
-    add("Delivery", schema=DeliverySchema)
-    add("DeliveryDetail", schema=DeliveryDetailSchema)
+    add("Attempt", schema=schemas.AttemptSchema)
+    add("Delivery", schema=schemas.DeliverySchema)
+    add("DeliveryDetail", schema=schemas.DeliveryDetailSchema)
     add("DeliveryList", schema=DeliveryListSchema)
     add("TestRequest", schema=TestRequestSchema)
     add("TestResult", schema=TestResultSchema)
@@ -387,26 +403,32 @@ def _add_components(spec: APISpec, settings: Settings, event_types: tuple[str, .
     for status, (name, description) in ERROR_RESPONSES.items():
         response: dict[str, Any] = {"description": description, "content": {"application/json": {"schema": "Error"}}}
         if status == 405:
-            response["headers"] = {"Allow": {"description": "The methods the path accepts", "schema": {"type": "string"}}}
+            response["headers"] = {
+                "Allow": {"description": "The methods the path accepts", "schema": {"type": "string"}}
+            }
         spec.components.response(name, response)
 
 
-def _operation(endpoint: str, operation: Operation, path: str, settings: Settings,
-               event_types: tuple[str, ...]) -> dict[str, Any]:
+def _operation(
+    endpoint: str, operation: Operation, path: str, settings: Settings, event_types: tuple[str, ...]
+) -> dict[str, Any]:
     success: dict[str, Any] = {"description": operation.summary}
     if operation.response is not None:
         success["content"] = {"application/json": {"schema": operation.response}}
     else:
         success["content"] = {"application/json": {"schema": {"type": "object"}}}
     if operation.headers:
-        success["headers"] = {name: {"description": text, "schema": {"type": "string"}}
-                              for name, text in operation.headers.items()}
+        success["headers"] = {
+            name: {"description": text, "schema": {"type": "string"}} for name, text in operation.headers.items()
+        }
     statuses = () if operation.public else sorted(set(operation.errors) | set(_ALWAYS))
     answer: dict[str, Any] = {
         "operationId": endpoint,
         "summary": operation.summary,
-        "responses": {str(operation.status): success,
-                      **{str(status): ERROR_RESPONSES[status][0] for status in statuses}},
+        "responses": {
+            str(operation.status): success,
+            **{str(status): ERROR_RESPONSES[status][0] for status in statuses},
+        },
     }
     if operation.description:
         answer["description"] = operation.description
@@ -429,28 +451,39 @@ def _path_parameter(name: str) -> dict[str, Any]:
     schema: dict[str, Any] = {"type": "string"}
     if pattern:
         schema["pattern"] = pattern
-    return {"name": name, "in": "path", "required": True, "schema": schema,
-            "description": "An id that does not exist, or of a brand the policy refuses, is 404"}
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": schema,
+        "description": "An id that does not exist, or of a brand the policy refuses, is 404",
+    }
 
 
 def _query_parameter(name: str, settings: Settings) -> dict[str, Any]:
-    schema: dict[str, Any] = {
+    by_name: dict[str, dict[str, Any]] = {
         "limit": {"type": "integer", "minimum": 1, "maximum": settings.max_page_size, "default": settings.page_size},
         "starting_after": {"type": "string"},
         "brand_id": {"type": "string", "pattern": UUID_PATTERN},
         "status": {"type": "string", "enum": list(DELIVERY_STATUSES)},
-    }[name]
-    return {"name": name, "in": "query", "required": False, "schema": schema,
-            "description": _QUERY_DESCRIPTIONS[name]}
+    }
+    schema = by_name[name]
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": _QUERY_DESCRIPTIONS[name]}
 
 
 def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[str, ...]) -> None:
     """Lay what the app's settings and the schemas' own validators enforce over the generated schemas."""
     scheme = "[Hh][Tt][Tt][Pp][Ss]" if settings.require_https else "[Hh][Tt][Tt][Pp][Ss]?"
-    inputs = {
-        "url": {"minLength": 1, "maxLength": schemas.MAX_URL_LENGTH, "pattern": f"^{scheme}://"},
-        "events": {"minItems": 1, "maxItems": settings.max_events_per_webhook, "uniqueItems": True,
-                   "items": {"type": "string", "enum": list(event_types)}},
+    inputs: dict[str, dict[str, Any]] = {
+        "url": {"minLength": 1, "maxLength": rules.MAX_URL_LENGTH, "pattern": f"^{scheme}://"},
+        "provider": {"enum": [*providers.names(), None]},
+        "auth_type": {"enum": list(auth.names())},
+        "events": {
+            "minItems": 1,
+            "maxItems": settings.max_events_per_webhook,
+            "uniqueItems": True,
+            "items": {"type": "string", "enum": list(event_types)},
+        },
         "brand_id": {"pattern": UUID_PATTERN},
         "headers": {"maxProperties": settings.max_headers},
         "template": {"anyOf": [{"type": "object"}, {"type": "array"}]},
@@ -461,15 +494,22 @@ def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[s
         for field_name, extra in inputs.items():
             properties[field_name].update(copy.deepcopy(extra))
         properties["signing_secret"] = _secret_or_generate(properties["signing_secret"])
+    components["Webhook"]["properties"]["provider"]["enum"] = list(providers.names())
+    components["Webhook"]["properties"]["auth_type"]["enum"] = list(auth.names())
     rotate = components["RotateSecretRequest"]["properties"]
     rotate["signing_secret"] = _secret_or_generate({**rotate["signing_secret"], **inputs["signing_secret"]})
     replay = components["ReplayRequest"]["properties"]
     one_status = {"type": "string", "enum": list(schemas.REPLAY_STATUSES)}
-    replay["status"] = {"description": replay["status"].get("description", ""), "default": "failed", "anyOf": [
-        one_status, {"type": "array", "items": one_status, "minItems": 1}]}
+    replay["status"] = {
+        "description": replay["status"].get("description", ""),
+        "default": "failed",
+        "anyOf": [one_status, {"type": "array", "items": one_status, "minItems": 1}],
+    }
     components["WebhookCreate"]["example"] = {
-        "url": "https://hooks.example.com/trakkr", "events": list(event_types[:2]),
-        "brand_id": "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c", "signing_secret": "whsec-0123456789abcdef",
+        "url": "https://hooks.example.com/trakkr",
+        "events": list(event_types[:2]),
+        "brand_id": "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c",
+        "signing_secret": "whsec-0123456789abcdef",
     }
     components["WebhookUpdate"]["example"] = {"description": "Production receiver", "active": True}
     components["TestRequest"]["properties"]["event"]["enum"] = [*event_types, None]
@@ -500,4 +540,3 @@ def _inline_nullable_refs(components: dict[str, Any]) -> None:
             if len(options) == 2 and len(refs) == 1 and {"type": "object", "nullable": True} in options:
                 target = components[refs[0].rsplit("/", 1)[1]]
                 component["properties"][name] = {**copy.deepcopy(target), "nullable": True}
-

@@ -17,19 +17,22 @@ Transaction rules, with SQLAlchemy session events:
   sweep and ``flask webhooks dispatch`` enqueue them later). Nothing is raised into
   the host's commit.
 """
+
 from __future__ import annotations
 
 import json
 import logging
 import time
 import weakref
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import sqlalchemy as sa
 
 from . import dispatch, events, ids
-from .models import PENDING
-from .schemas import canonical_uuid
+from .rows import insert_deliveries
+from .rules import canonical_uuid
+from .state import WebhooksState
 
 log = logging.getLogger("flask_trakkr_webhooks")
 
@@ -38,19 +41,19 @@ _INFO_KEY = "trakkr_webhooks.outbox"
 #: whose Redis is unreachable is not slowed by a connect timeout on every commit.
 REDIS_BACKOFF_SECONDS = 5.0
 
-_listening: "weakref.WeakSet[Any]" = weakref.WeakSet()
+_listening: weakref.WeakSet[Any] = weakref.WeakSet()
 
 
 class _Outbox:
     """Delivery ids written by this session, per open (sub)transaction."""
 
-    def __init__(self, state: Any) -> None:
+    def __init__(self, state: WebhooksState) -> None:
         self.state = state
         self.by_transaction: dict[Any, list[str]] = {}
 
 
 def emit(
-    state: Any,
+    state: WebhooksState,
     event_type: str,
     *,
     brand: Mapping[str, Any],
@@ -82,6 +85,7 @@ def emit(
         workflow=workflow,
         summary=summary,
         description=known.get(event_type),
+        spec=known.spec(event_type),
     )
     size = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     limit = state.settings.max_payload_bytes
@@ -101,17 +105,14 @@ def emit(
     # JSON containment is not portable (SQLite), and the brand's rows are few: filter here.
     webhook_ids = [row.id for row in rows if isinstance(row.events, list) and event_type in row.events]
 
-    delivery_ids = [ids.new_id(ids.DELIVERY) for _ in webhook_ids]
     # Core INSERTs in the session's transaction: no ORM bookkeeping per row, and the
     # deliveries go out as one executemany (psycopg pipelines it) whatever the fan-out.
-    session.execute(sa.insert(models.Event.__table__),
-                    [dict(id=event_id, type=event_type, brand_id=brand_id, payload=payload, created_at=now)])
+    session.execute(
+        sa.insert(models.Event.__table__),
+        [dict(id=event_id, type=event_type, brand_id=brand_id, payload=payload, created_at=now)],
+    )
+    delivery_ids = insert_deliveries(state, [(event_id, webhook_id) for webhook_id in webhook_ids], now=now)
     if delivery_ids:
-        session.execute(sa.insert(models.Delivery.__table__), [
-            dict(id=delivery_id, event_id=event_id, webhook_id=webhook_id, status=PENDING, is_test=False,
-                 attempt_count=0, created_at=now, updated_at=now)
-            for delivery_id, webhook_id in zip(delivery_ids, webhook_ids)
-        ])
         track(state, session(), delivery_ids)
     return event_id
 
@@ -119,7 +120,7 @@ def emit(
 # -- after-commit enqueueing ----------------------------------------------------------
 
 
-def track(state: Any, session: sa.orm.Session, delivery_ids: list[str]) -> None:
+def track(state: WebhooksState, session: sa.orm.Session, delivery_ids: list[str]) -> None:
     """Enqueue ``delivery_ids`` when the current transaction of ``session`` commits."""
     _listen(session)
     outbox = session.info.get(_INFO_KEY)
@@ -167,27 +168,29 @@ def _after_transaction_end(session: sa.orm.Session, transaction: Any) -> None:
         outbox.by_transaction.clear()
 
 
-def enqueue_committed(state: Any, delivery_ids: list[str]) -> bool:
+def enqueue_committed(state: WebhooksState, delivery_ids: list[str]) -> bool:
     """Enqueue committed deliveries and mark them ``queued``; never raises.
 
     Returns False when they were left ``pending`` for the sweep (Redis unreachable).
     """
     if not delivery_ids:
         return True
-    down_until = state.cache.get("redis_down_until", 0.0)
-    if time.monotonic() < down_until:
+    if time.monotonic() < state.local.redis_down_until:
         log.warning("trakkr_webhooks: Redis recently unreachable; %d deliveries left pending", len(delivery_ids))
         return False
     try:
         dispatch.enqueue(state, delivery_ids)
     except Exception as exc:  # any Redis failure: the rows stay pending, the host's commit stands
-        state.cache["redis_down_until"] = time.monotonic() + REDIS_BACKOFF_SECONDS
+        state.local.redis_down_until = time.monotonic() + REDIS_BACKOFF_SECONDS
         log.warning(
             "trakkr_webhooks: could not enqueue %d deliveries (%s: %s); they stay pending until "
-            "the sweep or `flask webhooks dispatch` enqueues them", len(delivery_ids), type(exc).__name__, exc,
+            "the sweep or `flask webhooks dispatch` enqueues them",
+            len(delivery_ids),
+            type(exc).__name__,
+            exc,
         )
         return False
-    state.cache.pop("redis_down_until", None)
+    state.local.redis_down_until = 0.0
     try:
         dispatch.mark_queued(state, delivery_ids)
     except Exception:  # cosmetic: a worker claims pending and queued rows alike

@@ -20,13 +20,14 @@ our own timeout, and the contract retries timeouts.
 No I/O here: the caller passes the status, the error kind and the ``Retry-After``
 header, and gets a :class:`Decision` back.
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from email.utils import parsedate_to_datetime
-from typing import Sequence
 
 # Outcomes.
 SUCCEEDED = "succeeded"
@@ -34,9 +35,9 @@ RETRY = "retry"
 FAILED = "failed"
 
 # Error kinds of an attempt that got no HTTP answer.
-TIMEOUT = "timeout"          #: connect or read timed out: retried
-CONNECTION = "connection"    #: refused, reset, DNS failure, TLS failure: retried
-PERMANENT = "permanent"      #: blocked address, invalid request: never retried
+TIMEOUT = "timeout"  #: connect or read timed out: retried
+CONNECTION = "connection"  #: refused, reset, DNS failure, TLS failure: retried
+PERMANENT = "permanent"  #: blocked address, invalid request: never retried
 ERROR_KINDS = (TIMEOUT, CONNECTION, PERMANENT)
 
 #: Statuses outside 5xx that are retried with the backoff.
@@ -73,8 +74,6 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError, IndexError, OverflowError):
-        return None
-    if when is None:
         return None
     if when.tzinfo is None:  # RFC 9110 dates are GMT
         when = when.replace(tzinfo=timezone.utc)
@@ -124,8 +123,8 @@ def decide(
     delay = float(delays[attempt - 1])
     if status_code == RATE_LIMITED:
         waited = parse_retry_after(retry_after, now=now)
-        if waited is not None:
+        if waited is not None and retry_after is not None:  # waited is None whenever retry_after is
             delay = min(waited, float(max_retry_after))
-            return Decision(RETRY, delay, f"{what}; Retry-After {retry_after.strip()}")  # type: ignore[union-attr]
+            return Decision(RETRY, delay, f"{what}; Retry-After {retry_after.strip()}")
         return Decision(RETRY, delay, f"{what} without a usable Retry-After; backoff")
     return Decision(RETRY, delay, f"{what}; retry {attempt} of {len(delays)}")

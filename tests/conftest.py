@@ -6,14 +6,16 @@ Environment:
 * ``DATABASE_URL``: a PostgreSQL URL runs every test on PostgreSQL, in a private
   database created for this pytest session and dropped after it; unset means SQLite.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import secrets
 import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -23,6 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from e2e.helpers import BRAND_ID, clear_queue  # noqa: E402
+from e2e.receiver import Receiver  # noqa: E402
 from flask_trakkr_webhooks import TrakkrWebhooks  # noqa: E402
 from flask_trakkr_webhooks.testing import EmbeddedRedis, private_postgres_database, redis_answers  # noqa: E402
 
@@ -30,16 +34,29 @@ from flask_trakkr_webhooks.testing import EmbeddedRedis, private_postgres_databa
 def normalise_db_url(url: str) -> str:
     """``postgresql://`` means psycopg 3 here (the driver the test extra installs)."""
     if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://"):]
+        url = "postgresql://" + url[len("postgres://") :]
     if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
     return url
 
 
 #: Test host names (no DNS here) and the public address the fake resolver gives them.
-FAKE_DNS_SUFFIXES = ("example", "example.com", "example.org", "example.net", "test", "slack.com", "discord.com",
-                     "discordapp.com", "office.com", "office365.com", "azure.com", "zapier.com", "make.com",
-                     "integromat.com")
+FAKE_DNS_SUFFIXES = (
+    "example",
+    "example.com",
+    "example.org",
+    "example.net",
+    "test",
+    "slack.com",
+    "discord.com",
+    "discordapp.com",
+    "office.com",
+    "office365.com",
+    "azure.com",
+    "zapier.com",
+    "make.com",
+    "integromat.com",
+)
 FAKE_PUBLIC_ADDRESS = "93.184.216.34"
 
 
@@ -168,3 +185,95 @@ def example(database_url, redis_url, monkeypatch, tmp_path):
             db.session.remove()
             db.drop_all()
             db.engine.dispose()
+
+
+#: Settings of apps that deliver to a real receiver on 127.0.0.1 within the test.
+LOCAL_CONFIG = dict(
+    TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False, TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True, TRAKKR_WEBHOOKS_TIMEOUT=2
+)
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1 that checks the signature (``whsec_e2e``) and the bearer token."""
+    with Receiver(secret="whsec_e2e", auth=("Authorization", "Bearer tok_e2e")) as rx:
+        yield rx
+
+
+@pytest.fixture
+def plain_receiver() -> Iterator[Receiver]:
+    """A real HTTP receiver on 127.0.0.1 that checks nothing (for previews, it must get nothing)."""
+    with Receiver() as rx:
+        yield rx
+
+
+@pytest.fixture
+def brand_app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    """An app delivering to local receivers, with a policy allowing ``BRAND_ID`` only; its queue cleared after."""
+    app = make_app(policy=lambda brand_id: brand_id == BRAND_ID, **LOCAL_CONFIG)
+    yield app
+    clear_queue(app)
+
+
+@pytest.fixture
+def brand_client(brand_app: Flask):
+    """A test client of ``brand_app``."""
+    return brand_app.test_client()
+
+
+@pytest.fixture
+def local_app(make_app: Callable[..., Flask]) -> Iterator[Flask]:
+    """An app delivering to local receivers, in testing mode, without retries; its queue cleared after."""
+    app = make_app(**LOCAL_CONFIG, TRAKKR_WEBHOOKS_RETRY_DELAYS=[])
+    yield app
+    clear_queue(app)
+
+
+@pytest.fixture
+def local_client(local_app: Flask):
+    """A test client of ``local_app``."""
+    return local_app.test_client()
+
+
+@pytest.fixture
+def new_app_config() -> dict[str, Any]:
+    """Settings ``new_app`` adds for a whole test module: override this fixture in the module."""
+    return {}
+
+
+@pytest.fixture
+def new_app(make_app: Callable[..., Flask], new_app_config: dict[str, Any]) -> Iterator[Callable[..., Flask]]:
+    """Factory: ``new_app(**config)`` makes an app delivering to local receivers (``LOCAL_CONFIG``, then the
+    module's ``new_app_config``, then ``config``); every app's queue is cleared after the test."""
+    made: list[Flask] = []
+
+    def factory(**config: Any) -> Flask:
+        app = make_app(**{**LOCAL_CONFIG, **new_app_config, **config})
+        made.append(app)
+        return app
+
+    yield factory
+    for app in made:
+        clear_queue(app)
+
+
+@pytest.fixture
+def limited(make_app: Callable[..., Flask]) -> tuple[Flask, Any, str]:
+    """A client of an app with small limits, and a webhook to PATCH: ``(app, client, webhook id)``."""
+    app = make_app(
+        TRAKKR_WEBHOOKS_MAX_HEADERS=2,
+        TRAKKR_WEBHOOKS_MAX_HEADER_BYTES=10,
+        TRAKKR_WEBHOOKS_MAX_TEMPLATE_BYTES=30,
+        TRAKKR_WEBHOOKS_MAX_EVENTS_PER_WEBHOOK=2,
+        TRAKKR_WEBHOOKS_MAX_REQUEST_BYTES=2048,
+        TRAKKR_WEBHOOKS_MAX_PAGE_SIZE=3,
+    )
+    client = app.test_client()
+    body = {
+        "url": "https://receiver.example.com/hooks",
+        "events": ["visibility_changed"],
+        "brand_id": "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c",
+    }
+    webhook = client.post("/webhooks", json=body)
+    assert webhook.status_code == 201
+    return app, client, webhook.get_json()["id"]

@@ -4,6 +4,7 @@ Three kinds of body: random bytes sent as JSON, random JSON values, and objects
 with the real field names (plus a few others) holding random or near-valid values.
 A body the API accepts must come back as a webhook object that reads the same.
 """
+
 from __future__ import annotations
 
 import json
@@ -18,8 +19,20 @@ BASE = {"url": "https://receiver.example.com/hooks", "events": ["visibility_chan
 #: Examples per test (each is one request); FUZZ_EXAMPLES raises it for a longer hunt.
 EXAMPLES = int(os.environ.get("FUZZ_EXAMPLES", "300"))
 FIELDS = [
-    "url", "events", "brand_id", "active", "description", "auth_type", "auth_token", "auth_username",
-    "auth_password", "api_key_header", "api_key_value", "headers", "template", "signing_secret",
+    "url",
+    "events",
+    "brand_id",
+    "active",
+    "description",
+    "auth_type",
+    "auth_token",
+    "auth_username",
+    "auth_password",
+    "api_key_header",
+    "api_key_value",
+    "headers",
+    "template",
+    "signing_secret",
 ]
 WRITE_ONLY = {"auth_token", "auth_password", "api_key_value"}
 ANSWERS = {200, 201, 400, 404, 413, 415}
@@ -33,7 +46,11 @@ awkward_text = st.text(
     max_size=40,
 )
 scalars = st.one_of(
-    st.none(), st.booleans(), st.integers(), st.floats(allow_nan=True, allow_infinity=True), awkward_text,
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(allow_nan=True, allow_infinity=True),
+    awkward_text,
 )
 json_values = st.recursive(
     scalars,
@@ -41,11 +58,23 @@ json_values = st.recursive(
     max_leaves=20,
 )
 urls = st.one_of(
-    st.sampled_from([
-        "https://receiver.example.com/hooks", "http://receiver.example.com/hooks", "https://hooks.slack.com/services/x",
-        "https://discord.com/api/webhooks/1/a", "https://user:pw@x.example/", "https://x.example/#f", "https://[::1]/",
-        "https://127.1/", "https://x.example:99999/", "ftp://x.example/", "https://", "//x.example/", "https://x.example/%",
-    ]),
+    st.sampled_from(
+        [
+            "https://receiver.example.com/hooks",
+            "http://receiver.example.com/hooks",
+            "https://hooks.slack.com/services/x",
+            "https://discord.com/api/webhooks/1/a",
+            "https://user:pw@x.example/",
+            "https://x.example/#f",
+            "https://[::1]/",
+            "https://127.1/",
+            "https://x.example:99999/",
+            "ftp://x.example/",
+            "https://",
+            "//x.example/",
+            "https://x.example/%",
+        ]
+    ),
     st.builds(lambda host, path: f"https://{host}/{path}", awkward_text, awkward_text),
 )
 event_lists = st.lists(
@@ -75,11 +104,11 @@ plausible = {
 }
 field_values = st.one_of(json_values, *plausible.values())
 keyed_bodies = st.dictionaries(
-    st.one_of(st.sampled_from(FIELDS + ["id", "provider", "extra"]), awkward_text), field_values, max_size=8,
+    st.one_of(st.sampled_from(FIELDS + ["id", "provider", "extra"]), awkward_text),
+    field_values,
+    max_size=8,
 )
-near_valid = st.fixed_dictionaries(
-    {}, optional={name: strategy for name, strategy in plausible.items()}
-).map(lambda extra: {**BASE, **extra})
+near_valid = st.fixed_dictionaries({}, optional=dict(plausible)).map(lambda extra: {**BASE, **extra})
 # A valid body with one field replaced: the likeliest to reach the deeper checks and the database.
 one_field_off = st.sampled_from(sorted(plausible)).flatmap(
     lambda name: plausible[name].map(lambda value: {**BASE, name: value})
@@ -115,7 +144,9 @@ def _check(response, status_ok: int) -> dict | None:
 
 
 FUZZ = settings(
-    max_examples=EXAMPLES, deadline=None, database=None,
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large],
 )
 
@@ -160,10 +191,13 @@ def test_generated_patch_bodies_never_fail_with_500(client, counter) -> None:
 
 
 @FUZZ
-@given(query=st.dictionaries(
-    st.sampled_from(["limit", "starting_after", "brand_id", "other"]), awkward_text.filter(lambda s: "\x00" not in s),
-    max_size=3,
-))
+@given(
+    query=st.dictionaries(
+        st.sampled_from(["limit", "starting_after", "brand_id", "other"]),
+        awkward_text.filter(lambda s: "\x00" not in s),
+        max_size=3,
+    )
+)
 def test_generated_list_queries_never_fail_with_500(client, query) -> None:
     response = client.get("/webhooks", query_string={k: v.encode("utf-8", "surrogatepass") for k, v in query.items()})
     assert response.status_code in (200, 400), response.get_data(as_text=True)

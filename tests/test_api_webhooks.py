@@ -1,23 +1,72 @@
-"""The webhooks registry routes: create, list (cursor pagination), retrieve, update, delete."""
+"""The webhooks resource routes (``flask_trakkr_webhooks/api/webhooks.py``): create, list (cursor
+pagination, the page size cap), retrieve, update, delete; generated secrets,
+``POST /webhooks/<id>/rotate-secret`` and the validation of ``POST /webhooks/<id>/replay``.
+
+* The SSRF guard at save time: POST and PATCH resolve the URL's host and refuse private
+  destinations. Every refusal is a 400 whose ``error.fields.url`` holds the guard's message, which
+  names the refused address class and the setting that would allow it. The guard itself is
+  tested address form by address form in ``test_ssrf.py``; here the API wiring is.
+* Rotation windows are checked with receiver_kit on real deliveries (real database, real Redis, a
+  real HTTP receiver on 127.0.0.1; deliveries are processed in-process). What replay chooses is
+  in ``test_replay.py``.
+"""
+
 from __future__ import annotations
 
+import base64
+import ipaddress
 import re
+from collections.abc import Iterator
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
-from flask_trakkr_webhooks import get_state, ids
+from e2e.helpers import BRAND_ID, emit
+from flask_trakkr_webhooks import get_state, ids, jobs, ssrf
+from flask_trakkr_webhooks.errors import ERROR_TYPES
 from flask_trakkr_webhooks.models import (
-    CANCELLED, FAILED, PENDING, QUEUED, RETRYING, SENDING, SUCCEEDED,
+    CANCELLED,
+    FAILED,
+    PENDING,
+    QUEUED,
+    RETRYING,
+    SENDING,
+    SUCCEEDED,
 )
+from receiver_kit import SCHEME_STANDARD, WebhookVerificationError, WebhookVerifier, verify_signature
 
 BRAND = "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c"
+
+
 OTHER_BRAND = "9d0c7b6a-1e2f-4a3b-8c4d-5e6f7a8b9c0d"
+
+
 ISO = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+
+
 OBJECT_KEYS = {
-    "id", "object", "url", "events", "brand_id", "provider", "active", "description", "signing_secret",
-    "auth_type", "auth_username", "api_key_header", "headers", "template", "created_at", "updated_at",
-    "disabled_reason", "disabled_at", "previous_secret_expires_at", "consecutive_failures", "failing_since",
+    "id",
+    "object",
+    "url",
+    "events",
+    "brand_id",
+    "provider",
+    "active",
+    "description",
+    "signing_secret",
+    "auth_type",
+    "auth_username",
+    "api_key_header",
+    "headers",
+    "template",
+    "created_at",
+    "updated_at",
+    "disabled_reason",
+    "disabled_at",
+    "previous_secret_expires_at",
+    "consecutive_failures",
+    "failing_since",
 }
 
 
@@ -43,6 +92,7 @@ def stored(app, webhook_id: str):
 
 
 # -- create -------------------------------------------------------------------------------
+
 
 def test_create_answers_201_with_the_webhook_object_and_location(client) -> None:
     response = client.post("/webhooks", json=body(description="Team alerts"))
@@ -106,8 +156,11 @@ def test_create_keeps_every_field(app, client) -> None:
             {"auth_username": "alice"},
             {"auth_password": "pw"},
         ),
-        ({"auth_type": "basic", "auth_username": "sk_live_key", "auth_password": ""}, {"auth_username": "sk_live_key"},
-         {"auth_password": ""}),
+        (
+            {"auth_type": "basic", "auth_username": "sk_live_key", "auth_password": ""},
+            {"auth_username": "sk_live_key"},
+            {"auth_password": ""},
+        ),
         (
             {"auth_type": "api_key", "api_key_header": "X-Api-Key", "api_key_value": "k 1"},
             {"api_key_header": "X-Api-Key"},
@@ -149,6 +202,7 @@ def test_create_with_an_unknown_query_parameter_is_400(client) -> None:
 
 # -- retrieve -----------------------------------------------------------------------------
 
+
 def test_get_answers_the_same_object(client) -> None:
     obj = create(client, headers={"X-A": "1"})
     response = client.get(f"/webhooks/{obj['id']}")
@@ -164,6 +218,7 @@ def test_get_unknown_or_malformed_id_is_404(client, webhook_id) -> None:
 
 
 # -- list ---------------------------------------------------------------------------------
+
 
 def test_empty_list(client) -> None:
     response = client.get("/webhooks")
@@ -266,6 +321,7 @@ def test_bad_list_parameters_are_400_naming_the_parameter(client, query, field) 
 
 # -- update -------------------------------------------------------------------------------
 
+
 def test_patch_url_redetects_the_provider_and_moves_updated_at(app, client) -> None:
     obj = create(client)
     with app.app_context():  # push created_at/updated_at back so the change is visible
@@ -282,6 +338,58 @@ def test_patch_url_redetects_the_provider_and_moves_updated_at(app, client) -> N
     assert after["created_at"] == before["created_at"]
     assert after["updated_at"] > before["updated_at"]
     assert client.get(f"/webhooks/{obj['id']}").get_json() == after
+
+
+def test_provider_may_be_given_on_create_and_patch(client) -> None:
+    obj = create(client, url="https://proxy.example.com/slack", provider="slack")
+    assert obj["provider"] == "slack"
+    # A PATCH without url or provider keeps an explicit provider.
+    assert client.patch(f"/webhooks/{obj['id']}", json={"description": "x"}).get_json()["provider"] == "slack"
+    # An explicit provider with a new URL wins over detection.
+    changed = client.patch(
+        f"/webhooks/{obj['id']}", json={"url": "https://hooks.zapier.com/hooks/catch/1/a/", "provider": "discord"}
+    )
+    assert changed.get_json()["provider"] == "discord"
+    # A new URL alone is detected again; provider null asks for detection.
+    assert (
+        client.patch(f"/webhooks/{obj['id']}", json={"url": "https://hooks.slack.com/services/T/B/X"}).get_json()[
+            "provider"
+        ]
+        == "slack"
+    )
+    assert (
+        client.patch(f"/webhooks/{obj['id']}", json={"provider": "teams_webhook"}).get_json()["provider"]
+        == "teams_webhook"
+    )
+    assert client.patch(f"/webhooks/{obj['id']}", json={"provider": None}).get_json()["provider"] == "slack"
+
+
+def test_provider_must_be_registered(client) -> None:
+    obj = create(client)
+    response = client.patch(f"/webhooks/{obj['id']}", json={"provider": "carrier-pigeon"})
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert list(error["fields"]) == ["provider"]
+    assert "unknown provider 'carrier-pigeon'" in error["fields"]["provider"][0]
+
+
+def test_a_host_registered_provider_is_detected_and_accepted(client) -> None:
+    from flask_trakkr_webhooks import providers
+
+    providers.register(
+        "pager", lambda payload: {"text": payload["summary"]}, matches=lambda host, path: host == "pager.example.com"
+    )
+    try:
+        assert create(client, url="https://pager.example.com/in")["provider"] == "pager"
+        assert create(client, url="https://other.example.com/in", provider="pager")["provider"] == "pager"
+        assert (
+            "pager"
+            in client.get("/webhooks/openapi.json").get_json()["components"]["schemas"]["WebhookCreate"]["properties"][
+                "provider"
+            ]["enum"]
+        )
+    finally:
+        providers.unregister("pager")
 
 
 def test_patch_every_plain_field(client) -> None:
@@ -336,8 +444,10 @@ def test_switching_auth_type_clears_the_old_credentials(app, client) -> None:
     after = client.patch(f"/webhooks/{obj['id']}", json={"auth_type": "none"}).get_json()
     assert after["auth_type"] == "none" and after["api_key_header"] is None
     row = stored(app, obj["id"])
-    assert all(getattr(row, n) is None for n in ("auth_token", "auth_username", "auth_password",
-                                                 "api_key_header", "api_key_value"))
+    assert all(
+        getattr(row, n) is None
+        for n in ("auth_token", "auth_username", "auth_password", "api_key_header", "api_key_value")
+    )
 
 
 def test_rotating_one_credential_keeps_the_others(app, client) -> None:
@@ -393,6 +503,7 @@ def test_patch_unknown_id_is_404(client) -> None:
 
 # -- delete -------------------------------------------------------------------------------
 
+
 def test_delete_soft_deletes_and_hides_the_webhook_everywhere(app, client) -> None:
     obj = create(client, auth_type="bearer", auth_token="tok-123456", signing_secret="s" * 32)
     response = client.delete(f"/webhooks/{obj['id']}")
@@ -433,3 +544,593 @@ def test_delete_cancels_open_deliveries_only(app, client) -> None:
         for status in (SENDING, SUCCEEDED, FAILED):
             assert got[status].status == status
         assert state.db.session.get(state.models.Delivery, other_id).status == PENDING
+
+
+BASE = {"url": "https://receiver.example.com/hooks", "events": ["visibility_changed"], "brand_id": BRAND}
+
+
+SETTINGS = (
+    "TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = True (development) or the address is inside a network "
+    "listed in TRAKKR_WEBHOOKS_ALLOWED_CIDRS"
+)
+
+
+NEVER = "which is never a valid webhook destination (no setting allows it)"
+
+
+class Answers:
+    """A resolver answering ``addresses`` for every name and recording the questions."""
+
+    def __init__(self, *addresses: str) -> None:
+        self.addresses = list(addresses)
+        self.calls: list[tuple[str, int]] = []
+
+    def __call__(self, host: str, port: int) -> list[str]:
+        self.calls.append((host, port))
+        return list(self.addresses)
+
+
+def refuse_to_resolve(host: str, port: int) -> list[str]:
+    raise AssertionError(f"the resolver must not be asked about {host!r}")
+
+
+@pytest.fixture
+def resolver() -> Iterator[Any]:
+    """Swap the process resolver for one a test sets: ``resolver(Answers("10.0.0.1"))``."""
+    stack: list[Any] = []
+
+    def use(answer: Any) -> Any:
+        context = ssrf.use_resolver(answer)
+        context.__enter__()
+        stack.append(context)
+        return answer
+
+    yield use
+    while stack:
+        stack.pop().__exit__(None, None, None)
+
+
+def url_error(response: Any) -> str:
+    """The one message on ``url`` of a 400, after checking the whole error shape."""
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["type"] == "invalid_request"
+    assert list(error["fields"]) == ["url"]
+    [message] = error["fields"]["url"]
+    assert error["message"] == f"Invalid request: url {message}"
+    return message
+
+
+# -- every address class, as a literal and as a name resolving to it -----------------------------
+
+#: (address, refused class, allowed by a setting?)
+ADDRESSES = [
+    ("127.0.0.1", "loopback", True),
+    ("127.8.9.10", "loopback", True),
+    ("10.0.0.1", "private", True),
+    ("172.16.5.4", "private", True),
+    ("192.168.1.1", "private", True),
+    ("169.254.169.254", "link-local", True),
+    ("100.64.0.1", "carrier-grade NAT", True),
+    ("0.0.0.1", "reserved", True),
+    ("240.0.0.1", "reserved", True),
+    ("192.0.0.8", "reserved", True),
+    ("192.0.2.1", "documentation", True),
+    ("198.18.0.1", "benchmarking", True),
+    ("0.0.0.0", "unspecified", False),
+    ("224.0.0.1", "multicast", False),
+    ("255.255.255.255", "broadcast", False),
+    ("::1", "loopback", True),
+    ("::", "unspecified", False),
+    ("fd00::1", "unique local (private IPv6)", True),
+    ("fe80::1", "link-local", True),
+    ("fec0::1", "site-local", True),
+    ("ff02::1", "multicast", False),
+    ("2001:db8::1", "documentation", True),
+    ("::ffff:127.0.0.1", "loopback", True),  # IPv4-mapped
+    ("::ffff:10.0.0.1", "private", True),
+    ("::ffff:169.254.169.254", "link-local", True),
+    ("::127.0.0.1", "loopback", True),  # IPv4-compatible (deprecated)
+    ("2002:7f00:1::1", "loopback", True),  # 6to4 of 127.0.0.1
+    ("2002:a00:1::1", "private", True),  # 6to4 of 10.0.0.1
+    ("64:ff9b::a9fe:a9fe", "link-local", True),  # NAT64 of 169.254.169.254
+    ("2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo tunnel", True),
+]
+
+
+def _literal_url(address: str) -> str:
+    return f"https://[{address}]/hooks" if ":" in address else f"https://{address}/hooks"
+
+
+def _expected_suffix(address_class: str, allowable: bool) -> str:
+    article = "an" if address_class == "unspecified" else "a"
+    if not allowable:
+        return f", {article} {address_class} address, {NEVER}"
+    return f", {article} {address_class} address; webhooks may not target {address_class} addresses unless {SETTINGS}"
+
+
+@pytest.mark.parametrize("address,address_class,allowable", ADDRESSES, ids=[a for a, _, _ in ADDRESSES])
+def test_create_refuses_a_literal_of_every_address_class(client, resolver, address, address_class, allowable):
+    resolver(refuse_to_resolve)  # literals are judged without DNS
+    message = url_error(client.post("/webhooks", json={**BASE, "url": _literal_url(address)}))
+    with pytest.raises(ssrf.BlockedAddress) as info:
+        ssrf.check_url(_literal_url(address))
+    assert message == str(info.value)
+    assert _expected_suffix(address_class, allowable) in message
+    assert client.get("/webhooks").get_json()["data"] == []
+
+
+@pytest.mark.parametrize("address,address_class,allowable", ADDRESSES, ids=[a for a, _, _ in ADDRESSES])
+def test_create_refuses_a_name_resolving_to_every_address_class(client, resolver, address, address_class, allowable):
+    answers = resolver(Answers(address))
+    message = url_error(client.post("/webhooks", json={**BASE, "url": "https://internal.example:8443/hooks"}))
+    assert message.startswith(f"webhook host 'internal.example' resolves to {ipaddress.ip_address(address)}")
+    assert _expected_suffix(address_class, allowable) in message
+    assert answers.calls == [("internal.example", 8443)]
+    assert client.get("/webhooks").get_json()["data"] == []
+
+
+def test_the_exact_message_for_loopback_names_the_class_and_both_settings(client, resolver):
+    resolver(refuse_to_resolve)
+    assert url_error(client.post("/webhooks", json={**BASE, "url": "https://127.0.0.1/h"})) == (
+        "the URL's host 127.0.0.1, a loopback address; webhooks may not target loopback addresses unless "
+        "TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = True (development) or the address is inside a network listed in "
+        "TRAKKR_WEBHOOKS_ALLOWED_CIDRS (self-hosted receivers, e.g. ['127.0.0.1/32'])"
+    )
+
+
+def test_the_metadata_service_is_named(client):
+    message = url_error(client.post("/webhooks", json={**BASE, "url": "https://169.254.169.254/latest/meta-data"}))
+    assert message.startswith(
+        "the URL's host 169.254.169.254 (the cloud instance metadata service), a link-local address"
+    )
+
+
+@pytest.mark.parametrize("url", ["https://localhost/h", "https://LOCALHOST./h", "https://api.localhost/h"])
+def test_localhost_names_are_loopback_whatever_dns_says(client, resolver, url):
+    resolver(Answers("93.184.216.34"))
+    message = url_error(client.post("/webhooks", json={**BASE, "url": url}))
+    assert "resolves to 127.0.0.1, a loopback address" in message
+
+
+def test_one_private_answer_among_public_ones_refuses_the_url(client, resolver):
+    resolver(Answers("93.184.216.34", "10.0.0.7"))
+    message = url_error(client.post("/webhooks", json={**BASE, "url": "https://split.example/h"}))
+    assert message.startswith("webhook host 'split.example' resolves to 10.0.0.7, a private address")
+
+
+@pytest.mark.parametrize(
+    "url", ["https://127.1/h", "https://0x7f.1/h", "https://2130706433/h", "https://017700000001/h"]
+)
+def test_numeric_ipv4_tricks_are_refused_before_any_lookup(client, resolver, url):
+    resolver(refuse_to_resolve)
+    message = url_error(client.post("/webhooks", json={**BASE, "url": url}))
+    assert "non-canonical IPv4 address" in message
+
+
+def test_an_ipv6_zone_is_refused(client, resolver):
+    resolver(refuse_to_resolve)
+    assert url_error(client.post("/webhooks", json={**BASE, "url": "https://[fe80::1%25eth0]/h"})) == (
+        "must not use an IPv6 zone identifier (%...)"
+    )
+
+
+def test_an_unresolvable_host_is_400_on_url(client):
+    message = url_error(client.post("/webhooks", json={**BASE, "url": "https://nothing-here.invalid/h"}))
+    assert message.startswith("webhook host 'nothing-here.invalid' could not be resolved: ")
+
+
+def test_a_host_with_no_addresses_is_400_on_url(client, resolver):
+    resolver(Answers())
+    assert url_error(client.post("/webhooks", json={**BASE, "url": "https://empty.example/h"})) == (
+        "webhook host 'empty.example' could not be resolved: no addresses"
+    )
+
+
+def test_a_public_name_is_saved_and_resolved_once(client, resolver):
+    answers = resolver(Answers("93.184.216.34", "2606:4700::1111"))
+    response = client.post("/webhooks", json={**BASE, "url": "https://Hooks.Example.com/in"})
+    assert response.status_code == 201, response.get_json()
+    assert response.get_json()["url"] == "https://Hooks.Example.com/in"
+    assert answers.calls == [("hooks.example.com", 443)]
+
+
+def test_the_access_policy_is_asked_before_any_lookup(make_app, resolver):
+    """A caller who may not manage the brand cannot use the API as a DNS oracle."""
+    client = make_app(policy=lambda brand_id: False).test_client()
+    resolver(refuse_to_resolve)
+    response = client.post("/webhooks", json={**BASE, "url": "https://probe.example/h"})
+    assert response.status_code == 403
+    assert response.get_json()["error"]["fields"] == {"brand_id": ["the access policy refused this brand"]}
+
+
+def test_other_invalid_fields_are_reported_without_a_lookup(client, resolver):
+    resolver(refuse_to_resolve)
+    response = client.post("/webhooks", json={**BASE, "url": "https://probe.example/h", "events": ["nope"]})
+    assert response.status_code == 400
+    assert list(response.get_json()["error"]["fields"]) == ["events.0"]
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+
+def test_allow_private_networks_admits_loopback_and_private(make_app, resolver):
+    client = make_app(TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True, TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False).test_client()
+    for url in ("http://127.0.0.1:8080/hook", "https://[::1]/h", "https://10.1.2.3/h", "https://169.254.169.254/h"):
+        response = client.post("/webhooks", json={**BASE, "url": url})
+        assert response.status_code == 201, (url, response.get_json())
+    resolver(Answers("192.168.0.10"))
+    assert client.post("/webhooks", json={**BASE, "url": "https://nas.example/h"}).status_code == 201
+
+
+@pytest.mark.parametrize(
+    "url,address_class",
+    [
+        ("https://0.0.0.0/h", "unspecified"),
+        ("https://224.0.0.1/h", "multicast"),
+        ("https://255.255.255.255/h", "broadcast"),
+        ("https://[::]/h", "unspecified"),
+    ],
+)
+def test_allow_private_networks_never_admits_unspecified_multicast_broadcast(make_app, url, address_class):
+    client = make_app(
+        TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True, TRAKKR_WEBHOOKS_ALLOWED_CIDRS=["0.0.0.0/0", "::/0"]
+    ).test_client()
+    message = url_error(client.post("/webhooks", json={**BASE, "url": url}))
+    assert message.endswith(f"{address_class} address, {NEVER}")
+
+
+def test_allowed_cidrs_admit_their_range_only(make_app, resolver):
+    client = make_app(TRAKKR_WEBHOOKS_ALLOWED_CIDRS=["10.1.0.0/16", "fd12:3456::/32"]).test_client()
+    for url in ("https://10.1.0.1/h", "https://10.1.255.254/h", "https://[fd12:3456::9]/h"):
+        assert client.post("/webhooks", json={**BASE, "url": url}).status_code == 201, url
+    for url, address_class in (
+        ("https://10.2.0.1/h", "private"),
+        ("https://127.0.0.1/h", "loopback"),
+        ("https://[fd12:3457::1]/h", "unique local (private IPv6)"),
+        ("https://192.168.1.1/h", "private"),
+    ):
+        message = url_error(client.post("/webhooks", json={**BASE, "url": url}))
+        assert f"a {address_class} address; webhooks may not target" in message, url
+    resolver(Answers("10.1.4.4", "10.9.0.1"))  # one answer inside, one outside: refused
+    message = url_error(client.post("/webhooks", json={**BASE, "url": "https://mixed.example/h"}))
+    assert message.startswith("webhook host 'mixed.example' resolves to 10.9.0.1, a private address")
+
+
+def test_allowed_cidrs_as_a_comma_separated_string(make_app):
+    client = make_app(TRAKKR_WEBHOOKS_ALLOWED_CIDRS="10.1.0.0/16, 192.168.7.0/24").test_client()
+    assert client.post("/webhooks", json={**BASE, "url": "https://192.168.7.7/h"}).status_code == 201
+    url_error(client.post("/webhooks", json={**BASE, "url": "https://192.168.8.7/h"}))
+
+
+# -- PATCH ------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def saved(app, client) -> dict:
+    response = client.post("/webhooks", json={**BASE, "description": "before"})
+    assert response.status_code == 201
+    return response.get_json()
+
+
+def _url_fields(app, webhook_id: str) -> dict:
+    with app.app_context():
+        row = app.db.session.get(get_state(app).models.Webhook, webhook_id)
+        return {"url": row.url, "description": row.description, "provider": row.provider, "updated_at": row.updated_at}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://127.0.0.1/h",
+        "https://[::ffff:10.0.0.1]/h",
+        "https://169.254.169.254/",
+        "https://0.0.0.0/",
+        "https://nothing-here.invalid/h",
+    ],
+)
+def test_patch_to_a_refused_url_is_400_and_changes_nothing(app, client, saved, url):
+    before_row = _url_fields(app, saved["id"])
+    message = url_error(client.patch(f"/webhooks/{saved['id']}", json={"url": url, "description": "after"}))
+    assert message
+    assert client.get(f"/webhooks/{saved['id']}").get_json() == saved
+    assert _url_fields(app, saved["id"]) == before_row
+
+
+def test_patch_to_a_name_resolving_privately_is_400(app, client, saved, resolver):
+    resolver(Answers("172.20.0.5"))
+    message = url_error(
+        client.patch(f"/webhooks/{saved['id']}", json={"url": "https://hooks.slack.com/services/T/B/X"})
+    )
+    assert message.startswith("webhook host 'hooks.slack.com' resolves to 172.20.0.5, a private address")
+    assert client.get(f"/webhooks/{saved['id']}").get_json() == saved
+
+
+def test_patch_to_a_public_url_is_vetted_and_saved(client, saved, resolver):
+    answers = resolver(Answers("93.184.216.34"))
+    response = client.patch(f"/webhooks/{saved['id']}", json={"url": "https://hooks.slack.com/services/T/B/X"})
+    assert response.status_code == 200, response.get_json()
+    assert response.get_json()["url"] == "https://hooks.slack.com/services/T/B/X"
+    assert response.get_json()["provider"] == "slack"
+    assert answers.calls == [("hooks.slack.com", 443)]
+
+
+def test_patch_without_a_new_url_does_not_resolve(client, saved, resolver):
+    """Only a new or changed URL is looked up; every delivery checks it again anyway."""
+    resolver(refuse_to_resolve)
+    for body in ({"description": "after"}, {"url": saved["url"]}, {"active": False}):
+        assert client.patch(f"/webhooks/{saved['id']}", json=body).status_code == 200
+
+
+OLD = "old-secret-0123456789abcdef"
+
+
+def _create(client, url, **fields):
+    response = client.post(
+        "/webhooks", json={"url": url, "events": ["visibility_changed"], "brand_id": BRAND_ID, **fields}
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def _row(app, webhook_id):
+    with app.app_context():
+        state = get_state(app)
+        state.db.session.expire_all()
+        row = state.db.session.get(state.models.Webhook, webhook_id)
+        state.db.session.expunge(row)
+        return row
+
+
+def _error(response, status, field=None):
+    assert response.status_code == status, response.get_json()
+    error = response.get_json()["error"]
+    if field is not None:
+        assert list(error["fields"]) == [field], error
+    return error
+
+
+def _process(app, status=None):
+    """Attempt every open delivery once; return their ids."""
+    with app.app_context():
+        state = get_state(app)
+        D = state.models.Delivery
+        open_ids = [d.id for d in D.query.filter(D.status.in_(("pending", "queued"))).order_by(D.created_at, D.id)]
+        jobs.process_batch(state, open_ids)
+        return open_ids
+
+
+def _delivered(app, receiver):
+    """Emit one event, deliver it, return the request the receiver got."""
+    count = len(receiver.received)
+    emit(app)
+    _process(app)
+    return receiver.wait_for(count + 1, timeout=10)[-1]
+
+
+def verifies(secrets, got) -> bool:
+    """Whether receiver_kit (300 s tolerance, Standard Webhooks headers only) accepts request ``got``
+    with ``secrets``; any refusal other than "no matching signature" fails the test."""
+    try:
+        return (
+            WebhookVerifier(secrets, tolerance=300, allow_legacy=False).authenticate(got.body, got.headers)
+            == SCHEME_STANDARD
+        )
+    except WebhookVerificationError as exc:
+        assert exc.code == "no_matching_signature", exc
+        return False
+
+
+# -- generated secrets ----------------------------------------------------------------------------------
+
+
+def test_generate_on_create_and_patch_answers_a_new_whsec_secret(local_app, local_client):
+    created = _create(local_client, "https://r.example/h", signing_secret="generate")
+    secret = created["signing_secret"]
+    assert secret.startswith("whsec_") and len(base64.b64decode(secret[6:], validate=True)) == 32
+    assert _row(local_app, created["id"]).signing_secret == secret
+    patched = local_client.patch(f"/webhooks/{created['id']}", json={"signing_secret": "generate"}).get_json()
+    assert patched["signing_secret"].startswith("whsec_") and patched["signing_secret"] != secret
+    assert _row(local_app, created["id"]).signing_secret == patched["signing_secret"]
+
+
+@pytest.mark.parametrize("secret", ["whsec_not-base64-at-all!", "whsec_abc_def_ghi_jkl", "whsec_a"])
+def test_a_whsec_secret_must_be_base64(local_client, secret):
+    error = _error(
+        local_client.post(
+            "/webhooks",
+            json={
+                "url": "https://r.example/h",
+                "events": ["visibility_changed"],
+                "brand_id": BRAND_ID,
+                "signing_secret": secret,
+            },
+        ),
+        400,
+        "signing_secret",
+    )
+    assert any(
+        "must be standard base64 after the prefix" in m or "at least 16" in m for m in error["fields"]["signing_secret"]
+    )
+
+
+# -- rotate-secret ---------------------------------------------------------------------------------------
+
+
+def test_rotate_generates_a_secret_and_keeps_the_old_one_for_the_grace_period(local_app, local_client):
+    hook = _create(local_client, "https://r.example/h", signing_secret=OLD)
+    before = ids.utcnow()
+    response = local_client.post(f"/webhooks/{hook['id']}/rotate-secret")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["object"] == "webhook" and body["id"] == hook["id"]
+    assert body["signing_secret"].startswith("whsec_") and body["signing_secret"] != OLD
+    row = _row(local_app, hook["id"])
+    assert row.signing_secret == body["signing_secret"] and row.previous_signing_secret == OLD
+    expires = ids.as_utc(row.previous_secret_expires_at)
+    assert before + timedelta(hours=24) <= expires <= ids.utcnow() + timedelta(hours=24)
+    assert body["previous_secret_expires_at"] == ids.isoformat(expires)
+    assert local_client.get(f"/webhooks/{hook['id']}").get_json()["previous_secret_expires_at"] == ids.isoformat(
+        expires
+    )
+
+
+def test_rotate_to_a_given_secret_and_the_body_rules(local_app, local_client):
+    hook = _create(local_client, "https://r.example/h", signing_secret=OLD)
+    url = f"/webhooks/{hook['id']}/rotate-secret"
+    given = "brand-new-secret-0123456789"
+    assert local_client.post(url, json={"signing_secret": given}).get_json()["signing_secret"] == given
+    error = _error(local_client.post(url, json={"signing_secret": given}), 400, "signing_secret")
+    assert error["fields"]["signing_secret"] == ["must differ from the current secret"]
+    assert (
+        _error(local_client.post(url, json={"signing_secret": "short"}), 400, "signing_secret")["type"]
+        == ERROR_TYPES[400]
+    )
+    assert (
+        _error(local_client.post(url, json={"signing_secret": None}), 400, "signing_secret")["type"] == ERROR_TYPES[400]
+    )
+    assert (
+        _error(local_client.post(url, json={"signing_secret": "whsec_@@@@@@@@@@@@@@@@"}), 400, "signing_secret")["type"]
+        == ERROR_TYPES[400]
+    )
+    assert _error(local_client.post(url, json={"secret": "x" * 20}), 400, "secret")["fields"]["secret"] == [
+        "Unknown field."
+    ]
+    assert (
+        _error(local_client.post(url, json=["generate"]), 400)["message"]
+        == "Request body must be a JSON object, not list."
+    )
+    assert _error(local_client.post(url, data="generate", content_type="text/plain"), 415)["type"] == ERROR_TYPES[415]
+    assert _error(local_client.post(url + "?x=1"), 400, "x")["type"] == ERROR_TYPES[400]
+    assert _row(local_app, hook["id"]).signing_secret == given  # nothing refused changed it
+    assert local_client.post(url, json={"signing_secret": "generate"}).get_json()["signing_secret"].startswith("whsec_")
+
+
+def test_rotate_without_a_current_secret_or_without_grace_keeps_no_previous(make_app):
+    local_app = make_app(TRAKKR_WEBHOOKS_SECRET_GRACE_PERIOD=0)
+    local_client = local_app.test_client()
+    plain = _create(local_client, "https://r.example/h")
+    body = local_client.post(f"/webhooks/{plain['id']}/rotate-secret").get_json()
+    assert body["signing_secret"].startswith("whsec_") and body["previous_secret_expires_at"] is None
+    assert _row(local_app, plain["id"]).previous_signing_secret is None
+    signed = _create(local_client, "https://r.example/h", signing_secret=OLD)
+    body = local_client.post(f"/webhooks/{signed['id']}/rotate-secret").get_json()
+    assert _row(local_app, signed["id"]).previous_signing_secret is None and body["previous_secret_expires_at"] is None
+
+
+def test_rotate_unknown_or_deleted_webhook_is_404(local_client):
+    assert (
+        _error(local_client.post("/webhooks/wh_000000000000000000000000/rotate-secret"), 404)["type"]
+        == ERROR_TYPES[404]
+    )
+    hook = _create(local_client, "https://r.example/h")
+    local_client.delete(f"/webhooks/{hook['id']}")
+    assert _error(local_client.post(f"/webhooks/{hook['id']}/rotate-secret"), 404)["type"] == ERROR_TYPES[404]
+    assert _error(local_client.get("/webhooks/x/rotate-secret"), 405)["type"] == ERROR_TYPES[405]
+
+
+def test_rotation_windows_on_real_deliveries(local_app, local_client, plain_receiver):
+    """Old only, new only, both: all verify during the grace period; after it, only the new one."""
+    hook = _create(local_client, plain_receiver.url + "/h", signing_secret=OLD)
+    assert verifies([OLD], _delivered(local_app, plain_receiver))
+    new = local_client.post(f"/webhooks/{hook['id']}/rotate-secret").get_json()["signing_secret"]
+
+    got = _delivered(local_app, plain_receiver)
+    assert len(got.headers["webhook-signature"].split(" ")) == 2
+    for secrets in ([OLD], [new], [new, OLD]):
+        assert verifies(secrets, got), secrets
+    assert not verifies(["unrelated-secret-0123456789"], got)
+    # The seed's scheme: the new secret only; a receiver on the plain snippet accepts either during the window.
+    assert verify_signature(got.body, got.headers["X-Trakkr-Signature"], new)
+    assert not verify_signature(got.body, got.headers["X-Trakkr-Signature"], OLD)
+    assert verify_signature(got.body, got.headers["X-Trakkr-Signature"], [new, OLD])
+
+    # /test and /preview are signed the same way during the window.
+    test_send = (
+        plain_receiver.received[-1] if local_client.post(f"/webhooks/{hook['id']}/test").get_json()["success"] else None
+    )
+    assert test_send is not None and verifies([OLD], test_send) and verifies([new], test_send)
+    preview = local_client.post(f"/webhooks/{hook['id']}/preview").get_json()
+    assert len(preview["headers"]["webhook-signature"].split(" ")) == 2
+
+    with local_app.app_context():  # the grace period ends
+        state = get_state(local_app)
+        row = state.db.session.get(state.models.Webhook, hook["id"])
+        row.previous_secret_expires_at = ids.utcnow() - timedelta(seconds=1)
+        state.db.session.commit()
+    got = _delivered(local_app, plain_receiver)
+    assert len(got.headers["webhook-signature"].split(" ")) == 1
+    assert verifies([new], got) and verifies([new, OLD], got)
+    assert not verifies([OLD], got)
+    assert local_client.get(f"/webhooks/{hook['id']}").get_json()["previous_secret_expires_at"] is None
+
+
+def test_rotating_twice_retires_the_first_secret_and_patch_ends_the_window(local_app, local_client, plain_receiver):
+    hook = _create(local_client, plain_receiver.url + "/h", signing_secret=OLD)
+    second = local_client.post(f"/webhooks/{hook['id']}/rotate-secret").get_json()["signing_secret"]
+    third = local_client.post(f"/webhooks/{hook['id']}/rotate-secret").get_json()["signing_secret"]
+    got = _delivered(local_app, plain_receiver)
+    assert verifies([second], got) and verifies([third], got) and not verifies([OLD], got)
+    fourth = "set-outright-0123456789abc"
+    body = local_client.patch(f"/webhooks/{hook['id']}", json={"signing_secret": fourth}).get_json()
+    assert body["previous_secret_expires_at"] is None
+    got = _delivered(local_app, plain_receiver)
+    assert verifies([fourth], got) and not verifies([third], got)
+
+
+@pytest.mark.parametrize(
+    "body,field",
+    [
+        ({}, "since"),
+        ({"since": "2024-06-01T00:00:00"}, "since"),  # no time zone
+        ({"since": "yesterday"}, "since"),
+        ({"since": 1717200000}, "since"),
+        ({"since": "0001-01-01T00:00:00+01:00"}, "since"),  # before year 1 in UTC
+        ({"since": "2024-06-01T00:00:00Z", "status": "succeeded"}, "status"),
+        ({"since": "2024-06-01T00:00:00Z", "status": []}, "status"),
+        ({"since": "2024-06-01T00:00:00Z", "status": ["failed", 1]}, "status"),
+        ({"since": "2024-06-01T00:00:00Z", "limit": 0}, "limit"),
+        ({"since": "2024-06-01T00:00:00Z", "limit": 1001}, "limit"),
+        ({"since": "2024-06-01T00:00:00Z", "limit": "5"}, "limit"),
+        ({"since": "2024-06-01T00:00:00Z", "until": "2024-06-02T00:00:00Z"}, "until"),
+        ({"since": "2024-06-01T00:00:00Z\ud800"}, "since"),
+    ],
+)
+def test_replay_bad_input_is_400_on_the_field(local_app, local_client, body, field):
+    hook = _create(local_client, "https://r.example/h")["id"]
+    assert _error(local_client.post(f"/webhooks/{hook}/replay", json=body), 400, field)["type"] == ERROR_TYPES[400]
+
+
+def test_replay_needs_a_json_body(local_client):
+    hook = _create(local_client, "https://r.example/h")["id"]
+    assert (
+        _error(local_client.post(f"/webhooks/{hook}/replay"), 400)["message"]
+        == "Request body is empty: send a JSON object."
+    )
+    assert (
+        _error(local_client.post(f"/webhooks/{hook}/replay", data="x", content_type="text/plain"), 415)["type"]
+        == ERROR_TYPES[415]
+    )
+    assert (
+        _error(
+            local_client.post("/webhooks/wh_000000000000000000000000/replay", json={"since": "2024-06-01T00:00:00Z"}),
+            404,
+        )["type"]
+        == ERROR_TYPES[404]
+    )
+
+
+def field_error(response: Any, field: str) -> list[str]:
+    """The messages on ``field`` of a 400 that names only that field."""
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["type"] == "invalid_request"
+    assert list(error["fields"]) == [field]
+    return error["fields"][field]
+
+
+def test_page_size_cap(limited):
+    _, client, webhook_id = limited
+    for path in ("/webhooks", f"/webhooks/{webhook_id}/deliveries"):
+        assert field_error(client.get(f"{path}?limit=4"), "limit") == ["must be an integer from 1 to 3"]
+        assert client.get(f"{path}?limit=3").status_code == 200

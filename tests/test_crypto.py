@@ -3,11 +3,13 @@
 The database tests run on SQLite and, with ``DATABASE_URL=postgresql://...``, on PostgreSQL,
 and read the stored value back with raw SQL to prove it is not the plaintext.
 """
+
 from __future__ import annotations
 
 import dataclasses
 import threading
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import sqlalchemy as sa
@@ -66,7 +68,7 @@ def raw_values(app: Flask, db: SQLAlchemy, column: str = "token") -> dict[str, A
     """name -> the text stored in ``column``, read with plain SQL (no type processing)."""
     with app.app_context():
         rows = db.session.execute(sa.text(f"SELECT name, {column} FROM {TABLE}")).all()
-    return {name: value for name, value in rows}
+    return dict(rows)
 
 
 def read(app: Flask, model: Any, name: str, column: str = "token") -> Any:
@@ -134,7 +136,7 @@ def test_key_ring_round_trip():
     for plaintext in ["tok_123", "", "pässwörd ✓", "fernet:looks-like-a-marker", "x" * 5000]:
         stored = ring.encrypt(plaintext)
         assert stored.startswith("fernet:")
-        assert plaintext not in stored[len("fernet:"):] or plaintext == ""
+        assert plaintext not in stored[len("fernet:") :] or plaintext == ""
         assert ring.decrypt(stored) == plaintext
     # Randomised: the same plaintext never gives the same token twice.
     assert ring.encrypt("same") != ring.encrypt("same")
@@ -268,7 +270,7 @@ def test_stored_value_is_not_the_plaintext(plain_app, is_postgres):
     stored = raw_values(app, db)["a"]
     assert stored.startswith("fernet:")
     assert "tok_live_123456" not in stored
-    assert Fernet(OLD).decrypt(stored[len("fernet:"):].encode()) == b"tok_live_123456"
+    assert Fernet(OLD).decrypt(stored[len("fernet:") :].encode()) == b"tok_live_123456"
     assert read(app, Secret, "a") == "tok_live_123456"
     with app.app_context():
         assert db.engine.dialect.name == ("postgresql" if is_postgres else "sqlite")
@@ -294,7 +296,10 @@ def test_update_re_encrypts(plain_app):
 
 @pytest.mark.parametrize(
     "reader_key, message",
-    [(OTHER, "cannot decrypt a stored webhook credential with the 1 key"), (None, "is encrypted but TRAKKR_WEBHOOKS_ENCRYPTION_KEY is not set")],
+    [
+        (OTHER, "cannot decrypt a stored webhook credential with the 1 key"),
+        (None, "is encrypted but TRAKKR_WEBHOOKS_ENCRYPTION_KEY is not set"),
+    ],
 )
 def test_reading_with_a_wrong_or_missing_key_fails_clearly(plain_app, reader_key, message):
     app, db, Secret = plain_app(OLD)
@@ -382,7 +387,7 @@ def test_rotate_re_encrypts_every_credential_with_the_first_key(plain_app):
     for name in ("a", "b", "legacy"):
         assert after[name] != before[name]
         assert after[name].startswith("fernet:")
-        assert Fernet(NEW).decrypt(after[name][len("fernet:"):].encode()).decode() == f"tok_{name}"
+        assert Fernet(NEW).decrypt(after[name][len("fernet:") :].encode()).decode() == f"tok_{name}"
     assert "hunter2" not in raw_values(rotated_app, rdb, "password")["pw"]
 
     # Old key removed: everything still reads.

@@ -1,4 +1,5 @@
 """The README documents every configuration key with its real default."""
+
 from __future__ import annotations
 
 import json
@@ -13,7 +14,7 @@ README = Path(__file__).resolve().parent.parent / "README.md"
 def config_table() -> dict[str, str]:
     """``key -> default cell`` from the README's Configuration table."""
     text = README.read_text()
-    section = text[text.index("## Configuration"):]
+    section = text[text.index("## Configuration") :]
     section = section[: section.index("\n## ", 5)]
     rows = re.findall(r"^\| `(TRAKKR_WEBHOOKS_[A-Z_]+)` \| ([^|]+) \|", section, flags=re.M)
     return {key: default.strip() for key, default in rows}

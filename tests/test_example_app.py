@@ -1,4 +1,5 @@
 """The example host app (brands, API keys, policy, simulations) and its receiver."""
+
 from __future__ import annotations
 
 import json
@@ -47,10 +48,16 @@ def test_no_or_bad_key_is_401_json(example, headers) -> None:
     assert app.test_client().get("/webhooks/openapi.json", headers=headers).status_code == 200  # public
 
 
-@pytest.mark.parametrize("kind,event_type", [
-    ("visibility", "visibility_changed"), ("report", "report_completed"), ("competitor", "competitor_added"),
-    ("citation-gained", "citation_gained"), ("citation-lost", "citation_lost"),
-])
+@pytest.mark.parametrize(
+    "kind,event_type",
+    [
+        ("visibility", "visibility_changed"),
+        ("report", "report_completed"),
+        ("competitor", "competitor_added"),
+        ("citation-gained", "citation_gained"),
+        ("citation-lost", "citation_lost"),
+    ],
+)
 def test_simulate_endpoint_emits_in_the_apps_transaction(example, kind, event_type) -> None:
     app, keys = example
     client = app.test_client()

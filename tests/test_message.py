@@ -1,4 +1,7 @@
-"""The request of a delivery (pure): body bytes, headers per auth type, signature."""
+"""The request of a delivery (``flask_trakkr_webhooks/message.py``, pure): body bytes, headers per
+auth type, the signature headers it carries.
+"""
+
 from __future__ import annotations
 
 import base64
@@ -14,16 +17,14 @@ from flask_trakkr_webhooks.providers.samples import sample_payload
 from receiver_kit import verify_signature as kit_verify_signature
 
 PAYLOAD = sample_payload("visibility_changed", test=False)
+
+
 URL = "https://hooks.example/trakkr"
 
 
 def product_page_verify_signature(payload: bytes, signature: str, secret: str) -> bool:
     """The product page's snippet, unchanged."""
-    expected = hmac.new(
-        secret.encode(),
-        payload,
-        hashlib.sha256
-    ).hexdigest()
+    expected = hmac.new(secret.encode(), payload, hashlib.sha256).hexdigest()
     return hmac.compare_digest(f"sha256={expected}", signature)
 
 
@@ -46,8 +47,11 @@ def test_every_delivery_carries_the_contract_headers():
     "endpoint,name,value",
     [
         (dict(auth_type="bearer", auth_token="tok_123"), "Authorization", "Bearer tok_123"),
-        (dict(auth_type="basic", auth_username="ann", auth_password="p:ss\u00e9"), "Authorization",
-         "Basic " + base64.b64encode("ann:p:ss\u00e9".encode()).decode()),
+        (
+            dict(auth_type="basic", auth_username="ann", auth_password="p:ss\u00e9"),
+            "Authorization",
+            "Basic " + base64.b64encode("ann:p:ss\u00e9".encode()).decode(),
+        ),
         (dict(auth_type="api_key", api_key_header="X-Api-Key", api_key_value="k-42"), "X-Api-Key", "k-42"),
     ],
 )
@@ -74,7 +78,9 @@ def test_unusable_auth_settings_are_a_message_error(endpoint):
 
 def test_custom_headers_cannot_override_reserved_ones():
     msg = _build(
-        auth_type="api_key", api_key_header="X-Api-Key", api_key_value="real",
+        auth_type="api_key",
+        api_key_header="X-Api-Key",
+        api_key_value="real",
         signing_secret="whsec_s",
         headers={
             "X-Team": "growth",
@@ -113,16 +119,6 @@ def test_signature_is_what_the_product_page_snippet_expects():
     assert kit_verify_signature(msg.body, signature, "whsec_test_secret")
     assert not product_page_verify_signature(msg.body + b" ", signature, "whsec_test_secret")
     assert not product_page_verify_signature(msg.body, signature, "other_secret")
-
-
-def test_sign_known_vector():
-    # HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog"), a published test vector.
-    assert signing.sign(b"The quick brown fox jumps over the lazy dog", "key") == (
-        "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8")
-    with pytest.raises(TypeError):
-        signing.sign("text", "key")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
-        signing.sign(b"x", "")
 
 
 def test_rotation_keeps_the_product_page_signature_on_the_current_secret():
@@ -167,3 +163,22 @@ def test_a_failing_host_formatter_is_a_message_error_naming_it():
             _build(provider="broken")
     finally:
         providers.unregister("broken")
+
+
+def test_a_host_event_types_chat_wording_reaches_the_chat_formatters() -> None:
+    from flask_trakkr_webhooks.events import EventTypes, sample_payload
+
+    types = EventTypes.builtin()
+    spec = types.register(
+        "deal.won", "A deal was won", title="Deal won by {brand}", emoji="\U0001f389", sample_data={"amount": 42}
+    )
+    payload = sample_payload("deal.won", spec=spec)
+    for provider, find in (
+        ("slack", lambda body: body["blocks"][0]["text"]["text"]),
+        ("discord", lambda body: body["embeds"][0]["title"]),
+    ):
+        endpoint = Endpoint(url="https://example.com/hook", provider=provider)
+        worded = json.loads(build(endpoint, payload, delivery_id="dlv_1", timestamp=1, event_type=spec).body)
+        plain = json.loads(build(endpoint, payload, delivery_id="dlv_1", timestamp=1).body)
+        assert "Deal won by Acme" in find(worded), provider
+        assert "Deal won by Acme" not in find(plain), provider  # without the row: the generic wording

@@ -1,4 +1,7 @@
-"""The OpenAPI document: valid OpenAPI 3.0, complete, true to the app's settings, served without the policy."""
+"""The OpenAPI document (``flask_trakkr_webhooks/openapi.py``): valid OpenAPI 3.0, complete, true
+to the app's settings. The route serving it is tested in ``test_api_openapi.py``.
+"""
+
 from __future__ import annotations
 
 import jsonschema
@@ -6,11 +9,13 @@ import pytest
 import schemathesis
 from schemathesis.specs.openapi.definitions import OPENAPI_30
 
-from flask_trakkr_webhooks import openapi, schemas
+from flask_trakkr_webhooks import auth, openapi, rules, schemas
 from flask_trakkr_webhooks.api import BLUEPRINT_NAME
-from flask_trakkr_webhooks.api.deliveries import dump_attempt, dump_delivery
+from flask_trakkr_webhooks.schemas import dump_attempt, dump_delivery
 
 PATH = "/webhooks/openapi.json"
+
+
 BRAND = "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c"
 
 
@@ -54,13 +59,18 @@ EXPECTED = {
     "PATCH /webhooks/{webhook_id}": ("200", "Webhook", {"400", "401", "403", "404", "405", "413", "415"}),
     "DELETE /webhooks/{webhook_id}": ("200", "WebhookDeleted", {"400", "401", "403", "404", "405", "413"}),
     "GET /webhooks/{webhook_id}/deliveries": ("200", "DeliveryList", {"400", "401", "403", "404", "405", "413"}),
-    "GET /webhooks/{webhook_id}/deliveries/{delivery_id}":
-        ("200", "DeliveryDetail", {"400", "401", "403", "404", "405", "413"}),
-    "POST /webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver":
-        ("202", "DeliveryDetail", {"400", "401", "403", "404", "405", "409", "413", "415"}),
+    "GET /webhooks/{webhook_id}/deliveries/{delivery_id}": (
+        "200",
+        "DeliveryDetail",
+        {"400", "401", "403", "404", "405", "413"},
+    ),
+    "POST /webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": (
+        "202",
+        "DeliveryDetail",
+        {"400", "401", "403", "404", "405", "409", "413", "415"},
+    ),
     "POST /webhooks/{webhook_id}/test": ("200", "TestResult", {"400", "401", "403", "404", "405", "413", "415"}),
-    "POST /webhooks/{webhook_id}/preview":
-        ("200", "Preview", {"400", "401", "403", "404", "405", "409", "413", "415"}),
+    "POST /webhooks/{webhook_id}/preview": ("200", "Preview", {"400", "401", "403", "404", "405", "409", "413", "415"}),
 }
 
 
@@ -70,12 +80,14 @@ def test_status_codes_and_schemas_per_route(document, label):
     operation = _operations(document)[label]
     assert set(operation["responses"]) == {success} | errors
     assert operation["responses"][success]["content"]["application/json"]["schema"] == {
-        "$ref": f"#/components/schemas/{schema_name}"}
+        "$ref": f"#/components/schemas/{schema_name}"
+    }
     for status in errors:
         name = openapi.ERROR_RESPONSES[int(status)][0]
         assert operation["responses"][status] == {"$ref": f"#/components/responses/{name}"}
         assert document["components"]["responses"][name]["content"]["application/json"]["schema"] == {
-            "$ref": "#/components/schemas/Error"}
+            "$ref": "#/components/schemas/Error"
+        }
 
 
 def test_the_document_route_is_public_and_documented(document):
@@ -91,7 +103,8 @@ def test_the_error_shape(document):
     detail = schemas_["ErrorDetail"]
     assert detail["required"] == ["message", "type"]
     assert {"invalid_request", "not_found", "request_too_large", "unsupported_media_type"} <= set(
-        detail["properties"]["type"]["enum"])
+        detail["properties"]["type"]["enum"]
+    )
     assert detail["properties"]["fields"]["additionalProperties"] == {"items": {"type": "string"}, "type": "array"}
 
 
@@ -103,19 +116,20 @@ def test_request_bodies_come_from_the_marshmallow_schemas(document):
     fields = set(schemas.WebhookCreateSchema.__dict__["_declared_fields"])
     assert set(create["properties"]) == set(update["properties"]) == fields
     assert create["additionalProperties"] is False
-    assert create["properties"]["auth_type"]["enum"] == list(schemas.AUTH_TYPES)
-    assert create["properties"]["description"]["maxLength"] == schemas.MAX_DESCRIPTION_LENGTH
+    assert create["properties"]["auth_type"]["enum"] == list(auth.names())
+    assert create["properties"]["description"]["maxLength"] == rules.MAX_DESCRIPTION_LENGTH
 
 
 def test_response_objects_list_every_field_the_api_answers(app, client, document):
     components = document["components"]["schemas"]
     webhook = components["Webhook"]
     assert sorted(webhook["required"]) == sorted(webhook["properties"]) == sorted(schemas.WebhookSchema().fields)
-    for name in schemas.WRITE_ONLY_FIELDS:
+    for name in auth.secret_columns():
         assert name not in webhook["properties"]
     assert webhook["properties"]["disabled_at"]["nullable"] is True
-    created = client.post("/webhooks", json={"url": "https://hooks.example.com/x", "events": ["visibility_changed"],
-                                             "brand_id": BRAND}).get_json()
+    created = client.post(
+        "/webhooks", json={"url": "https://hooks.example.com/x", "events": ["visibility_changed"], "brand_id": BRAND}
+    ).get_json()
     assert set(created) == set(webhook["properties"])
     assert components["WebhookList"]["properties"]["data"]["items"] == {"$ref": "#/components/schemas/Webhook"}
     assert sorted(components["WebhookList"]["required"]) == ["data", "has_more", "object"]
@@ -130,13 +144,42 @@ class _Row:
 
 def test_delivery_and_attempt_schemas_match_what_the_deliveries_api_dumps(document):
     components = document["components"]["schemas"]
-    attempt = _Row(**{name: None for name in ("id", "number", "started_at", "duration_ms", "status_code", "outcome",
-                                              "error_type", "error_message", "response_headers", "response_body",
-                                              "next_retry_at")})
-    delivery = _Row(id="dlv_x", webhook_id="wh_x", event_id="evt_x", event=_Row(type="t", payload={}), status="pending",
-                    is_test=False, attempt_count=0, last_status_code=None, last_error=None, next_attempt_at=None,
-                    created_at=None, updated_at=None, completed_at=None, attempts=[attempt])
-    assert set(dump_attempt(attempt)) == set(components["Attempt"]["properties"]) == set(components["Attempt"]["required"])
+    attempt = _Row(
+        **dict.fromkeys(
+            (
+                "id",
+                "number",
+                "started_at",
+                "duration_ms",
+                "status_code",
+                "outcome",
+                "error_type",
+                "error_message",
+                "response_headers",
+                "response_body",
+                "next_retry_at",
+            )
+        )
+    )
+    delivery = _Row(
+        id="dlv_x",
+        webhook_id="wh_x",
+        event_id="evt_x",
+        event=_Row(type="t", payload={}),
+        status="pending",
+        is_test=False,
+        attempt_count=0,
+        last_status_code=None,
+        last_error=None,
+        next_attempt_at=None,
+        created_at=None,
+        updated_at=None,
+        completed_at=None,
+        attempts=[attempt],
+    )
+    assert (
+        set(dump_attempt(attempt)) == set(components["Attempt"]["properties"]) == set(components["Attempt"]["required"])
+    )
     assert set(dump_delivery(delivery)) == set(components["Delivery"]["properties"])
     detail = components["DeliveryDetail"]
     assert set(dump_delivery(delivery, detail=True)) == set(detail["properties"]) == set(detail["required"])
@@ -146,8 +189,12 @@ def test_delivery_and_attempt_schemas_match_what_the_deliveries_api_dumps(docume
 
 
 def test_settings_and_event_types_shape_the_document(make_app):
-    app = make_app(TRAKKR_WEBHOOKS_MAX_EVENTS_PER_WEBHOOK=3, TRAKKR_WEBHOOKS_MAX_HEADERS=4,
-                   TRAKKR_WEBHOOKS_MAX_PAGE_SIZE=7, TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False)
+    app = make_app(
+        TRAKKR_WEBHOOKS_MAX_EVENTS_PER_WEBHOOK=3,
+        TRAKKR_WEBHOOKS_MAX_HEADERS=4,
+        TRAKKR_WEBHOOKS_MAX_PAGE_SIZE=7,
+        TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False,
+    )
     client = app.test_client()
     doc = client.get(PATH).get_json()
     create = doc["components"]["schemas"]["WebhookCreate"]["properties"]
@@ -164,46 +211,19 @@ def test_settings_and_event_types_shape_the_document(make_app):
 
 
 def test_https_only_by_default(document):
-    assert document["components"]["schemas"]["WebhookCreate"]["properties"]["url"]["pattern"] == "^[Hh][Tt][Tt][Pp][Ss]://"
-
-
-def test_served_without_the_access_policy(make_app):
-    """Outside testing, with no policy, everything is 403 except the document; a policy is never asked for it."""
-    asked = []
-    secure_default = make_app()
-    secure_default.testing = False  # after init_app, which wants an encryption key outside testing
-    assert secure_default.test_client().get("/webhooks").status_code == 403
-    assert secure_default.test_client().get(PATH).status_code == 200
-    refusing = make_app(policy=lambda brand_id: asked.append(brand_id) or False)
-    refusing.testing = False
-    assert refusing.test_client().get(PATH).status_code == 200
-    assert asked == []
-
-
-@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "DELETE"])
-def test_other_methods_on_the_document_are_405_not_a_missing_webhook(client, method):
-    response = client.open(PATH, method=method)
-    assert response.status_code == 405
-    assert response.headers["Allow"] == "GET, HEAD, OPTIONS"
-    assert response.get_json()["error"]["type"] == "method_not_allowed"
-
-
-def test_options_on_the_document_lists_what_it_allows(client):
-    response = client.open(PATH, method="OPTIONS")
-    assert response.status_code == 200 and response.headers["Allow"] == "GET, HEAD, OPTIONS"
-
-
-def test_an_unknown_query_parameter_is_400(client):
-    response = client.get(PATH + "?format=yaml")
-    assert response.status_code == 400
-    assert list(response.get_json()["error"]["fields"]) == ["format"]
+    assert (
+        document["components"]["schemas"]["WebhookCreate"]["properties"]["url"]["pattern"] == "^[Hh][Tt][Tt][Pp][Ss]://"
+    )
 
 
 def test_build_document_is_pure_and_skips_unknown_endpoints(app):
     from flask_trakkr_webhooks.extension import get_state
 
     state = get_state(app)
-    doc = openapi.build_document(state.settings, ["a_b"], [("get_webhook", "/x/<webhook_id>", {"GET", "HEAD"}),
-                                                          ("not_documented", "/x/y", {"GET"})])
+    doc = openapi.build_document(
+        state.settings,
+        ["a_b"],
+        [("get_webhook", "/x/<webhook_id>", {"GET", "HEAD"}), ("not_documented", "/x/y", {"GET"})],
+    )
     assert list(doc["paths"]) == ["/x/{webhook_id}"]
     assert list(doc["paths"]["/x/{webhook_id}"]) == ["get"]

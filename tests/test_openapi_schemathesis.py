@@ -26,11 +26,13 @@ bounded and deterministic: :data:`MAX_EXAMPLES` per operation, a fixed seed.
 (schemathesis's pytest plugin is not used: its lazy ``from_fixture`` loader fails on
 pytest 9, where ``Function._nodeid`` no longer exists; a fixture-built app needs it.)
 """
+
 from __future__ import annotations
 
 import socket
 from collections import Counter
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import schemathesis
@@ -51,9 +53,16 @@ CONFIG = dict(
     TRAKKR_WEBHOOKS_TIMEOUT=2,
 )
 CHECKS = [
-    "not_a_server_error", "status_code_conformance", "content_type_conformance", "response_headers_conformance",
-    "response_schema_conformance", "negative_data_rejection", "unsupported_method", "allow_header_conformance",
-    "use_after_free", "ensure_resource_availability",
+    "not_a_server_error",
+    "status_code_conformance",
+    "content_type_conformance",
+    "response_headers_conformance",
+    "response_schema_conformance",
+    "negative_data_rejection",
+    "unsupported_method",
+    "allow_header_conformance",
+    "use_after_free",
+    "ensure_resource_availability",
 ]
 
 
@@ -78,17 +87,27 @@ def seeded(make_app, loopback_only) -> Iterator[tuple[Any, dict[str, str]]]:
         client = app.test_client()
 
         def webhook() -> str:
-            created = client.post("/webhooks", json={
-                "url": receiver.url + "/hooks", "events": ["visibility_changed", "report_completed"],
-                "brand_id": BRAND, "signing_secret": "s" * 32, "auth_type": "bearer", "auth_token": "t0ken",
-            })
+            created = client.post(
+                "/webhooks",
+                json={
+                    "url": receiver.url + "/hooks",
+                    "events": ["visibility_changed", "report_completed"],
+                    "brand_id": BRAND,
+                    "signing_secret": "s" * 32,
+                    "auth_type": "bearer",
+                    "auth_token": "t0ken",
+                },
+            )
             assert created.status_code == 201, created.get_json()
             return created.get_json()["id"]
 
         real = {"webhook_id": webhook(), "patch": webhook(), "delete": webhook()}
         with app.app_context():
-            app.webhooks.emit("visibility_changed", brand={"id": BRAND, "name": "Acme", "website": "https://acme.example"},
-                              data={"previous_score": 41.0, "current_score": 57.5, "change_percent": 40.2})
+            app.webhooks.emit(
+                "visibility_changed",
+                brand={"id": BRAND, "name": "Acme", "website": "https://acme.example"},
+                data={"previous_score": 41.0, "current_score": 57.5, "change_percent": 40.2},
+            )
             app.db.session.commit()
         listed = client.get(f"/webhooks/{real['webhook_id']}/deliveries").get_json()["data"]
         assert len(listed) == 1
@@ -109,7 +128,9 @@ def run_schemathesis(app: Any, real: dict[str, str]) -> tuple[Counter, list[str]
         if not path_parameters or "webhook_id" not in path_parameters:
             return st.just(path_parameters)
         method = context.operation.method.upper()
-        webhook_id = real["delete"] if method == "DELETE" else real["patch"] if method == "PATCH" else real["webhook_id"]
+        webhook_id = (
+            real["delete"] if method == "DELETE" else real["patch"] if method == "PATCH" else real["webhook_id"]
+        )
         mine = {**path_parameters, "webhook_id": webhook_id}
         if "delivery_id" in path_parameters:
             mine["delivery_id"] = real["delivery_id"]
@@ -148,9 +169,11 @@ def _collect(event: Any, statuses: Counter, phases: Counter, failures: list[str]
             for check in checks:
                 if check.status == Status.FAILURE and check.failure_info is not None:
                     case = event.recorder.cases[case_id].value
-                    failures.append(f"{event.recorder.label}: {check.name}: {check.failure_info.failure.title}\n"
-                                    f"  {check.failure_info.failure.message}\n  {check.failure_info.code_sample}"
-                                    f"\n  body={getattr(case, 'body', None)!r}")
+                    failures.append(
+                        f"{event.recorder.label}: {check.name}: {check.failure_info.failure.title}\n"
+                        f"  {check.failure_info.failure.message}\n  {check.failure_info.code_sample}"
+                        f"\n  body={getattr(case, 'body', None)!r}"
+                    )
     elif isinstance(event, events.NonFatalError):
         failures.append(f"{event.label}: error: {event.info.format()}")
     elif isinstance(event, events.FatalError):
@@ -161,19 +184,28 @@ def test_the_api_conforms_to_its_openapi_document(seeded) -> None:
     app, real = seeded
     statuses, failures, phases = run_schemathesis(app, real)
     operations = sorted({label for label, _ in statuses})
-    print(f"\nschemathesis: {len(operations)} operations, {sum(statuses.values())} requests, "
-          f"requests per phase {dict(phases)}, {len(failures)} failures")
+    print(
+        f"\nschemathesis: {len(operations)} operations, {sum(statuses.values())} requests, "
+        f"requests per phase {dict(phases)}, {len(failures)} failures"
+    )
     for label in operations:
         counts = {status: n for (name, status), n in sorted(statuses.items()) if name == label}
         print(f"  {label}: {counts}")
     assert not failures, "\n\n".join(failures)
     documented = app.test_client().get("/webhooks/openapi.json").get_json()["paths"]
     # schemathesis skips the operation that serves the document itself (test_openapi covers it).
-    expected = {f"{method.upper()} {path}" for path, item in documented.items() for method in item
-                if path != "/webhooks/openapi.json"}
+    expected = {
+        f"{method.upper()} {path}"
+        for path, item in documented.items()
+        for method in item
+        if path != "/webhooks/openapi.json"
+    }
     assert set(operations) == expected
     # Each operation answered its documented success status at least once (the real ids did their job).
-    success = {f"{method.upper()} {path}": next(code for code in op["responses"] if code.startswith("2"))
-               for path, item in documented.items() for method, op in item.items()}
+    success = {
+        f"{method.upper()} {path}": next(code for code in op["responses"] if code.startswith("2"))
+        for path, item in documented.items()
+        for method, op in item.items()
+    }
     missing = [label for label in operations if statuses[(label, int(success[label]))] == 0]
     assert missing == []

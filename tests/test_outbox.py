@@ -1,4 +1,5 @@
 """emit(): validation, the payload, one SELECT + one bulk INSERT, after-commit enqueue."""
+
 from __future__ import annotations
 
 import logging
@@ -27,7 +28,7 @@ def _queued_ids(app) -> list[str]:
 
 def _recorded(app) -> dict:
     state = get_state(app)
-    return redis.Redis.from_url(state.settings.redis_url).hgetall(dispatch.jobs_key(state))
+    return redis.Redis.from_url(state.settings.redis_url).hgetall(state.jobs_key)
 
 
 def _rows(app, model: str) -> list:
@@ -78,7 +79,7 @@ def test_one_select_one_bulk_insert_and_one_redis_round_trip_for_many_webhooks(a
         make_webhook(app, URL)
     state = get_state(app)
     # RQ asks the server's version once per connection: learn it before counting.
-    dispatch.get_queue(state).get_redis_server_version()
+    state.queue().get_redis_server_version()
 
     statements: list[tuple[str, bool]] = []
     round_trips: list[str] = []
@@ -208,12 +209,29 @@ def test_host_data_types_become_json(app):
     make_webhook(app, URL, events=["report_completed"])
     when = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
     ident = uuid.uuid4()
-    emit(app, "report_completed", data={"at": when, "day": when.date(), "id": ident, "score": Decimal("1.5"),
-                                        "tags": ("a", "b"), "nested": {"set": {2, 1}}},
-         workflow={"id": ident, "name": "Weekly"}, summary="Custom summary")
+    emit(
+        app,
+        "report_completed",
+        data={
+            "at": when,
+            "day": when.date(),
+            "id": ident,
+            "score": Decimal("1.5"),
+            "tags": ("a", "b"),
+            "nested": {"set": {2, 1}},
+        },
+        workflow={"id": ident, "name": "Weekly"},
+        summary="Custom summary",
+    )
     payload = _rows(app, "Event")[0].payload
-    assert payload["event"]["data"] == {"at": "2025-01-02T03:04:05.000Z", "day": "2025-01-02", "id": str(ident),
-                                        "score": 1.5, "tags": ["a", "b"], "nested": {"set": [1, 2]}}
+    assert payload["event"]["data"] == {
+        "at": "2025-01-02T03:04:05.000Z",
+        "day": "2025-01-02",
+        "id": str(ident),
+        "score": 1.5,
+        "tags": ["a", "b"],
+        "nested": {"set": [1, 2]},
+    }
     assert payload["workflow"] == {"id": str(ident), "name": "Weekly"}
     assert payload["summary"] == "Custom summary"
 
@@ -229,9 +247,12 @@ def test_registered_event_types_are_accepted_and_summarised(app):
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [
-        (dict(event_type="visibility.exploded"), ValueError,
-         r"unknown event type 'visibility.exploded'; known event types: citation_gained, citation_lost, "
-         r"competitor_added, report_completed, visibility_changed"),
+        (
+            dict(event_type="visibility.exploded"),
+            ValueError,
+            r"unknown event type 'visibility.exploded'; known event types: citation_gained, citation_lost, "
+            r"competitor_added, report_completed, visibility_changed",
+        ),
         (dict(event_type=42), TypeError, "event_type must be a string"),
         (dict(brand="acme"), TypeError, "brand must be a mapping"),
         (dict(brand={"name": "Acme"}), ValueError, r"brand\['id'\] is required"),
@@ -244,8 +265,11 @@ def test_registered_event_types_are_accepted_and_summarised(app):
         (dict(data={"score": math.nan}), ValueError, "data.score is nan, which is not valid JSON"),
         (dict(workflow="wf"), TypeError, "workflow must be a mapping or None"),
         (dict(summary=3), TypeError, "summary must be a string or None"),
-        (dict(data={"blob": "x" * 300_000}), ValueError,
-         r"over the limit of 262144 bytes \(TRAKKR_WEBHOOKS_MAX_PAYLOAD_BYTES\)"),
+        (
+            dict(data={"blob": "x" * 300_000}),
+            ValueError,
+            r"over the limit of 262144 bytes \(TRAKKR_WEBHOOKS_MAX_PAYLOAD_BYTES\)",
+        ),
     ],
 )
 def test_bad_input_raises_a_clear_error_and_writes_nothing(app, kwargs, error, match):
@@ -276,5 +300,5 @@ def test_any_spelling_of_the_brand_uuid_reaches_its_webhooks(app, spelling):
     event_id = emit(app, brand={**BRAND, "id": spelling(BRAND_ID)})
     [event] = _rows(app, "Event")
     assert event.id == event_id and event.brand_id == BRAND_ID  # stored canonical, as the API stores it
-    assert event.payload["brand"]["id"] == spelling(BRAND_ID)   # the host's value is what it sent
+    assert event.payload["brand"]["id"] == spelling(BRAND_ID)  # the host's value is what it sent
     assert [d.webhook_id for d in _rows(app, "Delivery")] == [hook]

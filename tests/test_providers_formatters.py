@@ -1,4 +1,5 @@
 """Provider formatters: registry, per-event content, links, escaping, robustness."""
+
 from __future__ import annotations
 
 import copy
@@ -43,6 +44,7 @@ def discord_fields(body: dict) -> dict[str, str]:
 
 # --- registry ---------------------------------------------------------------------------
 
+
 def test_every_product_page_provider_is_registered():
     assert set(providers.PROVIDERS) <= set(providers.registered())
     assert providers.PROVIDERS == ("webhook", "zapier", "make", "discord", "slack", "teams_webhook")
@@ -80,12 +82,15 @@ def test_register_overrides_and_unregister_restores():
     assert "pagerduty" not in providers.registered()
 
 
-@pytest.mark.parametrize("name, func, exc, text", [
-    ("", lambda p: p, ValueError, "non-empty"),
-    ("   ", lambda p: p, ValueError, "non-empty"),
-    (None, lambda p: p, ValueError, "non-empty"),
-    ("x", "not callable", TypeError, "must be callable"),
-])
+@pytest.mark.parametrize(
+    "name, func, exc, text",
+    [
+        ("", lambda p: p, ValueError, "non-empty"),
+        ("   ", lambda p: p, ValueError, "non-empty"),
+        (None, lambda p: p, ValueError, "non-empty"),
+        ("x", "not callable", TypeError, "must be callable"),
+    ],
+)
 def test_register_refuses_bad_arguments(name, func, exc, text):
     with pytest.raises(exc, match=text):
         providers.register(name, func)
@@ -100,14 +105,15 @@ def test_detect_provider_is_re_exported():
 
 # --- per-event content --------------------------------------------------------------------
 
+
 def test_visibility_rise_and_drop_read_differently():
     up = sample_payload("visibility_changed", test=False)
     down = sample_payload("visibility_changed", SAMPLE_DROP, summary="Score fell.", test=False)
     s_up, s_down = slack.format_slack(up), slack.format_slack(down)
-    assert s_up["blocks"][0]["text"]["text"] == "\U0001F4C8 Visibility up for Acme"
-    assert s_down["blocks"][0]["text"]["text"] == "\U0001F4C9 Visibility down for Acme"
-    assert "*Change*\n\u25B2 +40.2%" in slack_fields(s_up)
-    assert "*Change*\n\u25BC \u221223.5%" in slack_fields(s_down)
+    assert s_up["blocks"][0]["text"]["text"] == "\U0001f4c8 Visibility up for Acme"
+    assert s_down["blocks"][0]["text"]["text"] == "\U0001f4c9 Visibility down for Acme"
+    assert "*Change*\n\u25b2 +40.2%" in slack_fields(s_up)
+    assert "*Change*\n\u25bc \u221223.5%" in slack_fields(s_down)
     d_up, d_down = discord.format_discord(up), discord.format_discord(down)
     assert discord_fields(d_up)["Direction"] == "Up" and discord_fields(d_down)["Direction"] == "Down"
     assert d_up["embeds"][0]["color"] == d_down["embeds"][0]["color"] == discord.ACCENT_COLOR == 0x22C55E
@@ -116,15 +122,18 @@ def test_visibility_rise_and_drop_read_differently():
     assert teams_card(t_down)["body"][0]["color"] == "attention"
 
 
-@pytest.mark.parametrize("data, expected", [
-    ({"change_percent": -3}, "down"),
-    ({"change_percent": 7.5}, "up"),
-    ({"previous_score": 50, "current_score": 40}, "down"),
-    ({"previous_score": 40, "current_score": 50}, "up"),
-    ({"direction": "DOWN", "change_percent": 9}, "down"),  # explicit direction wins
-    ({"direction": "sideways"}, ""),
-    ({}, ""),
-])
+@pytest.mark.parametrize(
+    "data, expected",
+    [
+        ({"change_percent": -3}, "down"),
+        ({"change_percent": 7.5}, "up"),
+        ({"previous_score": 50, "current_score": 40}, "down"),
+        ({"previous_score": 40, "current_score": 50}, "up"),
+        ({"direction": "DOWN", "change_percent": 9}, "down"),  # explicit direction wins
+        ({"direction": "sideways"}, ""),
+        ({}, ""),
+    ],
+)
 def test_visibility_direction_is_derived_when_missing(data, expected):
     msg = describe(sample_payload("visibility_changed", data))
     word = {"up": "Visibility up", "down": "Visibility down", "": "Visibility changed"}[expected]
@@ -136,7 +145,7 @@ def test_visibility_scores_render_without_float_noise():
     facts = teams_facts(teams.format_teams(sample_payload("visibility_changed")))
     assert facts["Previous score"] == "41"
     assert facts["Current score"] == "57.5"
-    assert facts["Change"] == "\u25B2 +40.2%"
+    assert facts["Change"] == "\u25b2 +40.2%"
 
 
 def test_report_completed_links_the_report_everywhere():
@@ -146,7 +155,7 @@ def test_report_completed_links_the_report_everywhere():
     assert s["blocks"][-1]["elements"][-1]["text"] == f"<{url}|View report>"
     assert "*Report*\nWeekly AI visibility report" in slack_fields(s)
     d = discord.format_discord(payload)["embeds"][0]
-    assert d["url"] == url and d["title"] == "\U0001F4CA Report ready: Weekly AI visibility report"
+    assert d["url"] == url and d["title"] == "\U0001f4ca Report ready: Weekly AI visibility report"
     assert discord_fields(discord.format_discord(payload))["Report ID"] == "rpt_7f3a9c"
     card = teams_card(teams.format_teams(payload))
     assert card["actions"] == [{"type": "Action.OpenUrl", "title": "View report", "url": url}]
@@ -160,9 +169,13 @@ def test_competitor_added_shows_name_domain_and_how_detected():
     assert describe(alt).title.endswith(": initech.example")
 
 
-@pytest.mark.parametrize("event_type, word, tone", [
-    ("citation_gained", "New citation", "good"), ("citation_lost", "Citation lost", "bad"),
-])
+@pytest.mark.parametrize(
+    "event_type, word, tone",
+    [
+        ("citation_gained", "New citation", "good"),
+        ("citation_lost", "Citation lost", "bad"),
+    ],
+)
 def test_citations_show_source_platform_prompt(event_type, word, tone):
     payload = sample_payload(event_type)
     msg = describe(payload)
@@ -181,14 +194,26 @@ def test_citation_domain_falls_back_to_url_host():
 
 
 def test_custom_event_uses_top_level_scalar_fields():
-    payload = sample_payload("keyword.ranked", {
-        "keyword": "ai tracking", "rank": 3, "delta": -1.0, "is_new": True,
-        "nested": {"ignored": 1}, "items": [1, 2], "nothing": None, "dashboard_url": "https://app.example/d",
-    })
+    payload = sample_payload(
+        "keyword.ranked",
+        {
+            "keyword": "ai tracking",
+            "rank": 3,
+            "delta": -1.0,
+            "is_new": True,
+            "nested": {"ignored": 1},
+            "items": [1, 2],
+            "nothing": None,
+            "dashboard_url": "https://app.example/d",
+        },
+    )
     msg = describe(payload)
-    assert msg.title == "\U0001F514 Keyword ranked for Acme"
+    assert msg.title == "\U0001f514 Keyword ranked for Acme"
     assert [(f.label, f.value) for f in msg.facts] == [
-        ("Keyword", "ai tracking"), ("Rank", "3"), ("Delta", "-1"), ("Is new", "Yes"),
+        ("Keyword", "ai tracking"),
+        ("Rank", "3"),
+        ("Delta", "-1"),
+        ("Is new", "Yes"),
         ("Dashboard URL", "https://app.example/d"),
     ]
     assert (msg.link_url, msg.link_label) == ("https://app.example/d", "Open dashboard")
@@ -205,16 +230,24 @@ def test_missing_summary_falls_back_to_title_without_duplicating_it():
     s = slack.format_slack(payload)
     assert [b["type"] for b in s["blocks"]] == ["header", "section", "context"]
     assert "fields" in s["blocks"][1]
-    assert s["text"] == "\U0001F4CA Report ready: Weekly AI visibility report"
+    assert s["text"] == "\U0001f4ca Report ready: Weekly AI visibility report"
     assert "description" not in discord.format_discord(payload)["embeds"][0]
 
 
-@pytest.mark.parametrize("payload", [
-    None, [], "text", 5, {}, {"event": None, "brand": None, "summary": None},
-    {"event": {"type": 7, "data": [1, 2], "timestamp": 12}, "brand": "Acme", "summary": {"a": 1}},
-    {"event": {"type": "visibility_changed", "data": {"previous_score": "n/a", "change_percent": "12"}}},
-    {"event": {"type": "report_completed", "data": {"report_url": "javascript:alert(1)", "report_name": ["x"]}}},
-])
+@pytest.mark.parametrize(
+    "payload",
+    [
+        None,
+        [],
+        "text",
+        5,
+        {},
+        {"event": None, "brand": None, "summary": None},
+        {"event": {"type": 7, "data": [1, 2], "timestamp": 12}, "brand": "Acme", "summary": {"a": 1}},
+        {"event": {"type": "visibility_changed", "data": {"previous_score": "n/a", "change_percent": "12"}}},
+        {"event": {"type": "report_completed", "data": {"report_url": "javascript:alert(1)", "report_name": ["x"]}}},
+    ],
+)
 @pytest.mark.parametrize("provider", ["slack", "discord", "teams_webhook"])
 def test_malformed_payloads_still_render(provider, payload):
     body = providers.format_body(provider, payload)
@@ -229,8 +262,16 @@ def test_string_figures_are_shown_as_given():
 
 
 def test_unsafe_links_are_not_linked():
-    for url in ("javascript:alert(1)", "https://a.example/x y", "https://a.example/<x>", "ftp://a.example/",
-                "https://", "https://a.example:99999/", "https://a.example/|x", "x" * 50):
+    for url in (
+        "javascript:alert(1)",
+        "https://a.example/x y",
+        "https://a.example/<x>",
+        "ftp://a.example/",
+        "https://",
+        "https://a.example:99999/",
+        "https://a.example/|x",
+        "x" * 50,
+    ):
         assert safe_url(url) is None, url
         payload = sample_payload("report_completed", {"report_url": url, "report_name": "R"})
         assert "url" not in discord.format_discord(payload)["embeds"][0]
@@ -239,8 +280,9 @@ def test_unsafe_links_are_not_linked():
 
 
 def test_slack_escapes_data_so_it_cannot_mention_or_link():
-    payload = sample_payload("keyword.ranked", {"note": "<!channel> & <https://evil.example|click>"},
-                             summary="<@U123> *hi*")
+    payload = sample_payload(
+        "keyword.ranked", {"note": "<!channel> & <https://evil.example|click>"}, summary="<@U123> *hi*"
+    )
     body = slack.format_slack(payload)
     assert "*Note*\n&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in slack_fields(body)
     assert body["blocks"][1]["text"]["text"] == "&lt;@U123&gt; *hi*"
@@ -261,8 +303,10 @@ def test_timestamps_render_per_platform_and_bad_ones_are_dropped():
     assert discord.format_discord(payload)["embeds"][0]["timestamp"] == "2025-01-15T09:30:00Z"
     context = [e["text"] for e in slack.format_slack(payload)["blocks"][-1]["elements"]]
     assert "<!date^1736933400^{date_short_pretty} at {time}|2025-01-15 09:30 UTC>" in context
-    assert teams_card(teams.format_teams(payload))["body"][-1]["text"] == \
-        "Acme \u00b7 visibility_changed \u00b7 2025-01-15 09:30 UTC"
+    assert (
+        teams_card(teams.format_teams(payload))["body"][-1]["text"]
+        == "Acme \u00b7 visibility_changed \u00b7 2025-01-15 09:30 UTC"
+    )
     payload["event"]["timestamp"] = "yesterday"
     assert "timestamp" not in discord.format_discord(payload)["embeds"][0]
     assert len(slack.format_slack(payload)["blocks"][-1]["elements"]) == 2
@@ -286,23 +330,44 @@ def test_formatters_do_not_mutate_the_payload():
 
 # --- text helpers -------------------------------------------------------------------------
 
-@pytest.mark.parametrize("value, text", [
-    (41.0, "41"), (57.5, "57.5"), (0.1, "0.1"), (1e20, "1e+20"), (-0.0, "0"), (3, "3"), (True, "Yes"),
-    (False, "No"), (None, ""), ([1, "a"], '[1,"a"]'), ({"k": 1.5}, '{"k":1.5}'), ("x", "x"),
-    (float("nan"), "nan"),
-])
+
+@pytest.mark.parametrize(
+    "value, text",
+    [
+        (41.0, "41"),
+        (57.5, "57.5"),
+        (0.1, "0.1"),
+        (1e20, "1e+20"),
+        (-0.0, "0"),
+        (3, "3"),
+        (True, "Yes"),
+        (False, "No"),
+        (None, ""),
+        ([1, "a"], '[1,"a"]'),
+        ({"k": 1.5}, '{"k":1.5}'),
+        ("x", "x"),
+        (float("nan"), "nan"),
+    ],
+)
 def test_to_text(value, text):
     assert to_text(value) == text
 
 
 def test_huge_integers_do_not_raise():
-    assert format_number(10 ** 5000) == "<5001-digit number>"
+    assert format_number(10**5000) == "<5001-digit number>"
 
 
-@pytest.mark.parametrize("text, limit, expected", [
-    ("abcdef", 6, "abcdef"), ("abcdef", 5, "abcd\u2026"), ("ab  cdef", 5, "ab\u2026"),
-    ("\U0001F600\U0001F600\U0001F600", 5, "\U0001F600\U0001F600\u2026"), ("abc", 0, ""), ("abc", 1, "\u2026"),
-])
+@pytest.mark.parametrize(
+    "text, limit, expected",
+    [
+        ("abcdef", 6, "abcdef"),
+        ("abcdef", 5, "abcd\u2026"),
+        ("ab  cdef", 5, "ab\u2026"),
+        ("\U0001f600\U0001f600\U0001f600", 5, "\U0001f600\U0001f600\u2026"),
+        ("abc", 0, ""),
+        ("abc", 1, "\u2026"),
+    ],
+)
 def test_truncate_counts_utf16_units(text, limit, expected):
     out = truncate(text, limit)
     assert out == expected and ulen(out) <= max(limit, 0)

@@ -5,6 +5,7 @@ eye. To regenerate after an intended change, run
 ``UPDATE_GOLDEN=1 .venv/bin/python -m pytest tests/test_providers_golden.py`` and review
 the diff before committing.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,11 +23,21 @@ UPDATE = os.environ.get("UPDATE_GOLDEN") == "1"
 #: scenario name -> (event type, data, summary or None for the sample's own)
 SCENARIOS = {
     **{event_type: (event_type, data, None) for event_type, data in SAMPLE_DATA.items()},
-    "visibility_changed_drop": ("visibility_changed", SAMPLE_DROP,
-                                "Acme's AI visibility score fell from 57.5 to 44 (\u221223.5%)."),
-    "custom_event": ("keyword.ranked", {"keyword": "ai visibility", "rank": 3, "previous_rank": 7,
-                                        "dashboard_url": "https://app.trakkr.example/keywords/42"},
-                     "\"ai visibility\" now ranks #3 for Acme."),
+    "visibility_changed_drop": (
+        "visibility_changed",
+        SAMPLE_DROP,
+        "Acme's AI visibility score fell from 57.5 to 44 (\u221223.5%).",
+    ),
+    "custom_event": (
+        "keyword.ranked",
+        {
+            "keyword": "ai visibility",
+            "rank": 3,
+            "previous_rank": 7,
+            "dashboard_url": "https://app.trakkr.example/keywords/42",
+        },
+        '"ai visibility" now ranks #3 for Acme.',
+    ),
 }
 
 

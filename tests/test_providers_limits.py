@@ -4,6 +4,7 @@ The validators below encode the published limits (Slack Block Kit reference, Dis
 limits, the Adaptive Card schema and Teams' 28 KB message limit) independently of the
 formatters' own constants, so a formatter bug cannot hide behind a shared number.
 """
+
 from __future__ import annotations
 
 import json
@@ -156,8 +157,11 @@ def teams_problems(body) -> list[str]:
     for action in card.get("actions", []):
         if not action.get("url", "").startswith(("http://", "https://")):
             problems.append("action url is not http(s)")
-    for serialised in (json.dumps(body), json.dumps(body, ensure_ascii=False),
-                       json.dumps(body, separators=(",", ":"), ensure_ascii=False)):
+    for serialised in (
+        json.dumps(body),
+        json.dumps(body, ensure_ascii=False),
+        json.dumps(body, separators=(",", ":"), ensure_ascii=False),
+    ):
         if len(serialised.encode("utf-8")) > 28 * 1024:
             problems.append(f"message is {len(serialised.encode('utf-8'))} bytes, over 28 KB")
     return problems
@@ -165,7 +169,10 @@ def teams_problems(body) -> list[str]:
 
 CHECKS = {"slack": slack_problems, "discord": discord_problems, "teams_webhook": teams_problems}
 
-SCENARIOS = [(t, SAMPLE_DATA[t]) for t in SAMPLE_DATA] + [("visibility_changed", SAMPLE_DROP), ("custom.thing", {"a": 1})]
+SCENARIOS = [(t, SAMPLE_DATA[t]) for t in SAMPLE_DATA] + [
+    ("visibility_changed", SAMPLE_DROP),
+    ("custom.thing", {"a": 1}),
+]
 
 
 @pytest.mark.parametrize("provider", sorted(CHECKS))
@@ -191,14 +198,14 @@ def test_validators_catch_violations():
 
 #: Characters that stress each way of counting: plain, astral (2 UTF-16 units, 12 escaped
 #: bytes), Slack-escaped (& -> &amp;), JSON-escaped control characters and quotes.
-FILLERS = {"ascii": "x", "emoji": "\U0001F600", "slack-escapes": "&<>", "json-escapes": '\x00"\\', "cjk": "\u6f22"}
+FILLERS = {"ascii": "x", "emoji": "\U0001f600", "slack-escapes": "&<>", "json-escapes": '\x00"\\', "cjk": "\u6f22"}
 
 
 def oversized_payload(event_type: str, filler: str) -> dict:
     big = (filler * (10000 // len(filler) + 1))[:10000]
     data = {f"{key}": big for key in SAMPLE_DATA.get(event_type, {})}
     data.update({f"field_{i:03d}_{big[:50]}": big for i in range(100)})
-    data.update({"change_percent": -1e308, "previous_score": 10 ** 5000})
+    data.update({"change_percent": -1e308, "previous_score": 10**5000})
     payload = sample_payload(event_type, data, summary=big)
     payload["brand"]["name"] = big
     payload["event"]["type"] = event_type if event_type in SAMPLE_DATA else big
@@ -223,8 +230,11 @@ def test_oversized_output_is_cut_with_an_ellipsis(provider):
 
 
 def test_largest_teams_card_is_well_under_28_kb():
-    sizes = [measured_size(providers.format_body("teams_webhook", oversized_payload(t, f)))
-             for t in [*SAMPLE_DATA, "custom"] for f in FILLERS.values()]
+    sizes = [
+        measured_size(providers.format_body("teams_webhook", oversized_payload(t, f)))
+        for t in [*SAMPLE_DATA, "custom"]
+        for f in FILLERS.values()
+    ]
     assert max(sizes) <= 20000
     assert min(sizes) > 1000  # the budget is used, not thrown away
 
@@ -238,8 +248,9 @@ def test_slack_keeps_at_most_ten_fields_and_counts_the_rest():
 
 # --- property tests -----------------------------------------------------------------------
 
-scalars = (st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True)
-           | st.text(max_size=60))
+scalars = (
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=60)
+)
 json_values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=12), inner, max_size=4),
@@ -247,27 +258,39 @@ json_values = st.recursive(
 )
 known_keys = sorted({k for d in SAMPLE_DATA.values() for k in d} | {"detection_method", "competitor_url"})
 event_data = st.one_of(
-    st.fixed_dictionaries({}, optional={k: json_values for k in known_keys}),
+    st.fixed_dictionaries({}, optional=dict.fromkeys(known_keys, json_values)),
     st.dictionaries(st.text(max_size=30), json_values, max_size=40),
     json_values,
 )
 timestamps = st.one_of(
-    st.datetimes().map(lambda d: d.isoformat() + "Z"), st.text(max_size=30), json_values,
+    st.datetimes().map(lambda d: d.isoformat() + "Z"),
+    st.text(max_size=30),
+    json_values,
 )
 payloads = st.one_of(
-    st.fixed_dictionaries({
-        "event": st.fixed_dictionaries({
-            "id": st.text(max_size=30),
-            "type": st.sampled_from([*SAMPLE_DATA, "custom.event"]) | st.text(max_size=80),
-            "timestamp": timestamps,
-            "data": event_data,
-        }),
-        "brand": st.fixed_dictionaries({"id": st.text(max_size=40), "name": st.text(max_size=400) | json_values,
-                                        "website": st.text(max_size=100)}) | json_values,
-        "workflow": st.none() | json_values,
-        "summary": st.text(max_size=5000) | json_values,
-        "meta": json_values,
-    }),
+    st.fixed_dictionaries(
+        {
+            "event": st.fixed_dictionaries(
+                {
+                    "id": st.text(max_size=30),
+                    "type": st.sampled_from([*SAMPLE_DATA, "custom.event"]) | st.text(max_size=80),
+                    "timestamp": timestamps,
+                    "data": event_data,
+                }
+            ),
+            "brand": st.fixed_dictionaries(
+                {
+                    "id": st.text(max_size=40),
+                    "name": st.text(max_size=400) | json_values,
+                    "website": st.text(max_size=100),
+                }
+            )
+            | json_values,
+            "workflow": st.none() | json_values,
+            "summary": st.text(max_size=5000) | json_values,
+            "meta": json_values,
+        }
+    ),
     json_values,
 )
 

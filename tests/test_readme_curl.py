@@ -5,6 +5,7 @@ and ``$DLV`` (a delivery id, taken from the first deliveries list that shows one
 the demo's webhook throughout, as for a reader who pasted the demo's line. The receiver address
 ``127.0.0.1:9000`` in the examples is swapped for a local server of this test.
 """
+
 from __future__ import annotations
 
 import re
@@ -67,7 +68,7 @@ def parse_curl(command: str) -> dict:
 
 
 class _Receiver(BaseHTTPRequestHandler):
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length") or 0))
         self.send_response(200)
         self.send_header("Content-Length", "2")
@@ -93,10 +94,20 @@ def example_server(example):
         # What the demo registers before it prints its export line.
         hook = requests.post(
             f"{api}/webhooks",
-            json={"url": f"http://{receiver_addr}/hooks/trakkr", "brand_id": "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c",
-                  "events": ["visibility_changed", "report_completed", "competitor_added",
-                             "citation_gained", "citation_lost"], "signing_secret": "s" * 32},
-            headers={"Authorization": f"Bearer {keys['acme']}"}, timeout=10,
+            json={
+                "url": f"http://{receiver_addr}/hooks/trakkr",
+                "brand_id": "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c",
+                "events": [
+                    "visibility_changed",
+                    "report_completed",
+                    "competitor_added",
+                    "citation_gained",
+                    "citation_lost",
+                ],
+                "signing_secret": "s" * 32,
+            },
+            headers={"Authorization": f"Bearer {keys['acme']}"},
+            timeout=10,
         )
         assert hook.status_code == 201, hook.text
         yield {"API": api, "KEY": keys["acme"], "WH": hook.json()["id"], "RECEIVER": receiver_addr}
@@ -108,9 +119,16 @@ def example_server(example):
 def test_readme_has_curl_examples_for_every_documented_route() -> None:
     commands = curl_commands(README.read_text())
     paths = {re.sub(r"\?.*", "", parse_curl(c)["url"]) for c in commands}
-    for needed in ("$API/webhooks", "$API/webhooks/$WH", "$API/webhooks/$WH/deliveries",
-                   "$API/webhooks/$WH/test", "$API/webhooks/$WH/deliveries/$DLV/redeliver",
-                   "$API/webhooks/$WH/preview", "$API/webhooks/$WH/rotate-secret", "$API/webhooks/$WH/replay"):
+    for needed in (
+        "$API/webhooks",
+        "$API/webhooks/$WH",
+        "$API/webhooks/$WH/deliveries",
+        "$API/webhooks/$WH/test",
+        "$API/webhooks/$WH/deliveries/$DLV/redeliver",
+        "$API/webhooks/$WH/preview",
+        "$API/webhooks/$WH/rotate-secret",
+        "$API/webhooks/$WH/replay",
+    ):
         assert needed in paths, f"README has no curl example for {needed}"
 
 
@@ -126,8 +144,13 @@ def test_every_readme_curl_command_works_against_the_example_app(example_server)
             expanded = expanded.replace("$" + name, value)
         assert "$" not in expanded.replace("$.", ""), f"unknown variable in {command!r}"
         call = parse_curl(expanded)
-        response = requests.request(call["method"], call["url"], headers=call["headers"],
-                                    data=call["data"].encode() if call["data"] else None, timeout=15)
+        response = requests.request(
+            call["method"],
+            call["url"],
+            headers=call["headers"],
+            data=call["data"].encode() if call["data"] else None,
+            timeout=15,
+        )
         assert response.status_code < 400, f"{command}\n -> {response.status_code} {response.text}"
         body = response.json()
         for item in body.get("data", []) if isinstance(body, dict) else []:

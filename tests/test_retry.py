@@ -1,4 +1,5 @@
 """The retry decision table (pure): what follows each kind of answer."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -75,8 +76,15 @@ def _http_date(seconds_from_now: float) -> str:
     ],
 )
 def test_decision_table(status, error, retry_after, attempt, outcome, delay):
-    decision = decide(attempt=attempt, delays=DELAYS, status_code=status, error=error, retry_after=retry_after,
-                      max_retry_after=3600, now=NOW)
+    decision = decide(
+        attempt=attempt,
+        delays=DELAYS,
+        status_code=status,
+        error=error,
+        retry_after=retry_after,
+        max_retry_after=3600,
+        now=NOW,
+    )
     assert decision.outcome == outcome, decision
     assert decision.delay == (pytest.approx(delay, abs=0.01) if delay is not None else None)
     assert decision.retry is (outcome == RETRY)
@@ -109,18 +117,29 @@ def test_bad_calls_raise(kwargs):
 @pytest.mark.parametrize(
     "value,expected",
     # RFC 9110 recipients accept the obsolete RFC 850 date form too.
-    [(None, None), ("", None), ("7", 7.0), ("Wed, 15 Jan 2025 09:30:10 GMT", 10.0), ("nonsense", None),
-     ("Wed, 15 Jan 2025 09:29:00 GMT", 0.0), ("Wednesday, 15-Jan-25 09:30:05 GMT", 5.0)],
+    [
+        (None, None),
+        ("", None),
+        ("7", 7.0),
+        ("Wed, 15 Jan 2025 09:30:10 GMT", 10.0),
+        ("nonsense", None),
+        ("Wed, 15 Jan 2025 09:29:00 GMT", 0.0),
+        ("Wednesday, 15-Jan-25 09:30:05 GMT", 5.0),
+    ],
 )
 def test_parse_retry_after(value, expected):
     assert parse_retry_after(value, now=NOW) == expected
 
 
-@given(st.integers(min_value=100, max_value=999), st.integers(min_value=1, max_value=6),
-       st.one_of(st.none(), st.text(max_size=40)))
+@given(
+    st.integers(min_value=100, max_value=999),
+    st.integers(min_value=1, max_value=6),
+    st.one_of(st.none(), st.text(max_size=40)),
+)
 def test_delay_is_bounded_and_only_on_retry(status, attempt, retry_after):
-    decision = decide(attempt=attempt, delays=DELAYS, status_code=status, retry_after=retry_after,
-                      max_retry_after=60, now=NOW)
+    decision = decide(
+        attempt=attempt, delays=DELAYS, status_code=status, retry_after=retry_after, max_retry_after=60, now=NOW
+    )
     if decision.retry:
         assert 0 <= decision.delay <= 60
         assert attempt <= len(DELAYS)

@@ -4,6 +4,7 @@ The address tables are pure (no network). The pinning tests use real HTTP and HT
 servers on 127.0.0.x and prove that the connection goes to the vetted address only,
 with Host, SNI and certificate checks on the hostname.
 """
+
 from __future__ import annotations
 
 import datetime
@@ -11,9 +12,10 @@ import ipaddress
 import socket
 import ssl
 import threading
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 import requests
@@ -280,20 +282,34 @@ def test_all_public_answers_are_returned_in_order_without_duplicates():
 
 @pytest.mark.parametrize(
     "address",
-    ["127.0.0.1", "::1", "10.1.2.3", "192.168.1.5", "169.254.169.254", "100.64.0.1", "fd00::1", "fe80::1", "240.0.0.1", "192.0.2.1"],
+    [
+        "127.0.0.1",
+        "::1",
+        "10.1.2.3",
+        "192.168.1.5",
+        "169.254.169.254",
+        "100.64.0.1",
+        "fd00::1",
+        "fe80::1",
+        "240.0.0.1",
+        "192.0.2.1",
+    ],
 )
 def test_allow_private_admits_non_public_unicast(address):
     host = f"[{address}]" if ":" in address else address
     assert ssrf.check_url(f"http://{host}:8080/", allow_private=True) == [ipaddress.ip_address(address)]
 
 
-@pytest.mark.parametrize("url, address_class", [
-    ("http://0.0.0.0/", "unspecified"),
-    ("http://[::]/", "unspecified"),
-    ("http://224.0.0.1/", "multicast"),
-    ("http://[ff02::1]/", "multicast"),
-    ("http://255.255.255.255/", "broadcast"),
-])
+@pytest.mark.parametrize(
+    "url, address_class",
+    [
+        ("http://0.0.0.0/", "unspecified"),
+        ("http://[::]/", "unspecified"),
+        ("http://224.0.0.1/", "multicast"),
+        ("http://[ff02::1]/", "multicast"),
+        ("http://255.255.255.255/", "broadcast"),
+    ],
+)
 def test_unspecified_multicast_broadcast_are_never_allowed(url, address_class):
     for kwargs in ({"allow_private": True}, {"allowed_cidrs": ["0.0.0.0/0", "::/0"]}):
         with pytest.raises(BlockedAddress) as info:
@@ -341,7 +357,9 @@ def test_bad_allowed_cidrs_name_the_setting(bad):
 def test_settings_kwargs():
     from flask_trakkr_webhooks.config import load_settings
 
-    settings = load_settings({"TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS": True, "TRAKKR_WEBHOOKS_ALLOWED_CIDRS": "10.0.0.0/8"})
+    settings = load_settings(
+        {"TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS": True, "TRAKKR_WEBHOOKS_ALLOWED_CIDRS": "10.0.0.0/8"}
+    )
     assert ssrf.settings_kwargs(settings) == {"allow_private": True, "allowed_cidrs": ("10.0.0.0/8",)}
 
 
@@ -368,7 +386,10 @@ def test_settings_kwargs():
         ("http://[64:ff9b::a9fe:a9fe]/", "(NAT64 form of 169.254.169.254), a link-local address;"),
         ("http://[2001:0:4136:e378:8000:63bf:3fff:fdd2]/", "(Teredo tunnel to 192.0.2.45), a Teredo tunnel address;"),
         ("http://[fe80::1]/", "e.g. ['fe80::1/128']"),
-        ("http://0.0.0.0/", "the URL's host 0.0.0.0, an unspecified address, which is never a valid webhook destination"),
+        (
+            "http://0.0.0.0/",
+            "the URL's host 0.0.0.0, an unspecified address, which is never a valid webhook destination",
+        ),
     ],
 )
 def test_messages_name_the_address_its_class_and_the_setting(url, expected):
@@ -377,7 +398,9 @@ def test_messages_name_the_address_its_class_and_the_setting(url, expected):
     assert expected in str(info.value)
 
 
-@pytest.mark.parametrize("address", [a for a, _ in RESOLVED if ssrf.classify(a.split("%")[0]) not in ssrf.NEVER_ALLOWED])
+@pytest.mark.parametrize(
+    "address", [a for a, _ in RESOLVED if ssrf.classify(a.split("%")[0]) not in ssrf.NEVER_ALLOWED]
+)
 def test_every_allowable_refusal_names_both_settings(address):
     with pytest.raises(BlockedAddress) as info:
         ssrf.check_url("https://hooks.example.com/", resolver=answers(address))
@@ -491,7 +514,12 @@ class Receiver:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver.lock:
                     receiver.requests.append(
-                        {"path": self.path, "host": self.headers.get("Host"), "cookie": self.headers.get("Cookie"), "body": body}
+                        {
+                            "path": self.path,
+                            "host": self.headers.get("Host"),
+                            "cookie": self.headers.get("Cookie"),
+                            "body": body,
+                        }
                     )
                 status, headers = 200, {}
                 if self.path == "/redirect":
@@ -558,7 +586,11 @@ def post(url: str, body: bytes = b'{"ok": true}') -> requests.PreparedRequest:
 def test_pinned_request_reaches_the_vetted_address_with_the_hostname_in_host(pair, session):
     a, b = pair
     response = ssrf.safe_send(
-        session, post(f"http://receiver.test:{a.port}/hook"), timeout=5, allowed_cidrs=["127.0.0.1/32"], resolver=answers("127.0.0.1")
+        session,
+        post(f"http://receiver.test:{a.port}/hook"),
+        timeout=5,
+        allowed_cidrs=["127.0.0.1/32"],
+        resolver=answers("127.0.0.1"),
     )
     assert response.status_code == 200 and response.text == "hello from 127.0.0.1"
     assert a.requests == [{"path": "/hook", "host": f"receiver.test:{a.port}", "cookie": None, "body": b'{"ok": true}'}]
@@ -578,7 +610,11 @@ def test_pinned_ipv6_and_ipv4_mapped_answers(pair, session):
         v6.close()
     # An IPv4-mapped answer is connected to over IPv4, where it really goes.
     response = ssrf.safe_send(
-        session, post(f"http://mapped.test:{a.port}/"), timeout=5, allowed_cidrs=["127.0.0.1/32"], resolver=answers("::ffff:127.0.0.1")
+        session,
+        post(f"http://mapped.test:{a.port}/"),
+        timeout=5,
+        allowed_cidrs=["127.0.0.1/32"],
+        resolver=answers("::ffff:127.0.0.1"),
     )
     assert response.text == "hello from 127.0.0.1"
 
@@ -612,7 +648,10 @@ def test_dns_rebinding_between_check_and_connect_cannot_redirect_the_request(pai
     url = f"http://rebind.test:{a.port}/hook"
     for _ in range(3):
         response = ssrf.pinned_send(
-            session, post(url), ssrf.check_url(url, allowed_cidrs=["127.0.0.1/32"], resolver=lambda h, p: ["127.0.0.1"]), timeout=5
+            session,
+            post(url),
+            ssrf.check_url(url, allowed_cidrs=["127.0.0.1/32"], resolver=lambda h, p: ["127.0.0.1"]),
+            timeout=5,
         )
         assert response.text == "hello from 127.0.0.1"
     response = ssrf.safe_send(session, post(url), timeout=5, allowed_cidrs=["127.0.0.1/32"], resolver=rebinding)
@@ -640,7 +679,9 @@ def test_rebinding_to_loopback_after_a_public_answer_connects_only_to_the_public
         raise ConnectionRefusedError(111, "refused by the test")
 
     monkeypatch.setattr(ssrf._u3_connection, "create_connection", spy)
-    monkeypatch.setattr(socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 80))])
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda *a, **k: [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", 80))]
+    )
     calls: list[str] = []
 
     def rebinding(host: str, port: int) -> list[str]:
@@ -708,7 +749,9 @@ def test_redirects_are_returned_not_followed(pair, session):
     assert response.headers["Location"].startswith("http://127.0.0.2:")
     assert b.connections == 0
     # Even an explicit allow_redirects=True on the pinned session follows nothing.
-    again = session.send(post(f"http://127.0.0.1:{a.port}/redirect"), addresses=["127.0.0.1"], allow_redirects=True, timeout=5)
+    again = session.send(
+        post(f"http://127.0.0.1:{a.port}/redirect"), addresses=["127.0.0.1"], allow_redirects=True, timeout=5
+    )
     assert again.status_code == 302 and again.history == [] and b.connections == 0
 
 
@@ -772,9 +815,15 @@ def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .add_extension(
             x509.KeyUsage(
-                digital_signature=True, key_cert_sign=True, crl_sign=False, content_commitment=False,
-                key_encipherment=False, data_encipherment=False, key_agreement=False,
-                encipher_only=False, decipher_only=False,
+                digital_signature=True,
+                key_cert_sign=True,
+                crl_sign=False,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                encipher_only=False,
+                decipher_only=False,
             ),
             critical=True,
         )
@@ -840,7 +889,11 @@ def test_https_by_ip_literal_fails_verification_against_a_hostname_certificate(t
     cert_path, _ = certificate
     with pytest.raises(requests.exceptions.SSLError):
         ssrf.safe_send(
-            session, post(f"https://127.0.0.1:{tls_receiver.port}/tls"), timeout=5, verify=str(cert_path), allow_private=True
+            session,
+            post(f"https://127.0.0.1:{tls_receiver.port}/tls"),
+            timeout=5,
+            verify=str(cert_path),
+            allow_private=True,
         )
     assert tls_receiver.requests == []
 

@@ -1,7 +1,7 @@
 """``POST /webhooks/<id>/preview``: the exact request a sample event would make, without sending it.
 
 The request is built by :func:`message.build`, the builder every delivery uses, on the
-sample event of ``POST /webhooks/<id>/test`` (:func:`.deliveries.sample_payload`,
+sample event of ``POST /webhooks/<id>/test`` (:func:`.common.sample_payload`,
 ``meta.test: true``), so the body is byte for byte what ``/test`` would send at the same
 instant. Nothing is sent and no row is written: the event and delivery ids in the body
 and headers are generated for the preview and never stored.
@@ -21,16 +21,18 @@ and headers are generated for the preview and never stored.
 Access as the other routes: a webhook that does not exist, is deleted or belongs to a brand
 the policy refuses is 404.
 """
+
 from __future__ import annotations
 
 import json
-from typing import Mapping
+from collections.abc import Mapping
 
-from flask import Blueprint, jsonify
+from flask import Blueprint, Response, jsonify
 
-from .. import delivery, ids, message
+from .. import ids, message
+from ..claim import endpoint_of
 from ..errors import APIError
-from .deliveries import sample_payload, sample_request
+from .common import sample_payload, sample_request
 
 #: What a masked credential looks like.
 MASK = "********"
@@ -60,30 +62,38 @@ def mask_headers(headers: Mapping[str, str], endpoint: message.Endpoint) -> tupl
     return shown, masked
 
 
-def preview_webhook(webhook_id: str):
+def preview_webhook(webhook_id: str) -> Response:
     """``POST /webhooks/<id>/preview``: 200 with the body and headers a sample event would be sent with."""
     state, webhook, event_type = sample_request(webhook_id)
     now = ids.utcnow()
     payload = sample_payload(state, webhook, event_type, event_id=ids.new_id(ids.EVENT), now=now)
-    endpoint = delivery.endpoint_of(webhook, now)
+    endpoint = endpoint_of(webhook, now)
     try:
-        msg = message.build(endpoint, payload, delivery_id=ids.new_id(ids.DELIVERY), timestamp=int(now.timestamp()))
+        msg = message.build(
+            endpoint,
+            payload,
+            delivery_id=ids.new_id(ids.DELIVERY),
+            timestamp=int(now.timestamp()),
+            event_type=state.event_types.spec(event_type),
+        )
     except ValueError as exc:  # MessageError, TemplateError: what makes a delivery fail permanently
         raise APIError(409, f"The webhook's request cannot be built, so every delivery would fail: {exc}") from None
     headers, masked = mask_headers(msg.headers, endpoint)
     text = msg.body.decode("utf-8")
-    return jsonify({
-        "object": "preview",
-        "webhook_id": webhook.id,
-        "event_type": event_type,
-        "subscribed": event_type in (webhook.events or []),
-        "method": "POST",
-        "url": msg.url,
-        "provider": endpoint.provider,
-        "templated": endpoint.template is not None,
-        "headers": headers,
-        "masked_headers": masked,
-        "body": json.loads(text),  # parsed back: the exact text is body_text
-        "body_text": text,
-        "payload": payload,
-    })
+    return jsonify(
+        {
+            "object": "preview",
+            "webhook_id": webhook.id,
+            "event_type": event_type,
+            "subscribed": event_type in (webhook.events or []),
+            "method": "POST",
+            "url": msg.url,
+            "provider": endpoint.provider,
+            "templated": endpoint.template is not None,
+            "headers": headers,
+            "masked_headers": masked,
+            "body": json.loads(text),  # parsed back: the exact text is body_text
+            "body_text": text,
+            "payload": payload,
+        }
+    )

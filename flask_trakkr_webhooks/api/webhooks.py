@@ -8,27 +8,32 @@ HTTP and database parts and asks the access policy:
 * creating one for a refused brand, or listing with a refused ``brand_id``, is 403;
 * the unfiltered list shows only webhooks of brands the policy allows.
 """
+
 from __future__ import annotations
 
-import re
 from datetime import timedelta
-from typing import Any, Iterable
+from typing import Any
 
 import sqlalchemy as sa
-from flask import Blueprint, jsonify, request, url_for
+from flask import Blueprint, Response, jsonify, url_for
 from marshmallow import ValidationError
 
-from .. import health, ids, outbox, schemas, signing, ssrf
+from .. import auth, ids, outbox, replay, rows, schemas, signing, ssrf
 from ..errors import APIError
-from ..extension import get_state
-from ..models import CANCELLED, PENDING, QUEUED, RETRYING
-from ..providers.detect import detect_provider
-from . import BLUEPRINT_NAME, json_body, may_manage
+from ..rules import canonical_uuid
+from ..state import get_state
+from .common import (
+    BLUEPRINT_NAME,
+    find_webhook,
+    get_or_404,
+    invalid,
+    json_body,
+    json_response,
+    may_manage,
+    parse_limit,
+    query_params,
+)
 
-#: What a webhook id may look like; anything else is answered 404 without a query.
-WEBHOOK_ID = re.compile(r"^wh_[A-Za-z0-9_-]{1,37}$")
-#: Delivery states a deleted webhook's deliveries are cancelled from (the engine skips cancelled ones).
-CANCELLABLE_STATUSES = (PENDING, QUEUED, RETRYING)
 #: Rows read per query while the unfiltered list looks for webhooks the policy allows.
 _SCAN_BATCH = 100
 
@@ -46,69 +51,6 @@ def register(bp: Blueprint) -> None:
 
 # -- helpers ----------------------------------------------------------------------------
 
-def _invalid(error: ValidationError) -> APIError:
-    """A 400 for a failed validation; the message names the first bad field."""
-    fields = error.messages if isinstance(error.messages, dict) else {"body": error.messages}
-    api_error = APIError(400, "Invalid request.", fields)
-    if api_error.fields:
-        name, messages = next(iter(api_error.fields.items()))
-        more = len(api_error.fields) - 1
-        api_error.message = f"Invalid request: {name} {messages[0]}" + (
-            f" (and {more} more field{'s' if more > 1 else ''}; see error.fields)" if more else ""
-        )
-    return api_error
-
-
-def _query_params(allowed: Iterable[str] = ()) -> dict[str, str]:
-    """The query parameters, each at most once; an unknown or repeated one is a 400 naming it."""
-    allowed = set(allowed)
-    errors: dict[str, list[str]] = {}
-    for name in request.args:
-        if name not in allowed:
-            errors[name] = ["unknown query parameter" + (f"; use {', '.join(sorted(allowed))}" if allowed else "")]
-        elif len(request.args.getlist(name)) > 1:
-            errors[name] = ["must be given at most once"]
-    if errors:
-        raise _invalid(ValidationError(errors))
-    return {name: request.args[name] for name in request.args}
-
-
-def _parse_limit(raw: str | None, default: int, maximum: int) -> int:
-    if raw is None:
-        return default
-    if not re.fullmatch(r"[0-9]{1,9}", raw) or not 1 <= int(raw) <= maximum:
-        raise _invalid(ValidationError({"limit": [f"must be an integer from 1 to {maximum}"]}))
-    return int(raw)
-
-
-def _not_found(webhook_id: str) -> APIError:
-    shown = webhook_id if len(webhook_id) <= 64 else webhook_id[:64] + "…"
-    return APIError(404, f"No such webhook: {shown!r}.")
-
-
-def _find(webhook_id: str, *, include_deleted: bool = False, lock: bool = False) -> Any:
-    """The webhook ``webhook_id`` if it exists and the policy allows its brand, else ``None``.
-
-    ``lock`` reads it ``FOR UPDATE`` (PostgreSQL), so two PATCHes of one webhook are
-    judged one after the other, each against the values the other left.
-    """
-    if not WEBHOOK_ID.fullmatch(webhook_id):
-        return None
-    state = get_state()
-    webhook = state.db.session.get(state.models.Webhook, webhook_id, with_for_update=lock or None)
-    if webhook is None or (webhook.deleted_at is not None and not include_deleted):
-        return None
-    if not may_manage(webhook.brand_id):
-        return None
-    return webhook
-
-
-def _get_or_404(webhook_id: str, *, lock: bool = False) -> Any:
-    webhook = _find(webhook_id, lock=lock)
-    if webhook is None:
-        raise _not_found(webhook_id)
-    return webhook
-
 
 def _vet_url(url: str) -> None:
     """The SSRF guard at save time: resolve the URL's host and refuse private destinations (400 on ``url``).
@@ -119,33 +61,33 @@ def _vet_url(url: str) -> None:
     try:
         ssrf.check_url(url, **ssrf.settings_kwargs(get_state().settings))
     except ssrf.SSRFError as exc:  # BlockedAddress, UnresolvableHost, MalformedURL
-        raise _invalid(ValidationError({"url": [str(exc)]})) from None
+        raise invalid(ValidationError({"url": [str(exc)]})) from None
 
 
-def _respond(webhook: Any, status: int = 200):
-    response = jsonify(schemas.dump_webhook(webhook))
-    response.status_code = status
-    return response
+def _respond(webhook: Any, status: int = 200) -> Response:
+    return json_response(schemas.dump_webhook(webhook), status)
 
 
 # -- routes -----------------------------------------------------------------------------
 
-def create_webhook():
+
+def create_webhook() -> Response:
     """``POST /webhooks``: register an endpoint; 201 with the webhook object."""
-    _query_params()
+    query_params()
     body = json_body()
     state = get_state()
     # Ask the policy before judging the rest, so an unauthenticated caller gets its 401/403.
-    brand_id = schemas.canonical_uuid(body.get("brand_id"))
+    brand_id = canonical_uuid(body.get("brand_id"))
     if brand_id is not None and not may_manage(brand_id):
-        raise APIError(403, "You may not manage webhooks of this brand.",
-                       {"brand_id": ["the access policy refused this brand"]})
+        raise APIError(
+            403, "You may not manage webhooks of this brand.", {"brand_id": ["the access policy refused this brand"]}
+        )
     try:
         values = schemas.prepare_create(body, state.settings, state.event_types)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid(exc) from None
     _vet_url(values["url"])
-    webhook = state.models.Webhook(**values, provider=detect_provider(values["url"]))
+    webhook = state.models.Webhook(**values)
     now = ids.utcnow()
     webhook.created_at = webhook.updated_at = now
     state.db.session.add(webhook)
@@ -155,22 +97,25 @@ def create_webhook():
     return response
 
 
-def list_webhooks():
+def list_webhooks() -> Response:
     """``GET /webhooks``: newest first, ``limit`` / ``starting_after`` cursor, ``brand_id`` filter."""
     state = get_state()
     settings = state.settings
     Webhook = state.models.Webhook
-    params = _query_params(("limit", "starting_after", "brand_id"))
-    limit = _parse_limit(params.get("limit"), settings.page_size, settings.max_page_size)
+    params = query_params(("limit", "starting_after", "brand_id"))
+    limit = parse_limit(params.get("limit"), settings.page_size, settings.max_page_size)
 
     brand_id = None
     if "brand_id" in params:
-        brand_id = schemas.canonical_uuid(params["brand_id"])
+        brand_id = canonical_uuid(params["brand_id"])
         if brand_id is None:
-            raise _invalid(ValidationError({"brand_id": ["must be a UUID"]}))
+            raise invalid(ValidationError({"brand_id": ["must be a UUID"]}))
         if not may_manage(brand_id):
-            raise APIError(403, "You may not manage webhooks of this brand.",
-                           {"brand_id": ["the access policy refused this brand"]})
+            raise APIError(
+                403,
+                "You may not manage webhooks of this brand.",
+                {"brand_id": ["the access policy refused this brand"]},
+            )
 
     query = sa.select(Webhook).where(Webhook.deleted_at.is_(None))
     if brand_id is not None:
@@ -180,17 +125,19 @@ def list_webhooks():
     after: tuple[Any, str] | None = None
     if "starting_after" in params:
         # A deleted webhook still marks its place, so paging survives deletions.
-        cursor = _find(params["starting_after"], include_deleted=True)
+        cursor = find_webhook(params["starting_after"], include_deleted=True)
         if cursor is None:
-            raise _invalid(ValidationError({"starting_after": ["must be the id of a webhook you can see"]}))
+            raise invalid(ValidationError({"starting_after": ["must be the id of a webhook you can see"]}))
         after = (cursor.created_at, cursor.id)
 
     page = _collect(query, after, limit + 1, filter_policy=brand_id is None)
-    return jsonify({
-        "object": "list",
-        "data": [schemas.dump_webhook(w) for w in page[:limit]],
-        "has_more": len(page) > limit,
-    })
+    return jsonify(
+        {
+            "object": "list",
+            "data": [schemas.dump_webhook(w) for w in page[:limit]],
+            "has_more": len(page) > limit,
+        }
+    )
 
 
 def _collect(query: Any, after: tuple[Any, str] | None, wanted: int, *, filter_policy: bool) -> list[Any]:
@@ -207,10 +154,12 @@ def _collect(query: Any, after: tuple[Any, str] | None, wanted: int, *, filter_p
         page_query = query
         if after is not None:
             created_at, last_id = after
-            page_query = page_query.where(sa.or_(
-                Webhook.created_at < created_at,
-                sa.and_(Webhook.created_at == created_at, Webhook.id < last_id),
-            ))
+            page_query = page_query.where(
+                sa.or_(
+                    Webhook.created_at < created_at,
+                    sa.and_(Webhook.created_at == created_at, Webhook.id < last_id),
+                )
+            )
         rows = session.execute(page_query.limit(batch)).scalars().all()
         for row in rows:
             if not filter_policy or may_manage(row.brand_id):
@@ -222,27 +171,25 @@ def _collect(query: Any, after: tuple[Any, str] | None, wanted: int, *, filter_p
         after = (rows[-1].created_at, rows[-1].id)
 
 
-def get_webhook(webhook_id: str):
+def get_webhook(webhook_id: str) -> Response:
     """``GET /webhooks/<id>``: the webhook object."""
-    _query_params()
-    return _respond(_get_or_404(webhook_id))
+    query_params()
+    return _respond(get_or_404(webhook_id))
 
 
-def update_webhook(webhook_id: str):
-    """``PATCH /webhooks/<id>``: change some fields; the provider follows the URL."""
-    _query_params()
+def update_webhook(webhook_id: str) -> Response:
+    """``PATCH /webhooks/<id>``: change some fields; the provider follows a new URL unless given."""
+    query_params()
     state = get_state()
-    webhook = _get_or_404(webhook_id, lock=True)
+    webhook = get_or_404(webhook_id, lock=True)
     body = json_body()
     try:
         changes = schemas.prepare_update(body, schemas.current_values(webhook), state.settings, state.event_types)
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid(exc) from None
     if "url" in changes:
         _vet_url(changes["url"])
     if changes:
-        if "url" in changes:
-            webhook.provider = detect_provider(changes["url"])
         if changes.get("active") is True:
             # Turning a webhook back on clears why it was switched off and its failure streak.
             webhook.disabled_reason = None
@@ -260,31 +207,24 @@ def update_webhook(webhook_id: str):
     return _respond(webhook)
 
 
-def delete_webhook(webhook_id: str):
+def delete_webhook(webhook_id: str) -> Response:
     """``DELETE /webhooks/<id>``: soft delete; open deliveries are cancelled in the same transaction."""
-    _query_params()
+    query_params()
     state = get_state()
-    Delivery = state.models.Delivery
-    webhook = _get_or_404(webhook_id, lock=True)
+    webhook = get_or_404(webhook_id, lock=True)
     now = ids.utcnow()
     webhook.deleted_at = now
     webhook.active = False
     webhook.updated_at = now
     # Nothing will be sent for it again: keep the log, drop the credentials.
-    for column in ("auth_token", "auth_password", "api_key_value", "signing_secret", "previous_signing_secret"):
+    for column in (*auth.secret_columns(), "signing_secret", "previous_signing_secret"):
         setattr(webhook, column, None)
-    state.db.session.execute(
-        sa.update(Delivery)
-        .where(Delivery.webhook_id == webhook.id, Delivery.status.in_(CANCELLABLE_STATUSES))
-        .values(status=CANCELLED, next_attempt_at=None, completed_at=now, updated_at=now,
-                last_error="cancelled: the webhook was deleted")
-        .execution_options(synchronize_session=False)
-    )
+    rows.cancel_open(state, webhook.id, "the webhook was deleted", now=now)
     state.db.session.commit()
     return jsonify({"id": webhook.id, "object": "webhook", "deleted": True})
 
 
-def rotate_secret(webhook_id: str):
+def rotate_secret(webhook_id: str) -> Response:
     """``POST /webhooks/<id>/rotate-secret``: a new signing secret (generated, or the body's
     ``signing_secret``); the old one keeps signing ``webhook-signature`` for ``SECRET_GRACE_PERIOD``.
 
@@ -292,17 +232,17 @@ def rotate_secret(webhook_id: str):
     ``previous_secret_expires_at`` says until when the old one signs too). Rotating again
     within the grace period replaces the previous secret with the one just retired.
     """
-    _query_params()
+    query_params()
     state = get_state()
-    webhook = _get_or_404(webhook_id, lock=True)
+    webhook = get_or_404(webhook_id, lock=True)
     try:
         loaded = schemas.load_request(schemas.RotateSecretSchema(), json_body(required=False))
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid(exc) from None
     new = loaded.get("signing_secret") or signing.generate_secret()
     old = webhook.signing_secret
     if new == old:
-        raise _invalid(ValidationError({"signing_secret": ["must differ from the current secret"]}))
+        raise invalid(ValidationError({"signing_secret": ["must differ from the current secret"]}))
     now = ids.utcnow()
     grace = state.settings.secret_grace_period
     keep = old is not None and grace > 0
@@ -314,7 +254,7 @@ def rotate_secret(webhook_id: str):
     return _respond(webhook)
 
 
-def replay_webhook(webhook_id: str):
+def replay_webhook(webhook_id: str) -> Response:
     """``POST /webhooks/<id>/replay``: redeliver, as new deliveries of the same events (same
     ``meta.event_id``), what failed, was cancelled or was missed since ``since``.
 
@@ -323,32 +263,34 @@ def replay_webhook(webhook_id: str):
     202 with the count and the new deliveries, enqueued when this commits; 409 when the
     webhook is inactive (re-enable it first: ``PATCH {"active": true}``).
     """
-    _query_params()
+    query_params()
     state = get_state()
-    webhook = _get_or_404(webhook_id, lock=True)  # one replay at a time: the next sees these deliveries
+    webhook = get_or_404(webhook_id, lock=True)  # one replay at a time: the next sees these deliveries
     try:
         loaded = schemas.load_request(schemas.ReplaySchema(), json_body())
     except ValidationError as exc:
-        raise _invalid(exc) from None
+        raise invalid(exc) from None
     if not webhook.active:
-        raise APIError(409, "The webhook is inactive: activate it (PATCH {\"active\": true}) before replaying.")
+        raise APIError(409, 'The webhook is inactive: activate it (PATCH {"active": true}) before replaying.')
     session = state.db.session
-    replayed, more = health.replay(state, webhook, since=loaded["since"], statuses=loaded["status"],
-                                   limit=loaded["limit"])
+    replayed, more = replay.replay(
+        state, webhook, since=loaded["since"], statuses=loaded["status"], limit=loaded["limit"]
+    )
     if replayed:
         outbox.track(state, session(), [r.delivery_id for r in replayed])  # enqueued once this commits
     session.commit()
-    response = jsonify({
-        "object": "replay",
-        "webhook_id": webhook.id,
-        "since": ids.isoformat(loaded["since"]),
-        "status": list(loaded["status"]),
-        "count": len(replayed),
-        "has_more": more,
-        "deliveries": [
-            {"id": r.delivery_id, "event_id": r.event_id, "event_type": r.event_type, "replayed_status": r.reason}
-            for r in replayed
-        ],
-    })
-    response.status_code = 202
-    return response
+    return json_response(
+        {
+            "object": "replay",
+            "webhook_id": webhook.id,
+            "since": ids.isoformat(loaded["since"]),
+            "status": list(loaded["status"]),
+            "count": len(replayed),
+            "has_more": more,
+            "deliveries": [
+                {"id": r.delivery_id, "event_id": r.event_id, "event_type": r.event_type, "replayed_status": r.reason}
+                for r in replayed
+            ],
+        },
+        202,
+    )

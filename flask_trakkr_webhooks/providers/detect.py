@@ -1,62 +1,36 @@
-"""Which platform a webhook URL belongs to, from its host and path alone (pure, no I/O).
+"""Which provider a webhook URL belongs to, from its host and path alone (pure, no I/O).
 
-``detect_provider(url)`` answers one of :data:`PROVIDERS`. Hosts are compared
-exactly (case-insensitively, ignoring a trailing dot) or by whole-label suffix,
-so ``hooks.slack.com.evil.example`` and ``evilhooks.slack.com`` stay generic.
-A URL with userinfo or a backslash in its authority is never matched: parsers
-disagree about where such a host starts, so guessing would be unsafe.
+``detect_provider(url)`` reads the URL once (:func:`.matchers.host_and_path`) and asks each
+registered provider's matcher in turn: providers a host registered first, in registration
+order, then the built-in ones in product-page order. The first that says yes wins; when
+none does, or the URL cannot be read safely, the answer is ``webhook`` (the standard payload).
+
+Hosts are compared exactly (case-insensitively, ignoring a trailing dot) or by whole-label
+suffix, so ``hooks.slack.com.evil.example`` and ``evilhooks.slack.com`` stay generic. A URL
+with userinfo or a backslash in its authority is never matched: parsers disagree about where
+such a host starts, so guessing would be unsafe.
 """
+
 from __future__ import annotations
 
-import re
-from urllib.parse import urlsplit
-
-GENERIC = "webhook"
-
-#: Every value ``detect_provider`` answers.
-PROVIDERS: tuple[str, ...] = ("webhook", "zapier", "make", "discord", "slack", "teams_webhook")
-
-_DISCORD_HOSTS = frozenset(
-    f"{sub}{domain}"
-    for domain in ("discord.com", "discordapp.com")
-    for sub in ("", "ptb.", "canary.")
-)
-# Discord webhooks: /api/webhooks/<id>/<token>, optionally with an API version (/api/v10/...).
-_DISCORD_PATH = re.compile(r"^/api/(?:v\d+/)?webhooks/", re.IGNORECASE)
-# Make: hook.<zone>.make.com (hook.eu1.make.com); Integromat, its former name, likewise.
-_MAKE_HOST = re.compile(r"^hook\.(?:[a-z0-9-]+\.)?(?:make|integromat)\.com\Z")
-# One DNS label, for "<tenant>.webhook.office.com" style suffix matches.
-_LABEL = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\Z")
+from .matchers import host_and_path
+from .registry import GENERIC, PROVIDERS, Provider, detection_order
 
 
-def _is_subdomain(host: str, suffix: str) -> bool:
-    """True when ``host`` is ``<labels>.<suffix>`` (at least one valid label before it)."""
-    if not host.endswith("." + suffix):
+def _claims(provider: Provider, host: str, path: str) -> bool:
+    """True when ``provider``'s matcher claims ``host``/``path``; a matcher that raises claims nothing."""
+    if provider.matches is None:
         return False
-    labels = host[: -len(suffix) - 1].split(".")
-    return all(_LABEL.match(label) for label in labels)
-
-
-def _host_and_path(url: str) -> tuple[str, str] | None:
-    """Lower-case host (no trailing dot) and path of ``url``, or ``None`` when unsafe to read."""
-    if not isinstance(url, str):
-        return None
     try:
-        parts = urlsplit(url.strip())
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in ("http", "https"):
-        return None
-    if "@" in parts.netloc or "\\" in parts.netloc:
-        return None
-    host = (parts.hostname or "").rstrip(".")
-    if not host:
-        return None
-    return host, parts.path or "/"
+        return bool(provider.matches(host, path))
+    except Exception:  # a host's matcher must not turn a create/PATCH into a 500: no match
+        return False
 
 
 def detect_provider(url: str) -> str:
-    """The provider of ``url``: ``slack``, ``discord``, ``teams_webhook``, ``zapier``, ``make`` or ``webhook``.
+    """The name of the provider ``url`` belongs to; ``webhook`` when no provider claims it.
+
+    Built in:
 
     * ``slack``: ``hooks.slack.com``
     * ``discord``: ``discord.com`` / ``discordapp.com`` (and their ``ptb.`` / ``canary.``
@@ -67,26 +41,17 @@ def detect_provider(url: str) -> str:
     * ``zapier``: ``hooks.zapier.com``
     * ``make``: ``hook.<zone>.make.com``, ``hook.integromat.com``
     * anything else, or a URL that cannot be read: ``webhook``
+
+    A provider registered with ``matches=`` (:func:`.registry.register`) is asked before these.
     """
-    found = _host_and_path(url)
+    found = host_and_path(url)
     if found is None:
         return GENERIC
     host, path = found
-    lowered_path = path.lower()
-    if host == "hooks.slack.com":
-        return "slack"
-    if host in _DISCORD_HOSTS and _DISCORD_PATH.match(path):
-        return "discord"
-    if _is_subdomain(host, "webhook.office.com"):
-        return "teams_webhook"
-    if host in ("outlook.office.com", "outlook.office365.com") and lowered_path.startswith("/webhook"):
-        return "teams_webhook"
-    if (_is_subdomain(host, "logic.azure.com") or _is_subdomain(host, "environment.api.powerplatform.com")) and (
-        "/workflows/" in lowered_path
-    ):
-        return "teams_webhook"
-    if host == "hooks.zapier.com":
-        return "zapier"
-    if _MAKE_HOST.match(host):
-        return "make"
+    for provider in detection_order():
+        if _claims(provider, host, path):
+            return provider.name
     return GENERIC
+
+
+__all__ = ["GENERIC", "PROVIDERS", "detect_provider"]

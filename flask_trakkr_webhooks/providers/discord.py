@@ -5,10 +5,12 @@ Limits from Discord's embed documentation: title 256 characters, description 409
 characters across title, description, field names and values, footer and author together.
 ``allowed_mentions: {"parse": []}`` stops data such as ``@everyone`` from pinging anyone.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
+from ..events import EventType
 from .content import Fact, Message, describe
 from .text import truncate, ulen
 
@@ -31,14 +33,14 @@ FIELD_VALUE_BUDGET = 500
 INLINE_UNDER = 40
 
 
-def _field(name: str, value: str) -> dict:
+def _field(name: str, value: str) -> dict[str, Any]:
     value = value or "\u2014"  # Discord rejects an empty field value
     return {"name": name, "value": value, "inline": ulen(value) <= INLINE_UNDER}
 
 
-def _fields(facts: list[Fact], room: int) -> list[dict]:
+def _fields(facts: list[Fact], room: int) -> list[dict[str, Any]]:
     """As many facts as fit both the 25-field limit and ``room`` characters; a last field counts the rest."""
-    out: list[dict] = []
+    out: list[dict[str, Any]] = []
     reserve = 40  # room kept for the "More" field
     for fact in facts:
         if len(out) == FIELDS_MAX - 1 and len(facts) > FIELDS_MAX:
@@ -78,6 +80,6 @@ def _embed(msg: Message) -> dict[str, Any]:
     return embed
 
 
-def format_discord(payload: dict) -> dict:
+def format_discord(payload: dict[str, Any], event_type: EventType | None = None) -> dict[str, Any]:
     """The Discord webhook body for ``payload``; pure, never raises, within Discord's limits."""
-    return {"embeds": [_embed(describe(payload))], "allowed_mentions": {"parse": []}}
+    return {"embeds": [_embed(describe(payload, event_type))], "allowed_mentions": {"parse": []}}

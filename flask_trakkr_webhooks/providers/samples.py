@@ -1,44 +1,22 @@
-"""Example ``data`` for each built-in event type, and a whole sample payload.
+"""Sample events for tests and docs, read from the event type table.
 
-These document the fields each event carries (see the README's table) and feed the
-golden-file tests and a preview of what a webhook would receive.
+The sample ``data`` of each built-in type lives in its row in :mod:`flask_trakkr_webhooks.events`,
+and :func:`flask_trakkr_webhooks.events.sample_payload` builds every sample payload. This module
+keeps the names the tests and the README use: the table's sample data, one extra scenario (a
+visibility drop), and the hand-written summaries the golden files and template tests were
+written with, which :func:`sample_payload` uses instead of generated ones.
 """
+
 from __future__ import annotations
 
-import copy
 from typing import Any
 
-#: One realistic ``data`` object per built-in event type.
-SAMPLE_DATA: dict[str, dict[str, Any]] = {
-    "visibility_changed": {
-        "previous_score": 41.0,
-        "current_score": 57.5,
-        "change_percent": 40.2,
-        "direction": "up",
-    },
-    "report_completed": {
-        "report_id": "rpt_7f3a9c",
-        "report_name": "Weekly AI visibility report",
-        "report_url": "https://app.trakkr.example/reports/rpt_7f3a9c",
-    },
-    "competitor_added": {
-        "competitor_name": "Globex",
-        "competitor_domain": "globex.example",
-        "detected_by": "ai_answers",
-    },
-    "citation_gained": {
-        "source_url": "https://news.example/best-tools-2025",
-        "source_domain": "news.example",
-        "platform": "chatgpt",
-        "prompt": "best visibility tracking tools",
-    },
-    "citation_lost": {
-        "source_url": "https://blog.example/roundup",
-        "source_domain": "blog.example",
-        "platform": "perplexity",
-        "prompt": "alternatives to acme",
-    },
-}
+from .. import events
+
+__all__ = ["SAMPLE_DATA", "SAMPLE_DROP", "SAMPLE_SUMMARIES", "sample_payload"]
+
+#: One realistic ``data`` object per built-in event type (copies of the table's).
+SAMPLE_DATA: dict[str, dict[str, Any]] = {row.name: events.sample_data(row.name) for row in events.BUILTIN_EVENT_TYPES}
 
 #: A visibility drop, which reads differently from the rise above.
 SAMPLE_DROP: dict[str, Any] = {
@@ -48,42 +26,22 @@ SAMPLE_DROP: dict[str, Any] = {
     "direction": "down",
 }
 
-_SUMMARIES = {
+#: The summaries of the golden files' and template tests' sample payloads (hand-written,
+#: as a host passing ``summary=`` to ``emit`` would; generated ones read differently).
+SAMPLE_SUMMARIES: dict[str, str] = {
     "visibility_changed": "Acme's AI visibility score rose from 41 to 57.5 (+40.2%).",
-    "report_completed": "Your report \"Weekly AI visibility report\" is ready.",
+    "report_completed": 'Your report "Weekly AI visibility report" is ready.',
     "competitor_added": "Globex (globex.example) was detected as a new competitor.",
     "citation_gained": "Acme is now cited by news.example on ChatGPT.",
     "citation_lost": "Acme is no longer cited by blog.example on Perplexity.",
 }
 
 
-def sample_payload(event_type: str = "visibility_changed", data: dict | None = None, *,
-                   summary: str | None = None, test: bool = True) -> dict:
-    """A complete standard payload for ``event_type`` with fixed ids and time (deterministic)."""
-    if data is None:
-        data = SAMPLE_DATA.get(event_type, {"value": 1})
-    event_id = "evt_0123456789abcdef01234567"
-    payload = {
-        "event": {
-            "id": event_id,
-            "type": event_type,
-            "timestamp": "2025-01-15T09:30:00.000Z",
-            "data": copy.deepcopy(data),
-        },
-        "brand": {
-            "id": "3f2b8c1e-5d4a-4e7b-9c6d-1a2b3c4d5e6f",
-            "name": "Acme",
-            "website": "https://acme.example",
-        },
-        "workflow": None,
-        "summary": summary if summary is not None else _SUMMARIES.get(event_type, f"{event_type} for Acme"),
-        "meta": {
-            "source": "trakkr",
-            "version": "1.0",
-            "event_id": event_id,
-            "idempotency_key": event_id,
-        },
-    }
-    if test:
-        payload["meta"]["test"] = True
-    return payload
+def sample_payload(
+    event_type: str = "visibility_changed", data: Any = None, *, summary: Any = None, test: bool = True
+) -> dict[str, Any]:
+    """:func:`flask_trakkr_webhooks.events.sample_payload` (fixed ids, time and brand Acme), with
+    :data:`SAMPLE_SUMMARIES` as the default summary of the built-in types."""
+    if summary is None:
+        summary = SAMPLE_SUMMARIES.get(event_type)
+    return events.sample_payload(event_type, data, summary=summary, test=test)

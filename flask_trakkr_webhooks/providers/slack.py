@@ -8,10 +8,12 @@ we cap fields at :data:`FIELD_BUDGET` and keep the whole message under :data:`TO
 User text goes into ``mrkdwn`` with ``&``, ``<`` and ``>`` escaped, so data cannot
 create mentions (``<!channel>``) or links.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
+from ..events import EventType
 from .content import Message, describe, format_time
 from .text import fit_escaped, truncate
 
@@ -40,12 +42,12 @@ def mrkdwn(text: str, limit: int) -> str:
     return fit_escaped(text, limit, escape)
 
 
-def _field(label: str, value: str) -> dict:
+def _field(label: str, value: str) -> dict[str, Any]:
     head = "*" + mrkdwn(label, 100) + "*\n"
     return {"type": "mrkdwn", "text": head + (mrkdwn(value, FIELD_BUDGET - len(head)) or "\u2014")}
 
 
-def _fields(msg: Message) -> list[dict]:
+def _fields(msg: Message) -> list[dict[str, Any]]:
     facts = msg.facts
     if len(facts) <= FIELDS_MAX:
         return [_field(f.label, f.value) for f in facts]
@@ -54,21 +56,21 @@ def _fields(msg: Message) -> list[dict]:
     return shown
 
 
-def _context(msg: Message) -> list[dict]:
-    parts = ["*" + mrkdwn(msg.brand, CONTEXT_ELEMENT_BUDGET - 2) + "*",
-             mrkdwn(msg.event_type, CONTEXT_ELEMENT_BUDGET)]
+def _context(msg: Message) -> list[dict[str, Any]]:
+    parts = ["*" + mrkdwn(msg.brand, CONTEXT_ELEMENT_BUDGET - 2) + "*", mrkdwn(msg.event_type, CONTEXT_ELEMENT_BUDGET)]
     if msg.timestamp is not None:
         # Slack renders <!date^…> in each reader's own time zone; the text after | is the fallback.
-        parts.append(f"<!date^{int(msg.timestamp.timestamp())}^{{date_short_pretty}} at {{time}}|"
-                     f"{format_time(msg.timestamp)}>")
+        parts.append(
+            f"<!date^{int(msg.timestamp.timestamp())}^{{date_short_pretty}} at {{time}}|{format_time(msg.timestamp)}>"
+        )
     if msg.link_url:  # safe_url() bounds it to 2000 characters without | < > or spaces
         parts.append(f"<{msg.link_url}|{mrkdwn(msg.link_label, 40)}>")
     return [{"type": "mrkdwn", "text": p} for p in parts[:CONTEXT_ELEMENTS_MAX]]
 
 
-def format_slack(payload: dict) -> dict:
+def format_slack(payload: dict[str, Any], event_type: EventType | None = None) -> dict[str, Any]:
     """The Slack incoming-webhook body for ``payload``; pure, never raises, within Slack's limits."""
-    msg = describe(payload)
+    msg = describe(payload, event_type)
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": truncate(msg.title, HEADER_MAX), "emoji": True}},
     ]

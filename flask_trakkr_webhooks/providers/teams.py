@@ -7,11 +7,13 @@ from about 21 KB, so the card is shrunk step by step until its JSON, measured th
 largest common way (``json.dumps`` with ``ensure_ascii=True``), is at most
 :data:`SIZE_BUDGET` bytes.
 """
+
 from __future__ import annotations
 
 import json
 from typing import Any
 
+from ..events import EventType
 from .content import BAD, GOOD, Fact, Message, describe, format_time
 from .text import truncate
 
@@ -25,7 +27,8 @@ SIZE_BUDGET = 20000
 _TONE_COLOR = {GOOD: "good", BAD: "attention"}
 
 # (title, summary, facts, fact title, fact value, keep link) from roomy to minimal.
-_LEVELS = (
+_Level = tuple[int, int, int, int, int, bool]
+_LEVELS: tuple[_Level, ...] = (
     (200, 3000, 30, 100, 500, True),
     (200, 1500, 20, 80, 250, True),
     (150, 800, 12, 60, 120, True),
@@ -34,10 +37,15 @@ _LEVELS = (
 )
 
 
-def _card(msg: Message, level: tuple) -> dict[str, Any]:
+def _card(msg: Message, level: _Level) -> dict[str, Any]:
     title_max, summary_max, facts_max, fact_title_max, fact_value_max, keep_link = level
-    title: dict[str, Any] = {"type": "TextBlock", "text": truncate(msg.title, title_max),
-                             "size": "Large", "weight": "Bolder", "wrap": True}
+    title: dict[str, Any] = {
+        "type": "TextBlock",
+        "text": truncate(msg.title, title_max),
+        "size": "Large",
+        "weight": "Bolder",
+        "wrap": True,
+    }
     if msg.tone in _TONE_COLOR:
         title["color"] = _TONE_COLOR[msg.tone]
     body: list[dict[str, Any]] = [title]
@@ -47,27 +55,47 @@ def _card(msg: Message, level: tuple) -> dict[str, Any]:
     if len(facts) > facts_max:
         facts = facts[: facts_max - 1] + [Fact("More", f"+{len(facts) - facts_max + 1} more fields")]
     if facts:
-        body.append({"type": "FactSet", "facts": [
-            {"title": truncate(f.label, fact_title_max), "value": truncate(f.value, fact_value_max)}
-            for f in facts
-        ]})
+        body.append(
+            {
+                "type": "FactSet",
+                "facts": [
+                    {"title": truncate(f.label, fact_title_max), "value": truncate(f.value, fact_value_max)}
+                    for f in facts
+                ],
+            }
+        )
     context = [truncate(msg.brand, 100), truncate(msg.event_type, 100)]
     if msg.timestamp is not None:
         context.append(format_time(msg.timestamp))
-    body.append({"type": "TextBlock", "text": " \u00b7 ".join(context), "isSubtle": True,
-                 "size": "Small", "wrap": True, "spacing": "Medium"})
-    card: dict[str, Any] = {"$schema": CARD_SCHEMA, "type": "AdaptiveCard", "version": CARD_VERSION,
-                            "body": body, "fallbackText": truncate(msg.title, title_max)}
+    body.append(
+        {
+            "type": "TextBlock",
+            "text": " \u00b7 ".join(context),
+            "isSubtle": True,
+            "size": "Small",
+            "wrap": True,
+            "spacing": "Medium",
+        }
+    )
+    card: dict[str, Any] = {
+        "$schema": CARD_SCHEMA,
+        "type": "AdaptiveCard",
+        "version": CARD_VERSION,
+        "body": body,
+        "fallbackText": truncate(msg.title, title_max),
+    }
     if keep_link and msg.link_url:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": truncate(msg.link_label, 40),
-                            "url": msg.link_url}]
+        card["actions"] = [{"type": "Action.OpenUrl", "title": truncate(msg.link_label, 40), "url": msg.link_url}]
     return card
 
 
-def _message(card: dict) -> dict:
-    return {"type": "message", "attachments": [
-        {"contentType": CONTENT_TYPE, "contentUrl": None, "content": card},
-    ]}
+def _message(card: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "type": "message",
+        "attachments": [
+            {"contentType": CONTENT_TYPE, "contentUrl": None, "content": card},
+        ],
+    }
 
 
 def measured_size(body: Any) -> int:
@@ -75,9 +103,9 @@ def measured_size(body: Any) -> int:
     return len(json.dumps(body, ensure_ascii=True).encode("ascii"))
 
 
-def format_teams(payload: dict) -> dict:
+def format_teams(payload: dict[str, Any], event_type: EventType | None = None) -> dict[str, Any]:
     """The Teams incoming-webhook body for ``payload``; pure, never raises, under :data:`SIZE_BUDGET`."""
-    msg = describe(payload)
+    msg = describe(payload, event_type)
     body = _message(_card(msg, _LEVELS[0]))
     for level in _LEVELS[1:]:
         if measured_size(body) <= SIZE_BUDGET:

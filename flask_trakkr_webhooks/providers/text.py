@@ -4,10 +4,12 @@ Platform limits are counted in UTF-16 code units, never fewer than Python's code
 Slack's and Discord's counting is not specified beyond "characters", and an emoji is one
 code point but two UTF-16 units, so counting units keeps us inside either reading.
 """
+
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from typing import Any
 
 #: The ellipsis appended to a cut string (one character, one UTF-16 unit).
@@ -37,7 +39,7 @@ def truncate(text: str, limit: int) -> str:
     return "".join(out).rstrip() + ELLIPSIS
 
 
-def fit_escaped(text: str, limit: int, escape) -> str:
+def fit_escaped(text: str, limit: int, escape: Callable[[str], str]) -> str:
     """Escape ``text`` with ``escape`` (per character) and cut so the *escaped* form fits ``limit``.
 
     Cutting the escaped string could split an entity such as ``&amp;``; cutting the raw
@@ -109,8 +111,9 @@ _ACRONYMS = {"url": "URL", "id": "ID", "ai": "AI", "api": "API", "seo": "SEO"}
 
 def humanize(key: str) -> str:
     """``change_percent`` -> ``Change percent``, ``dashboard_url`` -> ``Dashboard URL``; labels for unknown fields."""
-    words = [_ACRONYMS.get(w.lower(), w)
-             for w in str(key).replace("_", " ").replace("-", " ").replace(".", " ").split()]
+    words = [
+        _ACRONYMS.get(w.lower(), w) for w in str(key).replace("_", " ").replace("-", " ").replace(".", " ").split()
+    ]
     if not words:
         return "Value"
     text = " ".join(words)

@@ -1,4 +1,5 @@
 """Fixtures of the end-to-end tests: a scripted receiver, the app, worker processes."""
+
 from __future__ import annotations
 
 import os
@@ -6,8 +7,9 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -38,8 +40,10 @@ def receiver() -> Iterator[Receiver]:
 @pytest.fixture
 def e2e_app(make_app: Callable[..., Flask]) -> Callable[..., Flask]:
     """``e2e_app(**config)``: an app with the end-to-end settings (plus ``config``)."""
+
     def factory(**config: Any) -> Flask:
         return make_app(**{**E2E_CONFIG, **config})
+
     return factory
 
 
@@ -49,15 +53,30 @@ class WorkerProcess:
     ``host``: the app factory the worker runs; ``env``: more environment variables for it.
     """
 
-    def __init__(self, app: Flask, log_path: Path, *args: str, host: str = "e2e.hostapp:create_app",
-                 env: dict[str, str] | None = None) -> None:
-        env = dict(os.environ, **env_for(app), PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]),
-                   PYTHONUNBUFFERED="1", **(env or {}))
+    def __init__(
+        self,
+        app: Flask,
+        log_path: Path,
+        *args: str,
+        host: str = "e2e.hostapp:create_app",
+        env: dict[str, str] | None = None,
+    ) -> None:
+        env = dict(
+            os.environ,
+            **env_for(app),
+            PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]),
+            PYTHONUNBUFFERED="1",
+            **(env or {}),
+        )
         self.log_path = log_path
         self._log = open(log_path, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "flask", "--app", host, "webhooks", *args],
-            cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
 
     def kill(self, sig: int = signal.SIGKILL) -> None:

@@ -1,4 +1,5 @@
 """Shared helpers of the delivery tests: webhook rows, emitting, reading deliveries."""
+
 from __future__ import annotations
 
 import uuid
@@ -6,7 +7,7 @@ from typing import Any
 
 from flask import Flask
 
-from flask_trakkr_webhooks import get_state, testing
+from flask_trakkr_webhooks import get_state, jobs, testing
 
 BRAND_ID = "3f2b8c1e-5d4a-4e7b-9c6d-1a2b3c4d5e6f"
 BRAND = {"id": BRAND_ID, "name": "Acme", "website": "https://acme.example"}
@@ -16,8 +17,15 @@ VISIBILITY = {"previous_score": 41.0, "current_score": 57.5, "change_percent": 4
 def make_webhook(app: Flask, url: str, **fields: Any) -> str:
     """Insert a webhook row (bearer ``tok_e2e``, secret ``whsec_e2e`` unless overridden); return its id."""
     values: dict[str, Any] = dict(
-        brand_id=BRAND_ID, url=url, events=["visibility_changed"], provider="webhook", active=True,
-        auth_type="bearer", auth_token="tok_e2e", signing_secret="whsec_e2e", headers={},
+        brand_id=BRAND_ID,
+        url=url,
+        events=["visibility_changed"],
+        provider="webhook",
+        active=True,
+        auth_type="bearer",
+        auth_token="tok_e2e",
+        signing_secret="whsec_e2e",
+        headers={},
     )
     values.update(fields)
     with app.app_context():
@@ -74,3 +82,33 @@ def new_brand() -> dict[str, Any]:
 def clear_queue(app: Flask) -> None:
     """Remove what the app left in Redis (its queue, scheduled jobs, de-duplication record)."""
     testing.clear_queue(get_state(app))
+
+
+def delivery_rows(app: Flask, **where: Any) -> list[Any]:
+    """Delivery rows matching ``where`` (oldest first), with their attempts loaded."""
+    with app.app_context():
+        D = get_state(app).models.Delivery
+        rows = D.query.filter_by(**where).order_by(D.created_at, D.id).all()
+        for row in rows:
+            _ = row.attempts  # load them while the session is open
+        return list(rows)
+
+
+def delivery_ids(app: Flask) -> list[str]:
+    """Every delivery id, oldest first."""
+    return [d.id for d in delivery_rows(app)]
+
+
+def process(app: Flask, ids: list[str]) -> dict[str, int]:
+    """Run a batch to completion in this process (``jobs.process_batch``): counts by status."""
+    with app.app_context():
+        return jobs.process_batch(get_state(app), ids)
+
+
+def update_delivery(app: Flask, delivery_id: str, **values: Any) -> None:
+    """Write ``values`` on a delivery row directly (to set up a state)."""
+    with app.app_context():
+        state = get_state(app)
+        table = state.models.Delivery.__table__
+        state.db.session.execute(table.update().where(table.c.id == delivery_id).values(**values))
+        state.db.session.commit()

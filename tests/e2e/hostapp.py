@@ -4,6 +4,7 @@ Configured entirely by environment variables, so the test and its worker share o
 database and one queue: ``E2E_DATABASE_URL`` and every ``TRAKKR_WEBHOOKS_*`` key (JSON
 values, e.g. ``TRAKKR_WEBHOOKS_RETRY_DELAYS='[1, 2, 4]'``).
 """
+
 from __future__ import annotations
 
 import json
@@ -39,12 +40,12 @@ def env_for(app: Flask) -> dict[str, str]:
     return env
 
 
-def create_app() -> Flask:
-    """The app factory (testing mode: no encryption key needed)."""
+def create_app(webhooks: TrakkrWebhooks | None = None) -> Flask:
+    """The app factory (testing mode: no encryption key needed); ``webhooks`` is the host's extension object."""
     app = Flask("e2e_host")
     app.config.update(TESTING=True, SQLALCHEMY_DATABASE_URI=os.environ["E2E_DATABASE_URL"])
     app.config.update(config_from_env())
     db = SQLAlchemy()
     db.init_app(app)
-    TrakkrWebhooks(app, db)
+    (webhooks or TrakkrWebhooks()).init_app(app, db)
     return app

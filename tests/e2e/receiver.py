@@ -5,6 +5,7 @@ Threaded (a hanging answer never blocks the next request), HTTP/1.1 keep-alive w
 recorded with its arrival time, and checked: the ``X-Trakkr-Signature`` with
 ``receiver_kit.verify_signature`` and the auth header against the expected value.
 """
+
 from __future__ import annotations
 
 import json
@@ -87,7 +88,7 @@ class Receiver:
                 super().setup()
                 self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 answer = receiver._record(self.path, dict(self.headers), body)
@@ -119,7 +120,7 @@ class Receiver:
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     # -- lifecycle --
-    def start(self) -> "Receiver":
+    def start(self) -> Receiver:
         """Start serving."""
         self._thread.start()
         return self
@@ -130,7 +131,7 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
 
-    def __enter__(self) -> "Receiver":
+    def __enter__(self) -> Receiver:
         return self.start()
 
     def __exit__(self, *exc: Any) -> None:

@@ -2,6 +2,7 @@
 
 Every wait is bounded. Attempt spacing is measured at the receiver (arrival times).
 """
+
 from __future__ import annotations
 
 import os
@@ -24,7 +25,8 @@ pytestmark = pytest.mark.e2e
 def _terminal(app, event_id, timeout=20.0):
     return wait_until(
         lambda: (delivery_status(app, event_id) in ("succeeded", "failed", "cancelled")) and deliveries(app, event_id),
-        timeout, f"delivery of {event_id} to finish",
+        timeout,
+        f"delivery of {event_id} to finish",
     )[0]
 
 
@@ -64,10 +66,10 @@ def test_500_500_500_200_gets_four_attempts_spaced_1_2_4_seconds(e2e_app, receiv
 
     got = receiver.wait_for(4, timeout=30)
     delivery = _terminal(app, event_id)
-    gaps = [round(b.at - a.at, 3) for a, b in zip(got, got[1:])]
+    gaps = [round(b.at - a.at, 3) for a, b in zip(got, got[1:], strict=False)]
     record_property("attempt_spacing_s", gaps)
     print(f"attempt spacing: {gaps}")
-    for gap, delay in zip(gaps, (1, 2, 4)):
+    for gap, delay in zip(gaps, (1, 2, 4), strict=False):
         assert delay <= gap < delay + 1.0, gaps
     assert delivery["status"] == "succeeded"
     assert [a["outcome"] for a in delivery["attempts"]] == ["retry", "retry", "retry", "succeeded"]
@@ -199,19 +201,42 @@ def test_a_worker_killed_mid_delivery_is_recovered_by_the_sweep(e2e_app, receive
     assert (second["number"], second["status_code"]) == (2, 200)
 
 
-@pytest.mark.parametrize("worker_class", [[], ["-w", "flask_trakkr_webhooks.worker.DeliveryWorker"]],
-                         ids=["rq-default-worker", "delivery-worker"])
+@pytest.mark.parametrize(
+    "worker_class",
+    [[], ["-w", "flask_trakkr_webhooks.worker.DeliveryWorker"]],
+    ids=["rq-default-worker", "delivery-worker"],
+)
 def test_plain_rq_worker_with_the_job_class(e2e_app, receiver, worker_class):
     app = e2e_app()
     make_webhook(app, receiver.url + "/hooks")
     event_id = emit(app)
     settings = get_state(app).settings
-    env = dict(os.environ, **env_for(app), PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]),
-               TRAKKR_WEBHOOKS_APP="e2e.hostapp:create_app")
+    env = dict(
+        os.environ,
+        **env_for(app),
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]),
+        TRAKKR_WEBHOOKS_APP="e2e.hostapp:create_app",
+    )
     done = subprocess.run(
-        [sys.executable, "-m", "rq.cli", "worker", "--burst", "--with-scheduler", "--url", settings.redis_url,
-         "-j", "flask_trakkr_webhooks.worker.FlaskJob", *worker_class, settings.queue],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "rq.cli",
+            "worker",
+            "--burst",
+            "--with-scheduler",
+            "--url",
+            settings.redis_url,
+            "-j",
+            "flask_trakkr_webhooks.worker.FlaskJob",
+            *worker_class,
+            settings.queue,
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert done.returncode == 0, done.stderr
     assert receiver.wait_for(1, timeout=5)[0].signature_ok

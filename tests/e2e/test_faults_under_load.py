@@ -16,6 +16,7 @@ Timing is bounded by small settings: ``TIMEOUT`` 1 s, ``RETRY_DELAYS`` 0.2/0.4/0
 0.5 s. Size: ``TRAKKR_FAULT_EVENTS`` events (default 5,000), each to the 4 endpoints of its
 brand (5 brands x 4 = 20 endpoints).
 """
+
 from __future__ import annotations
 
 import json
@@ -57,10 +58,23 @@ CONFIG = dict(
 def _add_webhooks(app: Any, urls_by_brand: dict[str, list[str]]) -> None:
     state = get_state(app)
     now = ids.utcnow()
-    rows = [dict(id=ids.new_id(ids.WEBHOOK), brand_id=brand, url=url, events=["visibility_changed"],
-                 provider="webhook", active=True, auth_type="none", signing_secret=SECRET, headers={},
-                 created_at=now, updated_at=now)
-            for brand, urls in urls_by_brand.items() for url in urls]
+    rows = [
+        dict(
+            id=ids.new_id(ids.WEBHOOK),
+            brand_id=brand,
+            url=url,
+            events=["visibility_changed"],
+            provider="webhook",
+            active=True,
+            auth_type="none",
+            signing_secret=SECRET,
+            headers={},
+            created_at=now,
+            updated_at=now,
+        )
+        for brand, urls in urls_by_brand.items()
+        for url in urls
+    ]
     with app.app_context():
         app.db.session.execute(sa.insert(state.models.Webhook.__table__), rows)
         app.db.session.commit()
@@ -92,9 +106,21 @@ def test_faults_under_load(make_app, start_worker, tmp_path, record_property):
     started = time.monotonic()
     redis_server = EmbeddedRedis().start()
     port = redis_server.port
-    receiver = ReceiverProcess("--ports", str(BRANDS * ENDPOINTS_PER_BRAND), "--secret", SECRET,
-                               "--flapping", str(FLAPPING), "--cycle", "200:2,500:0.5,429:0.5,hang:0.5",
-                               "--hang", "1.5", "--idempotency", "--log", str(tmp_path / "receiver.json"))
+    receiver = ReceiverProcess(
+        "--ports",
+        str(BRANDS * ENDPOINTS_PER_BRAND),
+        "--secret",
+        SECRET,
+        "--flapping",
+        str(FLAPPING),
+        "--cycle",
+        "200:2,500:0.5,429:0.5,hang:0.5",
+        "--hang",
+        "1.5",
+        "--idempotency",
+        "--log",
+        str(tmp_path / "receiver.json"),
+    )
     try:
         app = make_app(TRAKKR_WEBHOOKS_REDIS_URL=redis_server.url, **CONFIG)
         brands = [{"id": str(uuid.uuid4()), "name": f"Brand {b}", "website": None} for b in range(BRANDS)]
@@ -154,9 +180,9 @@ def test_faults_under_load(make_app, start_worker, tmp_path, record_property):
         state = get_state(app)
         D, A, W = state.models.Delivery, state.models.Attempt, state.models.Webhook
         rows = app.db.session.execute(
-            sa.select(D.id, D.status, D.event_id, D.attempt_count, W.url).join(W, W.id == D.webhook_id)).all()
-        attempts = dict(app.db.session.execute(
-            sa.select(A.delivery_id, sa.func.count()).group_by(A.delivery_id)).all())
+            sa.select(D.id, D.status, D.event_id, D.attempt_count, W.url).join(W, W.id == D.webhook_id)
+        ).all()
+        attempts = dict(app.db.session.execute(sa.select(A.delivery_id, sa.func.count()).group_by(A.delivery_id)).all())
         app.db.session.remove()
 
     by_delivery: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -175,10 +201,17 @@ def test_faults_under_load(make_app, start_worker, tmp_path, record_property):
                 else:
                     redelivered += 1
     summary = {
-        "events": EVENTS, "deliveries": len(rows), "succeeded": statuses["succeeded"], "failed": statuses["failed"],
-        "requests": len(requests), "hung_requests": sum(r["answer"] == "hang" for r in requests),
-        "duplicates_after_hang": after_hang, "duplicates_redelivered": redelivered, "faults": injected,
-        "emitted_after_s": round(emitted_at), "seconds": round(elapsed),
+        "events": EVENTS,
+        "deliveries": len(rows),
+        "succeeded": statuses["succeeded"],
+        "failed": statuses["failed"],
+        "requests": len(requests),
+        "hung_requests": sum(r["answer"] == "hang" for r in requests),
+        "duplicates_after_hang": after_hang,
+        "duplicates_redelivered": redelivered,
+        "faults": injected,
+        "emitted_after_s": round(emitted_at),
+        "seconds": round(elapsed),
     }
     record_property("faults_under_load", summary)
     print(f"faults under load: {summary}")

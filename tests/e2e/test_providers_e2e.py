@@ -13,6 +13,7 @@ stored with the event, serialised as the wire format says (compact UTF-8 JSON), 
 receiver checks ``X-Trakkr-Signature`` with ``receiver_kit.verify_signature`` over the bytes
 it read.
 """
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,7 @@ import pytest
 from flask import Flask
 
 from e2e.conftest import wait_until
-from e2e.helpers import deliveries, emit, make_webhook
+from e2e.helpers import BRAND_ID, deliveries, emit, make_webhook
 from e2e.receiver import Received, Receiver
 from flask_trakkr_webhooks import get_state, providers, templating
 from flask_trakkr_webhooks.providers.detect import detect_provider
@@ -47,8 +48,11 @@ def _stored_payload(app: Flask, event_id: str) -> dict[str, Any]:
 
 def _succeeded(app: Flask, event_id: str) -> list[dict[str, Any]]:
     """Every delivery of ``event_id``, once all of them succeeded (one attempt each)."""
-    done = wait_until(lambda: (rows := deliveries(app, event_id)) and all(d["status"] == "succeeded" for d in rows)
-                      and rows, 20, f"deliveries of {event_id} to succeed")
+    done = wait_until(
+        lambda: (rows := deliveries(app, event_id)) and all(d["status"] == "succeeded" for d in rows) and rows,
+        20,
+        f"deliveries of {event_id} to succeed",
+    )
     assert all(d["attempt_count"] == 1 for d in done)
     return done
 
@@ -126,8 +130,11 @@ def test_discord_and_teams_webhooks_get_their_platform_format(e2e_app, receiver,
     app = e2e_app()
     make_webhook(app, receiver.url + f"/{provider}", provider=provider, events=["report_completed"])
     start_worker(app)
-    event_id = emit(app, "report_completed", data={"report_id": "rpt_1", "report_name": "Weekly",
-                                                   "report_url": "https://app.trakkr.example/reports/rpt_1"})
+    event_id = emit(
+        app,
+        "report_completed",
+        data={"report_id": "rpt_1", "report_name": "Weekly", "report_url": "https://app.trakkr.example/reports/rpt_1"},
+    )
 
     receiver.wait_for(1, timeout=20)
     got, payload = _delivered(app, receiver, event_id)
@@ -142,3 +149,38 @@ def test_discord_and_teams_webhooks_get_their_platform_format(e2e_app, receiver,
         assert attachment["contentType"] == "application/vnd.microsoft.card.adaptive"
         assert attachment["content"]["type"] == "AdaptiveCard"
     assert "https://app.trakkr.example/reports/rpt_1" in got.body.decode("utf-8")
+
+
+def test_a_host_registered_provider_is_detected_and_delivered_through_its_formatter(e2e_app, receiver, start_worker):
+    from e2e.provider_hostapp import pager_body, register_pager
+
+    register_pager()  # in this process too: the API detects it when the webhook is saved
+    try:
+        app = e2e_app()
+        url = receiver.url + "/pager/ops"
+        response = app.test_client().post(
+            "/webhooks",
+            json={
+                "url": url,
+                "events": ["visibility_changed"],
+                "brand_id": BRAND_ID,
+                "auth_type": "bearer",
+                "auth_token": "tok_e2e",
+                "signing_secret": None,
+            },
+        )
+        assert response.status_code == 201, response.get_data(as_text=True)
+        assert response.get_json()["provider"] == "pager"
+        with app.app_context():  # the receiver's secret, shorter than the API accepts
+            state = get_state(app)
+            state.db.session.get(state.models.Webhook, response.get_json()["id"]).signing_secret = "whsec_e2e"
+            state.db.session.commit()
+        start_worker(app, host="e2e.provider_hostapp:create_app")
+        event_id = emit(app)
+        receiver.wait_for(1, timeout=20)
+        got, payload = _delivered(app, receiver, event_id)
+        assert got.path == "/pager/ops"
+        assert got.body == _wire(pager_body(payload))
+        assert json.loads(got.body)["severity"] == "info"
+    finally:
+        providers.unregister("pager")

@@ -5,18 +5,19 @@ Every request the receiver got is checked with ``receiver_kit.WebhookVerifier`` 
 tolerance, legacy scheme off: the Standard Webhooks headers alone must vouch for it) and,
 for ``whsec_`` secrets, with the ``standardwebhooks`` package.
 """
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
 from standardwebhooks.webhooks import Webhook as StandardWebhook
+from test_signing import verifies as _standard
 
 from e2e.conftest import wait_until
 from e2e.helpers import deliveries, emit, make_webhook
 from e2e.receiver import Reply
 from flask_trakkr_webhooks import get_state, ids, signing
-from test_security_api import verifies as _standard
 
 PLAIN = "plain-secret-for-e2e-0123456789"
 
@@ -31,9 +32,11 @@ def _hook(app, webhook_id):
 
 
 def _finished(app, event_id, timeout=20):
-    return wait_until(lambda: [d for d in deliveries(app, event_id) if d["status"] in ("succeeded", "failed",
-                                                                                       "cancelled")],
-                      timeout, f"the deliveries of {event_id} to finish")
+    return wait_until(
+        lambda: [d for d in deliveries(app, event_id) if d["status"] in ("succeeded", "failed", "cancelled")],
+        timeout,
+        f"the deliveries of {event_id} to finish",
+    )
 
 
 def test_standard_webhooks_headers_verify_for_both_secret_forms_and_survive_retries(e2e_app, receiver, start_worker):
@@ -89,10 +92,12 @@ def test_410_gone_disables_in_the_worker_and_the_host_is_told_once(e2e_app, rece
     assert len(receiver.received) == 1
 
 
-def test_a_failing_streak_disables_then_replay_redelivers_with_the_original_ids(e2e_app, receiver, start_worker,
-                                                                                tmp_path):
-    app = e2e_app(TRAKKR_WEBHOOKS_RETRY_DELAYS=[], TRAKKR_WEBHOOKS_DISABLE_AFTER_FAILURES=2,
-                  TRAKKR_WEBHOOKS_DISABLE_AFTER_HOURS=0)
+def test_a_failing_streak_disables_then_replay_redelivers_with_the_original_ids(
+    e2e_app, receiver, start_worker, tmp_path
+):
+    app = e2e_app(
+        TRAKKR_WEBHOOKS_RETRY_DELAYS=[], TRAKKR_WEBHOOKS_DISABLE_AFTER_FAILURES=2, TRAKKR_WEBHOOKS_DISABLE_AFTER_HOURS=0
+    )
     log = Path(tmp_path / "disabled.jsonl")
     secret = signing.generate_secret()
     hook = make_webhook(app, receiver.url + "/down", signing_secret=secret)
@@ -112,14 +117,18 @@ def test_a_failing_streak_disables_then_replay_redelivers_with_the_original_ids(
     receiver.default = Reply(200)
     client = app.test_client()
     assert client.patch(f"/webhooks/{hook}", json={"active": True}).get_json()["active"] is True
-    answer = client.post(f"/webhooks/{hook}/replay",
-                         json={"since": ids.isoformat(start), "status": ["failed", "missed"]})
+    answer = client.post(
+        f"/webhooks/{hook}/replay", json={"since": ids.isoformat(start), "status": ["failed", "missed"]}
+    )
     assert answer.status_code == 202
     assert [d["event_id"] for d in answer.get_json()["deliveries"]] == [*failed, missed]
     got = receiver.wait_for(5, timeout=20)[2:]
     assert sorted(r.headers["webhook-id"] for r in got) == sorted([*failed, missed])
     assert all(_standard([secret], r) and r.json["meta"]["event_id"] == r.headers["webhook-id"] for r in got)
     for event_id in [*failed, missed]:
-        wait_until(lambda: any(d["status"] == "succeeded" for d in deliveries(app, event_id)), 20,
-                   f"the replay of {event_id}")
+        wait_until(
+            lambda event_id=event_id: any(d["status"] == "succeeded" for d in deliveries(app, event_id)),
+            20,
+            f"the replay of {event_id}",
+        )
     assert _hook(app, hook) == dict(active=True, reason=None, failures=0)

@@ -1,11 +1,16 @@
-"""Standard Webhooks signatures on every signed delivery (pure: message.build and signing).
+"""Signatures (``flask_trakkr_webhooks/signing.py``): the legacy HMAC, Standard Webhooks
+signatures on every signed delivery, generated secrets, rotation, and a fresh signature per retry.
 
 Checked by two verifiers that share nothing with the sender's HMAC code: the
 ``standardwebhooks`` package and ``receiver_kit.WebhookVerifier`` (which shares only the
 key mapping, tested against the package here). Each attack a receiver must refuse is
 tried: a tampered id, timestamp or body, a replayed old capture, a signature moved to
 another message, a foreign secret, stripped Standard Webhooks headers.
+
+Most tests are pure (``message.build`` and ``signing``); the retry test delivers to a real
+HTTP receiver on 127.0.0.1 with real Redis and a real database.
 """
+
 from __future__ import annotations
 
 import base64
@@ -18,21 +23,33 @@ import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError as StandardError
 
-from flask_trakkr_webhooks import signing
+from e2e.helpers import BRAND_ID, clear_queue, emit
+from e2e.receiver import Reply
+from flask_trakkr_webhooks import get_state, jobs, signing
 from flask_trakkr_webhooks.message import Endpoint, build
 from flask_trakkr_webhooks.providers.samples import sample_payload
 from receiver_kit import SCHEME_STANDARD, WebhookVerificationError, WebhookVerifier, verify_signature
 
 PAYLOAD = sample_payload("visibility_changed", test=False)
+
+
 EVENT_ID = PAYLOAD["event"]["id"]
+
+
 WHSEC = "whsec_" + base64.b64encode(bytes(range(32))).decode()
+
+
 PLAIN = "a-plain-secret-0123456789"
 
 
 def _build(secret: str | None = WHSEC, *, previous: str | None = None, timestamp: int | None = None, **endpoint):
     ts = int(time.time()) if timestamp is None else timestamp
-    return build(Endpoint(url="https://hooks.example/t", signing_secret=secret, previous_signing_secret=previous,
-                          **endpoint), PAYLOAD, delivery_id="dlv_1", timestamp=ts)
+    return build(
+        Endpoint(url="https://hooks.example/t", signing_secret=secret, previous_signing_secret=previous, **endpoint),
+        PAYLOAD,
+        delivery_id="dlv_1",
+        timestamp=ts,
+    )
 
 
 def _kit(secret, **kwargs) -> WebhookVerifier:
@@ -96,8 +113,14 @@ def test_verified_by_receiver_kit_with_both_secret_forms(secret):
 
 
 def test_custom_headers_cannot_forge_the_standard_headers():
-    msg = _build(headers={"webhook-id": "evt_forged", "Webhook-Timestamp": "1", "WEBHOOK-SIGNATURE": "v1,Zm9v",
-                          "X-Team": "growth"})
+    msg = _build(
+        headers={
+            "webhook-id": "evt_forged",
+            "Webhook-Timestamp": "1",
+            "WEBHOOK-SIGNATURE": "v1,Zm9v",
+            "X-Team": "growth",
+        }
+    )
     lowered = {k.lower(): v for k, v in msg.headers.items()}
     assert lowered["webhook-id"] == EVENT_ID and lowered["webhook-timestamp"] != "1"
     assert len(lowered) == len(msg.headers) and lowered["x-team"] == "growth"
@@ -138,10 +161,19 @@ def test_tampered_id_body_or_foreign_secret_is_refused(secret):
 
 
 def test_a_signature_moved_onto_another_message_is_refused():
-    first, second = _build(), build(
-        Endpoint(url="https://hooks.example/t", signing_secret=WHSEC),
-        {**PAYLOAD, "event": {**PAYLOAD["event"], "id": "evt_second"}, "meta": {**PAYLOAD["meta"], "event_id": "evt_second"}},
-        delivery_id="dlv_2", timestamp=int(time.time()))
+    first, second = (
+        _build(),
+        build(
+            Endpoint(url="https://hooks.example/t", signing_secret=WHSEC),
+            {
+                **PAYLOAD,
+                "event": {**PAYLOAD["event"], "id": "evt_second"},
+                "meta": {**PAYLOAD["meta"], "event_id": "evt_second"},
+            },
+            delivery_id="dlv_2",
+            timestamp=int(time.time()),
+        ),
+    )
     spliced = {**second.headers, "webhook-signature": first.headers["webhook-signature"]}
     assert _refused(_kit(WHSEC), second.body, spliced) == "no_matching_signature"
 
@@ -177,6 +209,8 @@ def test_a_whsec_secret_that_is_not_base64_still_gets_the_legacy_signature_only(
 # -- rotation at the message level ---------------------------------------------------------------------
 
 NEW = signing.generate_secret()
+
+
 OLD = "the-old-secret-0123456789"
 
 
@@ -203,3 +237,72 @@ def test_without_a_previous_secret_only_the_new_one_verifies():
 
 def test_a_previous_secret_equal_to_the_current_one_signs_once():
     assert len(_build(NEW, previous=NEW).headers["webhook-signature"].split(" ")) == 1
+
+
+def test_sign_known_vector():
+    # HMAC-SHA256("key", "The quick brown fox jumps over the lazy dog"), a published test vector.
+    assert signing.sign(b"The quick brown fox jumps over the lazy dog", "key") == (
+        "sha256=f7bc83f430538424b13298e6aa6fb143ef4d59a14946175997479dbc2d1a3cd8"
+    )
+    with pytest.raises(TypeError):
+        signing.sign("text", "key")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        signing.sign(b"x", "")
+
+
+CONFIG = dict(
+    TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False,
+    TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True,
+    TRAKKR_WEBHOOKS_TIMEOUT=2,
+    TRAKKR_WEBHOOKS_RETRY_DELAYS=[],
+)
+
+
+def _create(client, url, **fields):
+    response = client.post(
+        "/webhooks", json={"url": url, "events": ["visibility_changed"], "brand_id": BRAND_ID, **fields}
+    )
+    assert response.status_code == 201, response.get_json()
+    return response.get_json()
+
+
+def _process(app, status=None):
+    """Attempt every open delivery once; return their ids."""
+    with app.app_context():
+        state = get_state(app)
+        D = state.models.Delivery
+        open_ids = [d.id for d in D.query.filter(D.status.in_(("pending", "queued"))).order_by(D.created_at, D.id)]
+        jobs.process_batch(state, open_ids)
+        return open_ids
+
+
+def verifies(secrets, got) -> bool:
+    """Whether receiver_kit (300 s tolerance, Standard Webhooks headers only) accepts request ``got``
+    with ``secrets``; any refusal other than "no matching signature" fails the test."""
+    try:
+        return (
+            WebhookVerifier(secrets, tolerance=300, allow_legacy=False).authenticate(got.body, got.headers)
+            == SCHEME_STANDARD
+        )
+    except WebhookVerificationError as exc:
+        assert exc.code == "no_matching_signature", exc
+        return False
+
+
+def test_retries_keep_the_webhook_id_and_sign_a_fresh_timestamp(make_app, plain_receiver):
+    local_app = make_app(**{**CONFIG, "TRAKKR_WEBHOOKS_RETRY_DELAYS": [1]})
+    try:
+        hook = _create(local_app.test_client(), plain_receiver.url + "/h", signing_secret="generate")
+        plain_receiver.script(Reply(500), Reply(200))
+        event = emit(local_app)
+        _process(local_app)
+        time.sleep(1.05)  # the retry's delay: the second attempt is a second later
+        with local_app.app_context():
+            jobs.process_batch(get_state(local_app), [d.id for d in get_state(local_app).models.Delivery.query])
+        first, second = plain_receiver.wait_for(2, timeout=10)
+        assert first.headers["webhook-id"] == second.headers["webhook-id"] == event
+        assert int(second.headers["webhook-timestamp"]) > int(first.headers["webhook-timestamp"])
+        assert first.headers["webhook-signature"] != second.headers["webhook-signature"]
+        assert verifies([hook["signing_secret"]], first) and verifies([hook["signing_secret"]], second)
+    finally:
+        clear_queue(local_app)

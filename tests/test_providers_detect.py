@@ -1,9 +1,24 @@
-"""Provider detection from the URL: a table of URLs and the provider each must get."""
+"""Provider detection from the URL (``flask_trakkr_webhooks/providers/detect.py``): a table of URLs
+and the provider each must get, and which built-in matcher claims each.
+
+Host-registered providers and the registry itself are tested in ``test_providers_registry.py``;
+the URL helpers of the matchers in ``test_providers_matchers.py``.
+"""
+
 from __future__ import annotations
 
 import pytest
 
+from flask_trakkr_webhooks import providers
 from flask_trakkr_webhooks.providers.detect import PROVIDERS, detect_provider
+from flask_trakkr_webhooks.providers.matchers import (
+    host_and_path,
+    match_discord,
+    match_make,
+    match_slack,
+    match_teams,
+    match_zapier,
+)
 
 CASES = [
     # Slack
@@ -37,10 +52,15 @@ CASES = [
     ("https://CONTOSO.Webhook.Office.com/webhookb2/abc", "teams_webhook"),
     ("https://outlook.office.com/webhook/abc@def/IncomingWebhook/123/456", "teams_webhook"),
     ("https://outlook.office365.com/webhook/abc", "teams_webhook"),
-    ("https://prod-12.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01&sig=x",
-     "teams_webhook"),
-    ("https://default1234.56.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/abc/"
-     "triggers/manual/paths/invoke?api-version=1", "teams_webhook"),
+    (
+        "https://prod-12.westus.logic.azure.com:443/workflows/abc/triggers/manual/paths/invoke?api-version=2016-06-01&sig=x",
+        "teams_webhook",
+    ),
+    (
+        "https://default1234.56.environment.api.powerplatform.com:443/powerautomate/automations/direct/workflows/abc/"
+        "triggers/manual/paths/invoke?api-version=1",
+        "teams_webhook",
+    ),
     ("https://webhook.office.com/webhookb2/abc", "webhook"),
     ("https://evilwebhook.office.com/webhookb2/abc", "webhook"),
     ("https://contoso.webhook.office.com.evil.example/webhookb2/abc", "webhook"),
@@ -84,5 +104,35 @@ def test_every_answer_is_a_known_provider() -> None:
 
 
 @pytest.mark.parametrize("value", [None, 42, b"https://hooks.slack.com/services/x"])
-def test_non_string_is_generic(value) -> None:
+def test_non_string_is_generic(value: object) -> None:
     assert detect_provider(value) == "webhook"  # type: ignore[arg-type]
+
+
+def test_the_package_re_exports_the_same_function_and_names() -> None:
+    assert providers.detect_provider is detect_provider
+    assert providers.PROVIDERS is PROVIDERS
+
+
+# Each built-in rule is a matcher on the registry entry; the table above must agree with them.
+BUILTIN_MATCHERS = {
+    "slack": match_slack,
+    "discord": match_discord,
+    "teams_webhook": match_teams,
+    "zapier": match_zapier,
+    "make": match_make,
+}
+
+
+def test_each_built_in_entry_carries_its_matcher() -> None:
+    for name, matcher in BUILTIN_MATCHERS.items():
+        entry = providers.get(name)
+        assert entry is not None and entry.matches is matcher
+    generic = providers.get("webhook")
+    assert generic is not None and generic.matches is None  # the fallback is never "matched"
+
+
+@pytest.mark.parametrize("url,provider", CASES)
+def test_exactly_the_expected_matcher_claims_each_url(url: str, provider: str) -> None:
+    found = host_and_path(url)
+    claimed = {name for name, m in BUILTIN_MATCHERS.items() if found is not None and m(*found)}
+    assert claimed == ({provider} if provider != "webhook" else set())

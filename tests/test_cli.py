@@ -1,19 +1,81 @@
-"""``flask webhooks generate-key`` and ``flask webhooks rotate-key`` through Flask's CLI runner.
+"""The ``flask webhooks`` command group (``flask_trakkr_webhooks/cli.py``) through Flask's CLI
+runner: ``worker --burst``, ``dispatch``, ``generate-key`` and ``rotate-key``.
 
-The stored values are read back with plain SQL: after a rotation every credential column
+After ``rotate-key`` the stored values are read back with plain SQL: every credential column
 decrypts with the new key alone.
 """
+
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
 
+from e2e.helpers import clear_queue, deliveries, emit, make_webhook
+from e2e.receiver import Receiver
 from flask_trakkr_webhooks import get_state
 
+CONFIG = dict(
+    TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False, TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True, TRAKKR_WEBHOOKS_TIMEOUT=2
+)
+
+
+@pytest.fixture
+def worker_app(make_app):
+    worker_app = make_app(**CONFIG)
+    yield worker_app
+    clear_queue(worker_app)
+
+
+def test_burst_worker_delivers_what_is_queued_and_exits(worker_app):
+    with Receiver(secret="whsec_e2e", auth=("Authorization", "Bearer tok_e2e")) as rx:
+        make_webhook(worker_app, rx.url + "/hooks")
+        make_webhook(worker_app, rx.url + "/other")
+        event_id = emit(worker_app)
+        result = worker_app.test_cli_runner().invoke(args=["webhooks", "worker", "--burst"])
+        assert result.exit_code == 0, result.output
+        assert sorted(r.path for r in rx.received) == ["/hooks", "/other"]
+        assert all(r.signature_ok and r.auth_ok for r in rx.received)
+    assert {d["status"] for d in deliveries(worker_app, event_id)} == {"succeeded"}
+
+
+def test_dispatch_enqueues_pending_deliveries(worker_app):
+    make_webhook(worker_app, "http://127.0.0.1:9/hooks")
+    with worker_app.app_context():
+        worker_app.webhooks.emit("visibility_changed", brand={"id": "3f2b8c1e-5d4a-4e7b-9c6d-1a2b3c4d5e6f"}, data={})
+        worker_app.db.session.info.clear()  # as if Redis had been down at commit
+        worker_app.db.session.commit()
+    runner = worker_app.test_cli_runner()
+    result = runner.invoke(args=["webhooks", "dispatch"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == ("enqueued 1 deliveries (pending 1, lost jobs 0, stuck 0, overdue retries 0)")
+    assert runner.invoke(args=["webhooks", "dispatch"]).output.startswith("enqueued 0 deliveries")
+
+
+def test_dispatch_says_why_when_redis_is_down(make_app):
+    worker_app = make_app(TRAKKR_WEBHOOKS_REDIS_URL="redis://127.0.0.1:1/0", **CONFIG)
+    make_webhook(worker_app, "http://127.0.0.1:9/hooks")
+    emit(worker_app)
+    result = worker_app.test_cli_runner().invoke(args=["webhooks", "dispatch"])
+    assert result.exit_code == 1
+    assert "could not dispatch: ConnectionError" in result.output
+
+
+def test_cli_help_names_the_commands(worker_app):
+    result = worker_app.test_cli_runner().invoke(args=["webhooks", "--help"])
+    assert "worker" in result.output and "dispatch" in result.output
+    assert "--burst" in worker_app.test_cli_runner().invoke(args=["webhooks", "worker", "--help"]).output
+
+
 OLD = Fernet.generate_key().decode()
+
+
 NEW = Fernet.generate_key().decode()
+
+
 BRAND = "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c"
+
+
 COLUMNS = ("auth_token", "auth_password", "api_key_value", "signing_secret", "previous_signing_secret")
 
 
@@ -24,24 +86,29 @@ def _cli(app, *args):
 def _raw(app) -> dict[tuple[str, str], str]:
     """(webhook id, column) -> the stored text, for every non-null credential."""
     with app.app_context():
-        rows = get_state(app).db.session.execute(
-            sa.text(f"SELECT id, {', '.join(COLUMNS)} FROM trakkr_webhooks")).mappings().all()
+        rows = (
+            get_state(app)
+            .db.session.execute(sa.text(f"SELECT id, {', '.join(COLUMNS)} FROM trakkr_webhooks"))
+            .mappings()
+            .all()
+        )
     return {(row["id"], column): row[column] for row in rows for column in COLUMNS if row[column] is not None}
 
 
 def _plain(stored: str, key: str) -> str:
     assert stored.startswith("fernet:"), stored
-    return Fernet(key).decrypt(stored[len("fernet:"):].encode()).decode()
+    return Fernet(key).decrypt(stored[len("fernet:") :].encode()).decode()
 
 
 def _seed(app) -> dict[tuple[str, str], str]:
     """Three webhooks through the API, one credential of each kind, one rotated secret; the plaintexts."""
     client = app.test_client()
     expected = {}
-    for auth, secret in ((dict(auth_type="bearer", auth_token="tok-bearer-1"), "secret-one-0123456789"),
-                         (dict(auth_type="basic", auth_username="ann", auth_password="pw-basic-2"), None),
-                         (dict(auth_type="api_key", api_key_header="X-Key", api_key_value="key-value-3"),
-                          "generate")):
+    for auth, secret in (
+        (dict(auth_type="bearer", auth_token="tok-bearer-1"), "secret-one-0123456789"),
+        (dict(auth_type="basic", auth_username="ann", auth_password="pw-basic-2"), None),
+        (dict(auth_type="api_key", api_key_header="X-Key", api_key_value="key-value-3"), "generate"),
+    ):
         body = {"url": "https://r.example/h", "events": ["visibility_changed"], "brand_id": BRAND, **auth}
         if secret:
             body["signing_secret"] = secret
@@ -91,8 +158,10 @@ def test_rotate_key_re_encrypts_every_credential_with_the_first_key(make_app):
 
     new_only = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=NEW)  # the old key is gone: everything still reads
     hook_id = next(hook for hook, column in expected if column == "previous_signing_secret")
-    assert new_only.test_client().get(f"/webhooks/{hook_id}").get_json()["signing_secret"] == \
-        expected[(hook_id, "signing_secret")]
+    assert (
+        new_only.test_client().get(f"/webhooks/{hook_id}").get_json()["signing_secret"]
+        == expected[(hook_id, "signing_secret")]
+    )
     again = _cli(new_only, "rotate-key")
     assert again.exit_code == 0 and again.output.strip().endswith("re-encrypted 0 values with the first key")
 

@@ -1,9 +1,11 @@
-"""Endpoint health: 410 Gone disables at once, a failing streak disables after N deliveries over T hours,
-a success resets the streak, the host is told after the commit.
+"""Endpoint health (``flask_trakkr_webhooks/health.py``): 410 Gone disables at once, a failing
+streak disables after N deliveries over T hours, a success resets the streak, the host is told
+after the commit.
 
 In-process with real Redis, a real database and a real HTTP receiver on 127.0.0.1: the delivery
 functions are called directly (the worker process is covered in ``e2e/test_security_e2e.py``).
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,33 +14,18 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from e2e.helpers import clear_queue, emit, make_webhook
-from e2e.receiver import Receiver, Reply
-from flask_trakkr_webhooks import delivery, get_state, health, ids
+from e2e.helpers import emit, make_webhook
+from e2e.receiver import Reply
+from flask_trakkr_webhooks import get_state, health, ids, jobs
 
-BASE = dict(TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False, TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True,
-            TRAKKR_WEBHOOKS_TIMEOUT=2, TRAKKR_WEBHOOKS_RETRY_DELAYS=[0, 0, 0])
+
+@pytest.fixture
+def new_app_config():
+    """What ``new_app`` adds to every app of this module: retries due at once."""
+    return {"TRAKKR_WEBHOOKS_RETRY_DELAYS": [0, 0, 0]}
+
+
 T0 = ids.utcnow()
-
-
-@pytest.fixture
-def new_app(make_app):
-    made = []
-
-    def factory(**config):
-        app = make_app(**{**BASE, **config})
-        made.append(app)
-        return app
-
-    yield factory
-    for app in made:
-        clear_queue(app)
-
-
-@pytest.fixture
-def receiver():
-    with Receiver() as rx:
-        yield rx
 
 
 def _deliveries(app, event_id=None):
@@ -55,18 +42,25 @@ def _hook(app, webhook_id):
         state = get_state(app)
         state.db.session.expire_all()
         row = state.db.session.get(state.models.Webhook, webhook_id)
-        return dict(active=row.active, reason=row.disabled_reason, at=row.disabled_at,
-                    failures=row.consecutive_failures, since=row.failing_since)
+        return dict(
+            active=row.active,
+            reason=row.disabled_reason,
+            at=row.disabled_at,
+            failures=row.consecutive_failures,
+            since=row.failing_since,
+        )
 
 
 def _deliver(app, event_id):
     """Every attempt of the deliveries of ``event_id`` (retries are due at once: delays 0)."""
     for _ in range(5):
-        open_ids = [d for d, status, _ in _deliveries(app, event_id) if status not in ("succeeded", "failed", "cancelled")]
+        open_ids = [
+            d for d, status, _ in _deliveries(app, event_id) if status not in ("succeeded", "failed", "cancelled")
+        ]
         if not open_ids:
             return
         with app.app_context():
-            delivery.process_batch(get_state(app), open_ids)
+            jobs.process_batch(get_state(app), open_ids)
     raise AssertionError("deliveries did not finish")
 
 
@@ -81,7 +75,7 @@ def _set(app, webhook_id, **values):
 # -- 410 Gone ----------------------------------------------------------------------------------------
 
 
-def test_410_gone_disables_at_once_cancels_open_deliveries_and_tells_the_host(new_app, receiver):
+def test_410_gone_disables_at_once_cancels_open_deliveries_and_tells_the_host(new_app, plain_receiver):
     app = new_app()
     seen = []
 
@@ -89,8 +83,9 @@ def test_410_gone_disables_at_once_cancels_open_deliveries_and_tells_the_host(ne
     def tell_owner(webhook):
         # After the commit: another connection already sees it disabled.
         with app.db.engine.connect() as conn:
-            committed = conn.execute(sa.text("SELECT active FROM trakkr_webhooks WHERE id = :id"),
-                                     {"id": webhook.id}).scalar_one()
+            committed = conn.execute(
+                sa.text("SELECT active FROM trakkr_webhooks WHERE id = :id"), {"id": webhook.id}
+            ).scalar_one()
         seen.append(("handler", webhook.id, webhook.active, bool(committed), webhook.disabled_reason))
 
     def on_signal(sender, webhook, reason):
@@ -98,8 +93,8 @@ def test_410_gone_disables_at_once_cancels_open_deliveries_and_tells_the_host(ne
 
     health.webhook_disabled.connect(on_signal)
     try:
-        hook = make_webhook(app, receiver.url + "/gone")
-        receiver.script(Reply(410, body=b"gone"))
+        hook = make_webhook(app, plain_receiver.url + "/gone")
+        plain_receiver.script(Reply(410, body=b"gone"))
         first, second = emit(app), emit(app)
         _deliver(app, first)
     finally:
@@ -112,14 +107,14 @@ def test_410_gone_disables_at_once_cancels_open_deliveries_and_tells_the_host(ne
     assert status == "failed"
     [(_, status, error)] = _deliveries(app, second)
     assert status == "cancelled" and error.startswith("cancelled: the webhook was disabled (the endpoint answered 410")
-    assert len(receiver.received) == 1  # the 410 is not retried and nothing else is sent
+    assert len(plain_receiver.received) == 1  # the 410 is not retried and nothing else is sent
     assert seen == [("handler", hook, False, False, state["reason"]), ("signal", True, hook, state["reason"])]
 
 
-def test_a_410_to_a_test_send_does_not_disable(new_app, receiver):
+def test_a_410_to_a_test_send_does_not_disable(new_app, plain_receiver):
     app = new_app()
-    hook = make_webhook(app, receiver.url + "/gone")
-    receiver.default = Reply(410)
+    hook = make_webhook(app, plain_receiver.url + "/gone")
+    plain_receiver.default = Reply(410)
     result = app.test_client().post(f"/webhooks/{hook}/test").get_json()
     assert result["status_code"] == 410 and result["success"] is False
     assert _hook(app, hook)["active"] is True and _hook(app, hook)["failures"] == 0
@@ -128,15 +123,15 @@ def test_a_410_to_a_test_send_does_not_disable(new_app, receiver):
 # -- failing streaks ---------------------------------------------------------------------------------
 
 
-def test_n_failed_deliveries_in_a_row_disable_when_they_span_the_hours(new_app, receiver):
+def test_n_failed_deliveries_in_a_row_disable_when_they_span_the_hours(new_app, plain_receiver):
     app = new_app(TRAKKR_WEBHOOKS_DISABLE_AFTER_FAILURES=3, TRAKKR_WEBHOOKS_DISABLE_AFTER_HOURS=24)
-    hook = make_webhook(app, receiver.url + "/down")
-    receiver.default = Reply(500)
+    hook = make_webhook(app, plain_receiver.url + "/down")
+    plain_receiver.default = Reply(500)
     for n in (1, 2, 3):
         _deliver(app, emit(app))
         state = _hook(app, hook)
         assert state["failures"] == n and state["active"] is True  # 3 in a row but not 24 hours yet
-    assert len(receiver.received) == 3 * 4  # every attempt was made; streaks count deliveries
+    assert len(plain_receiver.received) == 3 * 4  # every attempt was made; streaks count deliveries
     _set(app, hook, failing_since=ids.utcnow() - timedelta(hours=25))
     _deliver(app, emit(app))
     state = _hook(app, hook)
@@ -145,11 +140,12 @@ def test_n_failed_deliveries_in_a_row_disable_when_they_span_the_hours(new_app, 
     assert state["reason"].endswith("; last: HTTP 500")
 
 
-def test_with_zero_hours_the_count_alone_disables(new_app, receiver):
-    app = new_app(TRAKKR_WEBHOOKS_DISABLE_AFTER_FAILURES=2, TRAKKR_WEBHOOKS_DISABLE_AFTER_HOURS=0,
-                  TRAKKR_WEBHOOKS_RETRY_DELAYS=[])
-    hook = make_webhook(app, receiver.url + "/down")
-    receiver.default = Reply(404)
+def test_with_zero_hours_the_count_alone_disables(new_app, plain_receiver):
+    app = new_app(
+        TRAKKR_WEBHOOKS_DISABLE_AFTER_FAILURES=2, TRAKKR_WEBHOOKS_DISABLE_AFTER_HOURS=0, TRAKKR_WEBHOOKS_RETRY_DELAYS=[]
+    )
+    hook = make_webhook(app, plain_receiver.url + "/down")
+    plain_receiver.default = Reply(404)
     _deliver(app, emit(app))
     assert _hook(app, hook)["active"] is True
     _deliver(app, emit(app))
@@ -157,18 +153,18 @@ def test_with_zero_hours_the_count_alone_disables(new_app, receiver):
     assert state["active"] is False and state["reason"].startswith("2 deliveries in a row failed over 0.0 hours")
 
 
-def test_a_success_resets_the_streak_and_retried_successes_count_as_successes(new_app, receiver):
+def test_a_success_resets_the_streak_and_retried_successes_count_as_successes(new_app, plain_receiver):
     app = new_app(TRAKKR_WEBHOOKS_DISABLE_AFTER_FAILURES=3, TRAKKR_WEBHOOKS_DISABLE_AFTER_HOURS=0)
-    hook = make_webhook(app, receiver.url + "/flaky")
-    receiver.script(*[Reply(500)] * 8)
+    hook = make_webhook(app, plain_receiver.url + "/flaky")
+    plain_receiver.script(*[Reply(500)] * 8)
     _deliver(app, emit(app))
     _deliver(app, emit(app))
     assert _hook(app, hook)["failures"] == 2 and _hook(app, hook)["since"] is not None
-    receiver.script(Reply(500), Reply(503), Reply(200))  # attempts fail, the delivery succeeds
+    plain_receiver.script(Reply(500), Reply(503), Reply(200))  # attempts fail, the delivery succeeds
     _deliver(app, emit(app))
     state = _hook(app, hook)
     assert state["failures"] == 0 and state["since"] is None and state["active"] is True
-    receiver.default = Reply(400)
+    plain_receiver.default = Reply(400)
     for _ in range(2):
         _deliver(app, emit(app))
     assert _hook(app, hook)["active"] is True  # the streak restarted: 2 < 3
@@ -176,17 +172,18 @@ def test_a_success_resets_the_streak_and_retried_successes_count_as_successes(ne
     assert _hook(app, hook)["active"] is False
 
 
-def test_zero_failures_setting_turns_the_streak_rule_off(new_app, receiver):
-    app = new_app(TRAKKR_WEBHOOKS_DISABLE_AFTER_FAILURES=0, TRAKKR_WEBHOOKS_DISABLE_AFTER_HOURS=0,
-                  TRAKKR_WEBHOOKS_RETRY_DELAYS=[])
-    hook = make_webhook(app, receiver.url + "/down")
-    receiver.default = Reply(500)
+def test_zero_failures_setting_turns_the_streak_rule_off(new_app, plain_receiver):
+    app = new_app(
+        TRAKKR_WEBHOOKS_DISABLE_AFTER_FAILURES=0, TRAKKR_WEBHOOKS_DISABLE_AFTER_HOURS=0, TRAKKR_WEBHOOKS_RETRY_DELAYS=[]
+    )
+    hook = make_webhook(app, plain_receiver.url + "/down")
+    plain_receiver.default = Reply(500)
     for _ in range(3):
         _deliver(app, emit(app))
     assert _hook(app, hook)["active"] is True and _hook(app, hook)["failures"] == 3
 
 
-def test_a_failing_handler_is_logged_and_the_delivery_still_recorded(new_app, receiver, caplog):
+def test_a_failing_handler_is_logged_and_the_delivery_still_recorded(new_app, plain_receiver, caplog):
     app = new_app()
 
     @app.webhooks.on_disabled
@@ -195,8 +192,8 @@ def test_a_failing_handler_is_logged_and_the_delivery_still_recorded(new_app, re
 
     called = []
     app.webhooks.on_disabled(lambda webhook: called.append(webhook.id))
-    hook = make_webhook(app, receiver.url + "/gone")
-    receiver.default = Reply(410)
+    hook = make_webhook(app, plain_receiver.url + "/gone")
+    plain_receiver.default = Reply(410)
     with caplog.at_level(logging.ERROR, logger="flask_trakkr_webhooks"):
         event = emit(app)
         _deliver(app, event)
@@ -205,10 +202,10 @@ def test_a_failing_handler_is_logged_and_the_delivery_still_recorded(new_app, re
     assert "an on_disabled handler failed for webhook " + hook in caplog.text
 
 
-def test_re_enabling_clears_the_state_and_deliveries_flow_again(new_app, receiver):
+def test_re_enabling_clears_the_state_and_deliveries_flow_again(new_app, plain_receiver):
     app = new_app()
-    hook = make_webhook(app, receiver.url + "/back")
-    receiver.script(Reply(410))
+    hook = make_webhook(app, plain_receiver.url + "/back")
+    plain_receiver.script(Reply(410))
     _deliver(app, emit(app))
     assert _hook(app, hook)["active"] is False
     missed = emit(app)
@@ -236,15 +233,30 @@ def test_disable_is_once_only(new_app):
 
 
 def _f(webhook, ok, minute, code=None):
-    return health.Finished(webhook_id=webhook, delivery_id=f"dlv_{webhook}{minute}", succeeded=ok,
-                           at=T0 + timedelta(minutes=minute), status_code=code)
+    return health.Finished(
+        webhook_id=webhook,
+        delivery_id=f"dlv_{webhook}{minute}",
+        succeeded=ok,
+        at=T0 + timedelta(minutes=minute),
+        status_code=code,
+    )
 
 
 def test_streaks_follow_time_order_within_a_group():
-    got = {s.webhook_id: s for s in health.streaks([
-        _f("b", False, 3), _f("a", False, 1), _f("a", True, 2), _f("a", False, 4, 410), _f("a", False, 5),
-        _f("c", True, 1), _f("b", False, 2),
-    ])}
+    got = {
+        s.webhook_id: s
+        for s in health.streaks(
+            [
+                _f("b", False, 3),
+                _f("a", False, 1),
+                _f("a", True, 2),
+                _f("a", False, 4, 410),
+                _f("a", False, 5),
+                _f("c", True, 1),
+                _f("b", False, 2),
+            ]
+        )
+    }
     assert list(got) == ["a", "b", "c"]  # id order: the lock order
     assert (got["a"].reset, got["a"].failures, got["a"].first_failure_at) == (True, 2, T0 + timedelta(minutes=4))
     assert got["a"].gone.delivery_id == "dlv_a4" and got["a"].last.delivery_id == "dlv_a5"
@@ -254,9 +266,16 @@ def test_streaks_follow_time_order_within_a_group():
     assert health.streaks([_f("d", False, 1, 410), _f("d", True, 2)])[0].gone is None
 
 
-@pytest.mark.parametrize("failures,hours_ago,expected", [
-    (15, 24, True), (14, 48, False), (15, 23.9, False), (100, 25, True), (15, None, False),
-])
+@pytest.mark.parametrize(
+    "failures,hours_ago,expected",
+    [
+        (15, 24, True),
+        (14, 48, False),
+        (15, 23.9, False),
+        (100, 25, True),
+        (15, None, False),
+    ],
+)
 def test_the_streak_rule_needs_both_count_and_span(failures, hours_ago, expected):
     since = None if hours_ago is None else T0 - timedelta(hours=hours_ago)
     assert health.should_disable(failures, since, T0, after_failures=15, after_hours=24) is expected

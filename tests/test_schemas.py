@@ -1,23 +1,60 @@
-"""Every field's validation, through the API: each bad input is a 400 naming the exact field.
+"""Validation of the webhook resource (``flask_trakkr_webhooks/schemas.py``), through the API:
+each bad input is a 400 naming the exact field.
 
 ``CASES`` are sent as a create body (laid over a valid one) and, unless marked
 ``create_only``, as a PATCH of an existing webhook without credentials.
+
+The limits of the API, each at its boundary, on create and on update, with the exact message.
+Which limit is tested where:
+
+=============================  ==========================================  ===============================
+limit                          setting                                     test
+=============================  ==========================================  ===============================
+request body                   ``TRAKKR_WEBHOOKS_MAX_REQUEST_BYTES``       test_api (every body route)
+custom headers: count          ``TRAKKR_WEBHOOKS_MAX_HEADERS``             here
+custom headers: bytes          ``TRAKKR_WEBHOOKS_MAX_HEADER_BYTES``        here
+template size                  ``TRAKKR_WEBHOOKS_MAX_TEMPLATE_BYTES``      here
+events per webhook             ``TRAKKR_WEBHOOKS_MAX_EVENTS_PER_WEBHOOK``  here
+event payload at ``emit``      ``TRAKKR_WEBHOOKS_MAX_PAYLOAD_BYTES``       test_outbox
+stored response body           ``TRAKKR_WEBHOOKS_RESPONSE_BODY_LIMIT``     test_record
+page size                      ``TRAKKR_WEBHOOKS_MAX_PAGE_SIZE``           test_api_webhooks
+=============================  ==========================================  ===============================
 """
+
 from __future__ import annotations
 
 import json
-import sys
-import types
+from typing import Any
 
 import pytest
 
 BRAND = "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c"
+
+
 BASE = {"url": "https://receiver.example.com/hooks", "events": ["visibility_changed"], "brand_id": BRAND}
+
+
 API_KEY = {"auth_type": "api_key", "api_key_header": "X-Key", "api_key_value": "v"}
+
+
 RESERVED = [
-    "Content-Type", "content-length", "HOST", "User-Agent", "Authorization", "X-Trakkr-Event", "X-Trakkr-Delivery",
-    "X-Trakkr-Signature", "x-trakkr-timestamp", "webhook-id", "Webhook-Timestamp", "webhook-signature",
-    "Transfer-Encoding", "Connection", "Proxy-Authorization", "Expect", "Upgrade",
+    "Content-Type",
+    "content-length",
+    "HOST",
+    "User-Agent",
+    "Authorization",
+    "X-Trakkr-Event",
+    "X-Trakkr-Delivery",
+    "X-Trakkr-Signature",
+    "x-trakkr-timestamp",
+    "webhook-id",
+    "Webhook-Timestamp",
+    "webhook-signature",
+    "Transfer-Encoding",
+    "Connection",
+    "Proxy-Authorization",
+    "Expect",
+    "Upgrade",
 ]
 
 
@@ -106,12 +143,15 @@ CASES = [
     case("basic-without-password", {"auth_type": "basic", "auth_username": "u"}, "auth_password"),
     case("basic-without-username", {"auth_type": "basic", "auth_password": "p"}, "auth_username"),
     case("basic-empty-username", {"auth_type": "basic", "auth_username": "", "auth_password": "p"}, "auth_username"),
-    case("basic-colon-username", {"auth_type": "basic", "auth_username": "a:b", "auth_password": "p"},
-         "auth_username"),
-    case("basic-control-password", {"auth_type": "basic", "auth_username": "u", "auth_password": "p\n"},
-         "auth_password"),
-    case("basic-with-token", {"auth_type": "basic", "auth_username": "u", "auth_password": "p", "auth_token": "t"},
-         "auth_token"),
+    case("basic-colon-username", {"auth_type": "basic", "auth_username": "a:b", "auth_password": "p"}, "auth_username"),
+    case(
+        "basic-control-password", {"auth_type": "basic", "auth_username": "u", "auth_password": "p\n"}, "auth_password"
+    ),
+    case(
+        "basic-with-token",
+        {"auth_type": "basic", "auth_username": "u", "auth_password": "p", "auth_token": "t"},
+        "auth_token",
+    ),
     case("api-key-without-header", {"auth_type": "api_key", "api_key_value": "v"}, "api_key_header"),
     case("api-key-without-value", {"auth_type": "api_key", "api_key_header": "X-Key"}, "api_key_value"),
     case("api-key-bad-header", {**API_KEY, "api_key_header": "X Key"}, "api_key_header"),
@@ -169,7 +209,8 @@ CASES = [
     case("unknown-field-case", {"URL": "https://x.example"}, "URL"),
     case("read-only-id", {"id": "wh_123"}, "id"),
     case("read-only-object", {"object": "webhook"}, "object"),
-    case("read-only-provider", {"provider": "slack"}, "provider"),
+    case("unknown-provider", {"provider": "carrier-pigeon"}, "provider"),
+    case("provider-not-a-string", {"provider": 5}, "provider"),
     case("read-only-created-at", {"created_at": "2024-01-01T00:00:00Z"}, "created_at"),
     case("read-only-disabled-reason", {"disabled_reason": None}, "disabled_reason"),
     # invalid Unicode anywhere
@@ -221,14 +262,21 @@ def test_patch_refuses(client, webhook_id, override, field, create_only) -> None
     assert client.get(f"/webhooks/{webhook_id}").get_json() == before
 
 
-@pytest.mark.parametrize("override", [{"url": "https://receiver.example.com/" + "a" * 2000}, {"signing_secret": "s" * 16},
-                                      {"signing_secret": "s" * 256}, {"description": "x" * 1000},
-                                      {"headers": {f"X-H{i}": "v" for i in range(20)}},
-                                      {"template": json.loads("[" * 32 + "]" * 32)},
-                                      {"url": "https://[2606:4700::1111]:8443/h?x=%20"},
-                                      {"url": "https://xn--exmple-cua.example/hooks"},
-                                      {"url": "https://receiver.example.com./hooks"},
-                                      {"signing_secret": "ünïcødé-secret-with spaces"}])
+@pytest.mark.parametrize(
+    "override",
+    [
+        {"url": "https://receiver.example.com/" + "a" * 2000},
+        {"signing_secret": "s" * 16},
+        {"signing_secret": "s" * 256},
+        {"description": "x" * 1000},
+        {"headers": {f"X-H{i}": "v" for i in range(20)}},
+        {"template": json.loads("[" * 32 + "]" * 32)},
+        {"url": "https://[2606:4700::1111]:8443/h?x=%20"},
+        {"url": "https://xn--exmple-cua.example/hooks"},
+        {"url": "https://receiver.example.com./hooks"},
+        {"signing_secret": "ünïcødé-secret-with spaces"},
+    ],
+)
 def test_limits_themselves_are_accepted(client, override) -> None:
     response = client.post("/webhooks", json={**BASE, **override})
     assert response.status_code == 201, response.get_json()
@@ -236,8 +284,9 @@ def test_limits_themselves_are_accepted(client, override) -> None:
 
 def test_event_cap_comes_from_settings(make_app) -> None:
     client = make_app(TRAKKR_WEBHOOKS_MAX_EVENTS_PER_WEBHOOK=2).test_client()
-    response = client.post("/webhooks", json={**BASE, "events": ["report_completed", "citation_gained",
-                                                                   "citation_lost"]})
+    response = client.post(
+        "/webhooks", json={**BASE, "events": ["report_completed", "citation_gained", "citation_lost"]}
+    )
     _assert_400(response, "events")
     assert client.post("/webhooks", json={**BASE, "events": ["report_completed", "citation_lost"]}).status_code == 201
 
@@ -256,33 +305,99 @@ def test_template_cap_comes_from_settings(make_app) -> None:
 
 
 def test_every_bad_field_is_named_at_once(client) -> None:
-    response = client.post("/webhooks", json={"url": "ftp://x", "events": [], "brand_id": "b", "active": "yes",
-                                              "extra": 1})
+    response = client.post(
+        "/webhooks", json={"url": "ftp://x", "events": [], "brand_id": "b", "active": "yes", "extra": 1}
+    )
     assert response.status_code == 400
     assert set(response.get_json()["error"]["fields"]) == {"url", "events", "brand_id", "active", "extra"}
     assert "(and 4 more fields" in response.get_json()["error"]["message"]
 
 
-def test_template_error_from_the_templating_module_names_the_variable(client, monkeypatch) -> None:
-    class TemplateError(ValueError):
-        def __init__(self, message, variable=None):
-            super().__init__(message)
-            self.variable = variable
-
-    def validate(template):
-        raise TemplateError("unknown variable 'brand.secret'", "brand.secret")
-
-    fake = types.ModuleType("flask_trakkr_webhooks.templating")
-    fake.TemplateError, fake.validate = TemplateError, validate
-    monkeypatch.setitem(sys.modules, "flask_trakkr_webhooks.templating", fake)
+def test_template_error_from_the_templating_module_names_the_variable(client) -> None:
     response = client.post("/webhooks", json={**BASE, "template": {"t": "{{brand.secret}}"}})
     assert response.status_code == 400
-    assert response.get_json()["error"]["fields"] == {"template": ["unknown variable 'brand.secret'"]}
+    assert list(response.get_json()["error"]["fields"]) == ["template"]
+    (message,) = response.get_json()["error"]["fields"]["template"]
+    assert message.startswith("unknown template variable 'brand.secret' at $.t; known variables: brand.id")
 
 
 def test_known_template_variables_are_accepted(client) -> None:
-    template = {"text": "{{brand.name}} {{event.type}} {{summary}} {{event.data.current_score}}",
-                "w": "{{workflow.name}}", "t": "{{timestamp}}", "id": "{{brand.id}}", "site": "{{brand.website}}"}
+    template = {
+        "text": "{{brand.name}} {{event.type}} {{summary}} {{event.data.current_score}}",
+        "w": "{{workflow.name}}",
+        "t": "{{timestamp}}",
+        "id": "{{brand.id}}",
+        "site": "{{brand.website}}",
+    }
     response = client.post("/webhooks", json={**BASE, "template": template})
     assert response.status_code == 201
     assert response.get_json()["template"] == template
+
+
+def field_error(response: Any, field: str) -> list[str]:
+    """The messages on ``field`` of a 400 that names only that field."""
+    assert response.status_code == 400, response.get_json()
+    error = response.get_json()["error"]
+    assert error["type"] == "invalid_request"
+    assert list(error["fields"]) == [field]
+    return error["fields"][field]
+
+
+def send(client: Any, method: str, webhook_id: str, fields: dict) -> Any:
+    """POST a new webhook with ``fields``, or PATCH ``webhook_id`` with them."""
+    if method == "post":
+        return client.post("/webhooks", json={**BASE, **fields})
+    return client.patch(f"/webhooks/{webhook_id}", json=fields)
+
+
+METHODS = pytest.mark.parametrize("method", ["post", "patch"])
+
+
+@METHODS
+def test_header_count_cap(limited, method):
+    _, client, webhook_id = limited
+    assert field_error(
+        send(client, method, webhook_id, {"headers": {"X-A": "1", "X-B": "2", "X-C": "3"}}), "headers"
+    ) == ["must have at most 2 headers"]
+    assert send(client, method, webhook_id, {"headers": {"X-A": "1", "X-B": "2"}}).status_code in (200, 201)
+
+
+@METHODS
+def test_header_bytes_cap_counts_names_and_utf8_values(limited, method):
+    _, client, webhook_id = limited
+    message = ["must total at most 10 bytes of names and values"]
+    assert field_error(send(client, method, webhook_id, {"headers": {"X-A": "12345678"}}), "headers") == message
+    assert field_error(send(client, method, webhook_id, {"headers": {"X-A": "é" * 4}}), "headers") == message  # 3+8
+    assert send(client, method, webhook_id, {"headers": {"X-A": "1234567"}}).status_code in (200, 201)  # 3+7
+    assert send(client, method, webhook_id, {"headers": {"X-A": "é" * 3 + "x"}}).status_code in (200, 201)  # 3+7
+
+
+@METHODS
+def test_template_size_cap_in_utf8_bytes_of_compact_json(limited, method):
+    _, client, webhook_id = limited
+    # {"text":"..."} is 11 bytes around the value.
+    assert field_error(send(client, method, webhook_id, {"template": {"text": "x" * 20}}), "template") == [
+        "must be at most 30 bytes as JSON (this one is 31)"
+    ]
+    assert field_error(send(client, method, webhook_id, {"template": {"text": "é" * 10}}), "template") == [
+        "must be at most 30 bytes as JSON (this one is 31)"
+    ]
+    response = send(client, method, webhook_id, {"template": {"text": "x" * 19}})
+    assert response.status_code in (200, 201) and response.get_json()["template"] == {"text": "x" * 19}
+
+
+@METHODS
+def test_events_per_webhook_cap(limited, method):
+    _, client, webhook_id = limited
+    three = ["visibility_changed", "report_completed", "citation_lost"]
+    assert field_error(send(client, method, webhook_id, {"events": three}), "events") == [
+        "must list at most 2 event types"
+    ]
+    assert send(client, method, webhook_id, {"events": three[:2]}).status_code in (200, 201)
+
+
+def test_a_refused_patch_leaves_the_webhook_as_it_was(limited):
+    _, client, webhook_id = limited
+    before = client.get(f"/webhooks/{webhook_id}").get_json()
+    field_error(client.patch(f"/webhooks/{webhook_id}", json={"headers": {f"X-{i}": "v" for i in range(3)}}), "headers")
+    assert client.get(f"/webhooks/{webhook_id}").get_json() == before

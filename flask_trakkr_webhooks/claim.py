@@ -1,0 +1,278 @@
+"""Claiming deliveries: the atomic move to ``sending``, and what an attempt needs (database).
+
+* :func:`claim` moves deliveries to ``sending`` with one conditional ``UPDATE ... RETURNING``
+  (two workers never send one delivery at once) and numbers the attempt;
+* :func:`load` reads what will be sent as plain :class:`Work` (safe across threads), with
+  credentials decrypted by their column type;
+* :func:`finish_skipped` ends the claimed deliveries that will not be sent (webhook deleted
+  or inactive: ``cancelled``; attempts used up by dead workers: ``failed``);
+* :func:`prepare` is the three in a row, plus clearing the de-duplication record.
+
+Next on the delivery path: :mod:`.attempt` (build and send, no database), then :mod:`.record`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, cast
+from urllib.parse import urlsplit
+
+import sqlalchemy as sa
+
+from . import auth, dispatch, ids, message, retry
+from .models import CANCELLED, FAILED, PENDING, QUEUED, RETRYING, SENDING
+from .state import WebhooksState
+
+log = logging.getLogger("flask_trakkr_webhooks")
+
+#: A retry job may start this early (clock differences between hosts) and still claim.
+EARLY_TOLERANCE = timedelta(milliseconds=500)
+
+
+@dataclass(frozen=True)
+class Work:
+    """A claimed delivery and everything needed to send it (plain data: safe across threads)."""
+
+    delivery_id: str
+    attempt: int
+    event_id: str
+    event_type: str
+    payload: Mapping[str, Any]
+    is_test: bool
+    endpoint: message.Endpoint | None
+    #: Why it will not be sent (``cancelled``/``failed``), or None.
+    skip: tuple[str, str] | None = None
+    #: The webhook's id: a finished delivery counts towards its health (:mod:`health`).
+    webhook_id: str | None = None
+
+    @property
+    def host(self) -> str:
+        """``host:port`` of the endpoint: the unit of the per-host concurrency cap."""
+        if self.endpoint is None:
+            return ""
+        try:
+            parts = urlsplit(self.endpoint.url)
+            return f"{parts.hostname}:{parts.port or ''}"
+        except ValueError:
+            return self.endpoint.url
+
+
+def _claimable(D: Any, now: datetime, stuck_after: float) -> Any:
+    return sa.or_(
+        D.status.in_((PENDING, QUEUED)),
+        sa.and_(D.status == RETRYING, sa.or_(D.next_attempt_at.is_(None), D.next_attempt_at <= now + EARLY_TOLERANCE)),
+        # A claim older than STUCK_AFTER belongs to a worker that died mid-attempt.
+        sa.and_(D.status == SENDING, D.claimed_at <= now - timedelta(seconds=stuck_after)),
+    )
+
+
+def claim(state: WebhooksState, delivery_ids: Sequence[str], *, now: datetime | None = None) -> dict[str, int]:
+    """Move the claimable ones of ``delivery_ids`` to ``sending``; return ``{id: attempt number}``.
+
+    One conditional ``UPDATE ... RETURNING`` (per-row compare-and-set where the database
+    has no RETURNING), committed at once so other workers see the claim.
+    """
+    if not delivery_ids:
+        return {}
+    now = now or ids.utcnow()
+    session = state.db.session
+    D = state.models.Delivery
+    table = D.__table__
+    where = sa.and_(D.id.in_(list(delivery_ids)), D.is_test.is_(False), _claimable(D, now, state.settings.stuck_after))
+    values = dict(status=SENDING, claimed_at=now, updated_at=now, attempt_count=table.c.attempt_count + 1)
+    claimed: dict[str, int] = {}
+    try:
+        if session.get_bind().dialect.update_returning:
+            rows = session.execute(
+                table.update().where(where).values(**values).returning(table.c.id, table.c.attempt_count)
+            ).all()
+            claimed = {row.id: row.attempt_count for row in rows}
+        else:  # pragma: no cover - every supported database has RETURNING
+            for row in session.execute(sa.select(D.id, D.attempt_count).where(where)).all():
+                done = cast(
+                    "sa.CursorResult[Any]",  # an UPDATE answers with a CursorResult (rowcount)
+                    session.execute(
+                        table.update()
+                        .where(table.c.id == row.id, table.c.attempt_count == row.attempt_count, where)
+                        .values(**values)
+                    ),
+                )
+                if done.rowcount == 1:
+                    claimed[row.id] = row.attempt_count + 1
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    return claimed
+
+
+#: The webhook columns a delivery needs (:func:`endpoint_of` and the skip checks).
+_ENDPOINT_COLUMNS = (
+    "url",
+    "provider",
+    "template",
+    "auth_type",
+    *auth.CREDENTIAL_COLUMNS,
+    "signing_secret",
+    "previous_signing_secret",
+    "previous_secret_expires_at",
+    "headers",
+    "active",
+    "deleted_at",
+)
+
+
+def load(state: WebhooksState, claimed: Mapping[str, int], *, now: datetime | None = None) -> list[Work]:
+    """The :class:`Work` of claimed deliveries (two queries), with credentials in plain text.
+
+    Plain rows, no ORM objects, and each event's payload read and decoded once: a batch
+    is mostly one event's fan-out, and this runs on the worker's job thread between
+    batches (ORM objects cost about twice the CPU here).
+    """
+    if not claimed:
+        return []
+    now = now or ids.utcnow()
+    m = state.models
+    session = state.db.session
+    D, W = m.Delivery, m.Webhook.__table__
+    rows = session.execute(
+        sa.select(D.id, D.is_test, D.event_id, W.c.id.label("webhook_id"), *(W.c[name] for name in _ENDPOINT_COLUMNS))
+        .join(W, W.c.id == D.webhook_id)
+        .where(D.id.in_(list(claimed)))
+    ).all()
+    E = m.Event
+    events = (
+        {
+            row.id: row
+            for row in session.execute(
+                sa.select(E.id, E.type, E.payload).where(E.id.in_({row.event_id for row in rows}))
+            ).all()
+        }
+        if rows
+        else {}
+    )
+    max_attempts = 1 + len(state.settings.retry_delays)
+    endpoints: dict[str, message.Endpoint] = {}
+    out = []
+    for row in rows:
+        number = claimed[row.id]
+        event = events[row.event_id]
+        skip = None
+        endpoint = None
+        if row.deleted_at is not None:
+            skip = (CANCELLED, "the webhook was deleted")
+        elif not row.active:
+            skip = (CANCELLED, "the webhook is inactive")
+        elif number > max_attempts:
+            skip = (FAILED, f"gave up: the worker stopped during attempt {number - 1} of {max_attempts}")
+        else:
+            endpoint = endpoints.get(row.webhook_id)
+            if endpoint is None:
+                endpoint = endpoints[row.webhook_id] = endpoint_of(row, now)
+        out.append(
+            Work(
+                delivery_id=row.id,
+                attempt=number,
+                event_id=row.event_id,
+                event_type=event.type,
+                payload=event.payload,
+                is_test=row.is_test,
+                endpoint=endpoint,
+                skip=skip,
+                webhook_id=row.webhook_id,
+            )
+        )
+    _record_lost_attempts(state, claimed, now)
+    session.commit()  # end the transaction before the slow part
+    return out
+
+
+def _record_lost_attempts(state: WebhooksState, claimed: Mapping[str, int], now: datetime) -> None:
+    """Put attempts on record that a dead worker started but never recorded.
+
+    A claim taken over from a worker that died mid-attempt skips that attempt's number;
+    the log gets an attempt saying its outcome is unknown, so every attempt is listed.
+    """
+    retaken = [d for d, number in claimed.items() if number > 1]
+    if not retaken:
+        return
+    A = state.models.Attempt
+    session = state.db.session
+    recorded: dict[str, int | None] = dict(
+        session.execute(
+            sa.select(A.delivery_id, sa.func.max(A.number)).where(A.delivery_id.in_(retaken)).group_by(A.delivery_id)
+        ).all()
+    )
+    for delivery_id in retaken:
+        for number in range((recorded.get(delivery_id) or 0) + 1, claimed[delivery_id]):
+            session.add(
+                A(
+                    id=ids.new_id(ids.ATTEMPT),
+                    delivery_id=delivery_id,
+                    number=number,
+                    started_at=now,
+                    outcome=retry.RETRY,
+                    error_type="WorkerLost",
+                    error_message="the worker stopped during this attempt (killed or crashed); "
+                    "whether the endpoint received it is unknown",
+                )
+            )
+
+
+def endpoint_of(hook: Any, now: datetime) -> message.Endpoint:
+    """The :class:`message.Endpoint` of a webhook row (credentials decrypted by their column type)."""
+    previous = None
+    expires = ids.as_utc(getattr(hook, "previous_secret_expires_at", None))
+    if hook.previous_signing_secret and expires is not None and expires > now:
+        previous = hook.previous_signing_secret
+    return message.Endpoint(
+        url=hook.url,
+        provider=hook.provider or "webhook",
+        template=hook.template,
+        auth_type=hook.auth_type or "none",
+        signing_secret=hook.signing_secret,
+        previous_signing_secret=previous,
+        headers=dict(hook.headers or {}),
+        **{name: getattr(hook, name) for name in auth.CREDENTIAL_COLUMNS},
+    )
+
+
+def finish_skipped(state: WebhooksState, works: Iterable[Work]) -> None:
+    """End claimed deliveries that will not be sent (``cancelled`` / ``failed``), in one transaction."""
+    works = [w for w in works if w.skip]
+    if not works:
+        return
+    now = ids.utcnow()
+    table = state.models.Delivery.__table__
+    session = state.db.session
+    for work in works:
+        status, reason = cast("tuple[str, str]", work.skip)  # only works with a skip are left
+        session.execute(
+            table.update()
+            .where(table.c.id == work.delivery_id, table.c.status == SENDING, table.c.attempt_count == work.attempt)
+            # A cancelled or abandoned claim is not an attempt: give its number back.
+            .values(
+                status=status,
+                last_error=reason,
+                updated_at=now,
+                completed_at=now,
+                next_attempt_at=None,
+                attempt_count=table.c.attempt_count - 1,
+            )
+        )
+    session.commit()
+
+
+def prepare(state: WebhooksState, delivery_ids: Sequence[str]) -> list[Work]:
+    """Claim ``delivery_ids``, load what will be sent, and end those that will not."""
+    claimed = claim(state, delivery_ids)
+    try:
+        dispatch.forget(state, list(delivery_ids))
+    except Exception:  # only the de-duplication record; the sweep tolerates a stale one
+        log.warning("trakkr_webhooks: could not clear the queue record of %d deliveries", len(delivery_ids))
+    works = load(state, claimed)
+    finish_skipped(state, works)
+    return works

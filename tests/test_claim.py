@@ -1,0 +1,125 @@
+"""Claiming deliveries (``flask_trakkr_webhooks/claim.py``): one claim per delivery even under
+racing jobs, deleted or inactive webhooks, early retry jobs, stale claims, giving up.
+
+Real Redis, a real database and a real HTTP receiver; the job functions are called
+directly (the worker process is covered by the end-to-end tests).
+"""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from e2e.helpers import delivery_ids as _ids
+from e2e.helpers import delivery_rows as _deliveries
+from e2e.helpers import emit, make_webhook
+from e2e.helpers import process as _run
+from e2e.helpers import update_delivery as _update
+from e2e.receiver import Reply
+from flask_trakkr_webhooks import claim, get_state, ids
+
+
+@pytest.fixture
+def new_app_config():
+    """What ``new_app`` adds to every app of this module: a short stuck-claim time."""
+    return {"TRAKKR_WEBHOOKS_STUCK_AFTER": 5}
+
+
+def test_a_delivery_is_claimed_once_even_by_racing_jobs(new_app, receiver):
+    app = new_app()
+    for _ in range(5):
+        make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    delivery_ids = _ids(app)
+    claimed: list[dict] = []
+    barrier = threading.Barrier(4)
+
+    def race():
+        with app.app_context():
+            barrier.wait()
+            claimed.append(claim.claim(get_state(app), delivery_ids))
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    won = [i for result in claimed for i in result]
+    assert sorted(won) == sorted(delivery_ids)  # each exactly once
+    assert all(n == 1 for result in claimed for n in result.values())
+    assert {d.status for d in _deliveries(app)} == {"sending"}
+
+
+def test_deleted_or_inactive_webhooks_end_quietly_as_cancelled(new_app, receiver):
+    app = new_app()
+    gone = make_webhook(app, receiver.url + "/gone")
+    paused = make_webhook(app, receiver.url + "/paused")
+    emit(app)
+    with app.app_context():
+        W = get_state(app).models.Webhook
+        W.query.filter_by(id=gone).update({"deleted_at": ids.utcnow()})
+        W.query.filter_by(id=paused).update({"active": False})
+        app.db.session.commit()
+    counts = _run(app, _ids(app))
+    assert counts == {"claimed": 2, "skipped": 2}
+    rows = _deliveries(app)
+    assert {d.status for d in rows} == {"cancelled"}
+    assert {d.attempt_count for d in rows} == {0} and all(not d.attempts for d in rows)
+    assert sorted(d.last_error for d in rows) == ["the webhook is inactive", "the webhook was deleted"]
+    assert receiver.received == []
+
+
+def test_a_retry_job_that_comes_early_does_not_claim(new_app, receiver):
+    app = new_app(TRAKKR_WEBHOOKS_RETRY_DELAYS=[30])
+    make_webhook(app, receiver.url + "/hooks")
+    receiver.script(Reply(500))
+    emit(app)
+    [delivery_id] = _ids(app)
+    _run(app, [delivery_id])
+    assert _run(app, [delivery_id]) == {"claimed": 0, "skipped": 0}
+    assert len(receiver.received) == 1
+
+
+def test_a_stale_claim_is_taken_over_and_the_lost_attempt_recorded(new_app, receiver):
+    app = new_app(TRAKKR_WEBHOOKS_STUCK_AFTER=5)
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    [delivery_id] = _ids(app)
+    _update(app, delivery_id, status="sending", attempt_count=1, claimed_at=ids.utcnow() - timedelta(seconds=2))
+    assert _run(app, [delivery_id]) == {"claimed": 0, "skipped": 0}  # not stale yet
+    _update(app, delivery_id, claimed_at=ids.utcnow() - timedelta(seconds=6))
+    assert _run(app, [delivery_id])["succeeded"] == 1
+    [row] = _deliveries(app)
+    assert [(a.number, a.outcome, a.error_type) for a in row.attempts] == [
+        (1, "retry", "WorkerLost"),
+        (2, "succeeded", None),
+    ]
+
+
+def test_a_claim_past_the_last_attempt_gives_up(new_app, receiver):
+    app = new_app(TRAKKR_WEBHOOKS_RETRY_DELAYS=[1, 2, 4])
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    [delivery_id] = _ids(app)
+    _update(app, delivery_id, status="sending", attempt_count=4, claimed_at=ids.utcnow() - timedelta(seconds=60))
+    _run(app, [delivery_id])
+    [row] = _deliveries(app)
+    assert row.status == "failed" and row.attempt_count == 4
+    assert "gave up" in row.last_error
+    assert [a.number for a in row.attempts] == [1, 2, 3, 4]
+    assert receiver.received == []
+
+
+def test_claiming_unknown_ids_claims_nothing(new_app, receiver):
+    app = new_app()
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    with app.app_context():
+        state = get_state(app)
+        assert claim.claim(state, ["dlv_does_not_exist"]) == {}
+        assert claim.claim(state, []) == {}
+        statuses = state.db.session.execute(sa.select(state.models.Delivery.status)).scalars().all()
+    assert statuses == ["queued"]

@@ -1,0 +1,136 @@
+"""Getting deliveries into RQ (``flask_trakkr_webhooks/dispatch.py``): enqueueing in batches and
+the sweep (pending deliveries, lost jobs, stuck deliveries, overdue retries, one sweeper per interval).
+
+Real Redis and a real database.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from rq import Queue
+from rq.job import Job
+from rq.registry import ScheduledJobRegistry
+
+from e2e.helpers import delivery_ids as _ids
+from e2e.helpers import delivery_rows as _deliveries
+from e2e.helpers import emit, make_webhook
+from e2e.helpers import process as _run
+from e2e.helpers import update_delivery as _update
+from flask_trakkr_webhooks import dispatch, get_state, ids
+
+
+@pytest.fixture
+def new_app_config():
+    """What ``new_app`` adds to every app of this module: a short stuck-claim time."""
+    return {"TRAKKR_WEBHOOKS_STUCK_AFTER": 5}
+
+
+def _queue(app):
+    state = get_state(app)
+    return Queue(state.settings.queue, connection=state.redis())
+
+
+# -- enqueueing and the sweep ---------------------------------------------------------------------
+
+
+def _sweep(app, **kwargs):
+    with app.app_context():
+        return dispatch.sweep(get_state(app), **kwargs)
+
+
+def test_sweep_enqueues_pending_deliveries_once(new_app, receiver):
+    app = new_app()
+    make_webhook(app, receiver.url + "/hooks")
+    with app.app_context():
+        app.webhooks.emit("visibility_changed", brand={"id": "3f2b8c1e-5d4a-4e7b-9c6d-1a2b3c4d5e6f"}, data={})
+        app.db.session.info.clear()  # as if Redis had been down at commit: nothing enqueued
+        app.db.session.commit()
+    [delivery_id] = _ids(app)
+    assert _queue(app).count == 0
+    assert _sweep(app).enqueued == []  # younger than the grace period
+    found = _sweep(app, pending_grace=0)
+    assert (found.pending, found.enqueued) == (1, [delivery_id])
+    assert _deliveries(app)[0].status == "queued"
+    assert _sweep(app, pending_grace=0).enqueued == []  # its job is in the queue: not again
+    assert [j.args[0] for j in _queue(app).jobs] == [[delivery_id]]
+
+
+def test_sweep_replaces_a_lost_job(new_app, receiver):
+    app = new_app()
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    [delivery_id] = _ids(app)
+    queue = _queue(app)
+    [job] = queue.jobs
+    job.delete()  # lost (e.g. Redis restarted without persistence)
+    found = _sweep(app, pending_grace=0)
+    assert (found.lost_jobs, found.enqueued) == (1, [delivery_id])
+    assert [j.args[0] for j in queue.jobs] == [[delivery_id]]
+
+
+def test_sweep_requeues_a_delivery_stuck_in_sending(new_app, receiver):
+    app = new_app(TRAKKR_WEBHOOKS_STUCK_AFTER=5)
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    [delivery_id] = _ids(app)
+    _queue(app).empty()
+    _update(app, delivery_id, status="sending", attempt_count=1, claimed_at=ids.utcnow() - timedelta(seconds=3))
+    assert _sweep(app).stuck == 0
+    _update(app, delivery_id, claimed_at=ids.utcnow() - timedelta(seconds=10))
+    found = _sweep(app)
+    assert (found.stuck, found.enqueued) == (1, [delivery_id])
+    assert _sweep(app).enqueued == []  # the new job is queued: not again
+    assert _run(app, [delivery_id])["succeeded"] == 1
+
+
+def test_sweep_takes_an_overdue_retry_from_the_schedule(new_app, receiver):
+    app = new_app(TRAKKR_WEBHOOKS_STUCK_AFTER=5)
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    [delivery_id] = _ids(app)
+    queue = _queue(app)
+    queue.empty()
+    due = ids.utcnow() - timedelta(seconds=60)
+    _update(app, delivery_id, status="retrying", attempt_count=1, next_attempt_at=due)
+    with app.app_context():
+        old_job = dispatch.schedule_retry(get_state(app), delivery_id, due)
+    found = _sweep(app)
+    assert (found.overdue_retries, found.enqueued) == (1, [delivery_id])
+    registry = ScheduledJobRegistry(queue=queue)
+    assert old_job not in registry.get_job_ids()
+    assert Job.exists(old_job, connection=queue.connection) is False
+    assert [j.args[0] for j in queue.jobs] == [[delivery_id]]
+
+
+def test_sweep_leaves_retries_that_are_not_due_and_test_deliveries_alone(new_app, receiver):
+    app = new_app()
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    emit(app)
+    first, second = _ids(app)
+    _queue(app).empty()
+    _update(app, first, status="retrying", attempt_count=1, next_attempt_at=ids.utcnow() + timedelta(seconds=60))
+    _update(app, second, is_test=True, status="pending", updated_at=ids.utcnow() - timedelta(hours=1))
+    assert _sweep(app, pending_grace=0).enqueued == []
+
+
+def test_only_one_sweeper_per_interval(new_app):
+    app = new_app()
+    state = get_state(app)
+    assert dispatch.sweep_lock(state, 1.0) is True
+    assert dispatch.sweep_lock(state, 1.0) is False
+
+
+def test_enqueue_counts_jobs_per_batch(new_app):
+    app = new_app(TRAKKR_WEBHOOKS_BATCH_SIZE=4)
+    with app.app_context():
+        jobs = dispatch.enqueue(get_state(app), [f"dlv_{i}" for i in range(10)] + ["dlv_1"])
+    assert len(jobs) == 3
+    assert [j.args[0] for j in _queue(app).jobs] == [
+        ["dlv_0", "dlv_1", "dlv_2", "dlv_3"],
+        ["dlv_4", "dlv_5", "dlv_6", "dlv_7"],
+        ["dlv_8", "dlv_9"],
+    ]
+    assert dispatch.job_timeout(get_state(app).settings) > 0
