@@ -4,22 +4,37 @@ No database here: :func:`perform` runs on the engine's sending threads. It build
 request with :func:`message.build` (pure), sends it with :func:`send` (the pinned session:
 vetted addresses only, no redirects, the configured timeout) and applies
 :func:`retry.decide` (pure). :mod:`.record` writes the :class:`Outcome`.
+
+``TRAKKR_WEBHOOKS_TIMEOUT`` bounds the whole attempt, connect to the last byte read: it is
+a deadline on the socket (:mod:`.ssrf`), not a per-read timeout, so a receiver trickling
+its answer cannot hold a sending thread; past it the attempt is a timeout (retried).
+What the receiver answers is stored with the webhook's own secrets (credentials, auth
+header values, signing secrets) replaced by :data:`REDACTED` (:func:`redact`).
 """
 
 from __future__ import annotations
 
+import json
+import re
 import time
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 
 import requests
 
-from . import ids, message, retry, ssrf
+from . import auth, ids, message, retry, ssrf
 from .claim import Work
+from .errors import MessageError
 from .state import WebhooksState
 
 #: Longest error message kept on an attempt.
 MAX_ERROR_CHARS = 1000
+#: What a secret echoed by a receiver is stored as.
+REDACTED = "[REDACTED]"
+#: A failure this close to the attempt's deadline is the deadline's doing (socket timers round).
+_DEADLINE_SLACK = 0.05
 
 
 def http_session(state: WebhooksState) -> requests.Session:
@@ -45,7 +60,95 @@ class Answer:
     error_message: str | None = None
 
 
-def _read_limited(response: requests.Response, limit: int) -> str:
+def secrets_of(endpoint: message.Endpoint | None) -> tuple[str, ...]:
+    """The webhook's own secrets, as a receiver might echo them back.
+
+    Its secret credential columns (:func:`auth.secret_columns`), the values of the auth
+    headers built from them (and the part after an ``Authorization`` scheme, e.g. the
+    base64 of ``Basic``), its current and previous signing secrets (and the base64 key
+    of a ``whsec_`` secret), each also as JSON would escape it. Longest first.
+    """
+    if endpoint is None:
+        return ()
+    credentials = endpoint.credentials
+    return _secrets(
+        endpoint.auth_type or "none",
+        tuple(credentials.items()),
+        endpoint.signing_secret,
+        endpoint.previous_signing_secret,
+        auth.names(),
+    )
+
+
+# Cached: a webhook's secrets are the same for every delivery to it (and this runs per attempt);
+# the auth methods' names are in the key so that registering one is seen.
+@lru_cache(maxsize=1024)
+def _secrets(
+    auth_type: str,
+    credential_items: tuple[tuple[str, str | None], ...],
+    signing_secret: str | None,
+    previous_signing_secret: str | None,
+    methods: tuple[str, ...],
+) -> tuple[str, ...]:
+    found: set[str] = set()
+    credentials = dict(credential_items)
+    for column in auth.secret_columns():
+        value = credentials.get(column)
+        if value:
+            found.add(value)
+    try:
+        built = auth.headers_for(auth_type, credentials)
+    except MessageError:  # nothing was sent with them, so nothing can be echoed
+        built = {}
+    for value in built.values():
+        found.add(value)
+        scheme, _, rest = value.partition(" ")
+        if rest and scheme.isalpha():
+            found.add(rest.strip())
+    for secret in (signing_secret, previous_signing_secret):
+        if secret:
+            found.add(secret)
+            if secret.startswith("whsec_") and len(secret) > len("whsec_"):
+                found.add(secret[len("whsec_") :])
+    return _with_escaped_forms(found)
+
+
+def _with_escaped_forms(values: Iterable[str]) -> tuple[str, ...]:
+    out: set[str] = set()
+    for value in values:
+        if not value:
+            continue
+        out.add(value)
+        # How a receiver echoing JSON writes it: escaped, perhaps with "/" as "\/" (PHP).
+        escaped = json.dumps(value)[1:-1]
+        out.update((escaped, escaped.replace("/", "\\/"), json.dumps(value, ensure_ascii=False)[1:-1]))
+    return tuple(sorted(out, key=lambda v: (-len(v), v)))
+
+
+@lru_cache(maxsize=512)
+def _pattern(secrets: tuple[str, ...]) -> re.Pattern[str]:
+    # Longest first, so a secret containing another is replaced whole.
+    return re.compile("|".join(re.escape(secret) for secret in secrets))
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every occurrence of each of ``secrets`` replaced by :data:`REDACTED`."""
+    # Plain substring checks first: most answers hold no secret, and they are cheaper than the regex.
+    if not secrets or not text or not any(secret in text for secret in secrets):
+        return text
+    return _pattern(tuple(secrets)).sub(REDACTED, text)
+
+
+def _redact_headers(headers: requests.structures.CaseInsensitiveDict[str], secrets: Sequence[str]) -> dict[str, str]:
+    plain = dict(headers)
+    if secrets:
+        joined = "\n".join(f"{k}\n{v}" for k, v in plain.items())  # one look for the usual case: none there
+        if any(secret in joined for secret in secrets):
+            return {redact(k, secrets): redact(v, secrets) for k, v in plain.items()}
+    return plain
+
+
+def _read_limited(response: requests.Response, limit: int, secrets: Sequence[str] = ()) -> str:
     chunks, size = [], 0
     if limit > 0:
         for chunk in response.iter_content(chunk_size=min(limit, 16384)):
@@ -53,17 +156,51 @@ def _read_limited(response: requests.Response, limit: int) -> str:
             size += len(chunk)
             if size >= limit:
                 break
-    return b"".join(chunks)[:limit].decode("utf-8", "replace")
+    text = b"".join(chunks)[:limit].decode("utf-8", "replace")
+    if not secrets:
+        return text
+    text = redact(text, secrets)
+    if size >= limit:  # cut by the limit: the cut may have left the start of a secret
+        text = _redact_cut_secret(text, secrets)
+    return text
 
 
-def send(state: WebhooksState, msg: message.Message) -> Answer:
-    """POST ``msg`` once, through the SSRF guard, with the configured timeout; never raises."""
+def _redact_cut_secret(text: str, secrets: Sequence[str]) -> str:
+    # Reading on past the limit to see the whole secret would let a trickled body hold the
+    # attempt; so a tail that starts any secret is redacted instead.
+    longest = 0
+    for secret in secrets:
+        for size in range(min(len(secret) - 1, len(text)), longest, -1):
+            if text.endswith(secret[:size]):
+                longest = size
+                break
+    return text[:-longest] + REDACTED if longest else text
+
+
+def _past(deadline: float) -> bool:
+    return time.monotonic() >= deadline - _DEADLINE_SLACK
+
+
+def send(state: WebhooksState, msg: message.Message, endpoint: message.Endpoint | None = None) -> Answer:
+    """POST ``msg`` once, through the SSRF guard, within the configured timeout; never raises.
+
+    ``TRAKKR_WEBHOOKS_TIMEOUT`` bounds the whole attempt (connect to the last byte read,
+    the kept part of the body included): past it the answer is a :data:`retry.TIMEOUT`.
+    ``endpoint``'s secrets (:func:`secrets_of`) are redacted from the stored headers and body.
+    """
     settings = state.settings
     answer = Answer()
+    secrets = secrets_of(endpoint)
+    deadline = time.monotonic() + settings.timeout
     try:
         prepared = requests.Request("POST", msg.url, data=msg.body, headers=msg.headers).prepare()
         response = ssrf.safe_send(
-            http_session(state), prepared, timeout=settings.timeout, stream=True, **ssrf.settings_kwargs(settings)
+            http_session(state),
+            prepared,
+            timeout=settings.timeout,
+            stream=True,
+            deadline=deadline,
+            **ssrf.settings_kwargs(settings),
         )
     except requests.Timeout as exc:
         answer.error = retry.TIMEOUT
@@ -72,20 +209,32 @@ def send(state: WebhooksState, msg: message.Message) -> Answer:
         answer.error = retry.CONNECTION
         _error(answer, exc)
     except requests.ConnectionError as exc:
-        answer.error = retry.CONNECTION
+        # A send or TLS handshake cut off by the deadline surfaces as a connection error.
+        answer.error = retry.TIMEOUT if _past(deadline) else retry.CONNECTION
         _error(answer, exc)
     except (ssrf.SSRFError, requests.RequestException, ValueError) as exc:  # blocked, malformed: permanent
         answer.error = retry.PERMANENT
         _error(answer, exc)
     else:
-        with response:
+        with response:  # closing without reading the rest: a huge body is never read to the end
             answer.status_code = response.status_code
-            answer.headers = dict(response.headers)
+            answer.headers = _redact_headers(response.headers, secrets)
             try:
-                answer.body = _read_limited(response, settings.response_body_limit)
-            except (requests.RequestException, OSError) as exc:  # the status stands; note the body error
+                answer.body = _read_limited(response, settings.response_body_limit, secrets)
+            except (requests.RequestException, OSError) as exc:
                 answer.body = None
-                _error(answer, exc)
+                if _past(deadline):  # a trickled body: the attempt timed out, whatever the status said
+                    status, answer.status_code = answer.status_code, None
+                    answer.error = retry.TIMEOUT
+                    answer.error_type = "ReadTimeout"
+                    answer.error_message = (
+                        f"the HTTP {status} answer's body was not read within TRAKKR_WEBHOOKS_TIMEOUT "
+                        f"({settings.timeout:g} s), which bounds the whole attempt"
+                    )
+                else:  # the status stands; note the body error
+                    _error(answer, exc)
+    if answer.error_message and secrets:
+        answer.error_message = redact(answer.error_message, secrets)
     return answer
 
 
@@ -127,7 +276,7 @@ def perform(state: WebhooksState, work: Work) -> Outcome:
         answer = Answer(error=retry.PERMANENT)
         _error(answer, exc)
     else:
-        answer = send(state, msg)
+        answer = send(state, msg, work.endpoint)
     duration_ms = round((time.perf_counter() - clock) * 1000.0, 3)
     finished = ids.utcnow()
     decision = retry.decide(

@@ -4,7 +4,7 @@
 |------------------------------------------|--------------------------------------------------|
 | 2xx                                      | succeeded                                        |
 | 5xx, timeout, connection error, 408      | retry after the next backoff delay               |
-| 429                                      | retry after ``Retry-After`` (seconds or HTTP     |
+| 429, and 503 with ``Retry-After``        | retry after ``Retry-After`` (seconds or HTTP     |
 |                                          | date, capped by ``MAX_RETRY_AFTER``; missing or  |
 |                                          | unreadable: the backoff delay)                   |
 | 1xx, 3xx (never followed), other 4xx,    | failed at once                                   |
@@ -16,6 +16,10 @@
 408 Request Timeout is retried: the endpoint says *it* timed out waiting for our
 request (RFC 9110 §15.5.9: the client may repeat it), which is the same situation as
 our own timeout, and the contract retries timeouts.
+
+A 503 that carries ``Retry-After`` is the receiver saying when to come back (receiver_kit
+answers so for an event still being handled): waiting that long, not the short backoff,
+keeps the delivery from running out of retries before the first handler finishes.
 
 No I/O here: the caller passes the status, the error kind and the ``Retry-After``
 header, and gets a :class:`Decision` back.
@@ -43,6 +47,8 @@ ERROR_KINDS = (TIMEOUT, CONNECTION, PERMANENT)
 #: Statuses outside 5xx that are retried with the backoff.
 RETRYABLE_STATUSES = frozenset({408})
 RATE_LIMITED = 429
+#: Statuses whose ``Retry-After`` sets the next attempt's delay (RFC 9110 §10.2.3).
+RETRY_AFTER_STATUSES = frozenset({RATE_LIMITED, 503})
 
 
 @dataclass(frozen=True)
@@ -121,10 +127,11 @@ def decide(
         return Decision(FAILED, reason=f"{what}; gave up after {attempt} attempts")
 
     delay = float(delays[attempt - 1])
-    if status_code == RATE_LIMITED:
+    if status_code in RETRY_AFTER_STATUSES:
         waited = parse_retry_after(retry_after, now=now)
         if waited is not None and retry_after is not None:  # waited is None whenever retry_after is
             delay = min(waited, float(max_retry_after))
             return Decision(RETRY, delay, f"{what}; Retry-After {retry_after.strip()}")
-        return Decision(RETRY, delay, f"{what} without a usable Retry-After; backoff")
+        if status_code == RATE_LIMITED:
+            return Decision(RETRY, delay, f"{what} without a usable Retry-After; backoff")
     return Decision(RETRY, delay, f"{what}; retry {attempt} of {len(delays)}")

@@ -13,6 +13,12 @@ Two halves, used together:
   so a DNS answer that changes between check and connect (rebinding) cannot move
   the request elsewhere. :func:`safe_send` does both in one call.
 
+A ``deadline`` (a :func:`time.monotonic` value) given to :func:`safe_send` bounds the whole
+request, connect to the last byte of the answer read (its body included, read after the
+call returns): every socket operation's timeout is cut to the time left, so a receiver
+that trickles its status line, headers or body one byte at a time cannot hold the
+request past it, and no thread is needed to watch it.
+
 Error semantics for callers: at save time any :class:`SSRFError` is a 400 on the
 ``url`` field. At send time :class:`BlockedAddress` and :class:`MalformedURL` are
 permanent failures, while :class:`UnresolvableHost` is a retryable connection error
@@ -22,11 +28,14 @@ permanent failures, while :class:`UnresolvableHost` is a retryable connection er
 from __future__ import annotations
 
 import contextvars
+import http.client
 import http.cookiejar
+import io
 import ipaddress
 import re
 import socket
 import threading
+import time
 from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -468,22 +477,112 @@ else:
     _ConnectionBase = object
 
 
+# The deadline (time.monotonic()) of the request being sent on this thread/context, if any.
+_DEADLINE: contextvars.ContextVar[float | None] = contextvars.ContextVar("trakkr_deadline", default=None)
+
+
+def _cut(timeout: Any, left: float) -> float:
+    """A socket timeout no longer than ``left`` (nor than ``timeout`` when that is a number)."""
+    return min(float(timeout), left) if isinstance(timeout, (int, float)) else left
+
+
+def _past_deadline() -> TimeoutError:
+    # socket.timeout is TimeoutError: urllib3 and requests report it as a timeout.
+    return TimeoutError("the request's deadline passed")
+
+
+class _DeadlineReader(io.RawIOBase):
+    """A response's raw socket stream whose every read times out at the request's deadline.
+
+    A per-read timeout alone lets a receiver sending one byte a second hold the request
+    for ever; cutting each read's timeout to the time left bounds the total.
+    """
+
+    def __init__(self, raw: Any, sock: socket.socket, deadline: float) -> None:
+        super().__init__()
+        self._raw = raw
+        self._sock = sock
+        self._deadline = deadline
+        self._cap = sock.gettimeout()  # the per-read timeout urllib3 set
+
+    def readable(self) -> bool:
+        """Always: this is a reading stream."""
+        return True
+
+    def fileno(self) -> int:
+        """The socket's file descriptor."""
+        return int(self._raw.fileno())
+
+    def readinto(self, buffer: Any) -> int | None:
+        """Read into ``buffer``; ``TimeoutError`` once the deadline has passed."""
+        left = self._deadline - time.monotonic()
+        if left <= 0:
+            raise _past_deadline()
+        try:
+            self._sock.settimeout(_cut(self._cap, left))
+        except OSError:  # closed meanwhile: the read below reports it
+            pass
+        count: int | None = self._raw.readinto(buffer)
+        return count
+
+    def close(self) -> None:
+        """Close the socket stream (the socket itself closes with its last user)."""
+        if not self.closed:
+            self._raw.close()
+        super().close()
+
+
+class _DeadlineResponse(http.client.HTTPResponse):
+    """``http.client``'s response, reading through a :class:`_DeadlineReader` when a deadline is set."""
+
+    def __init__(self, sock: Any, debuglevel: int = 0, method: str | None = None, url: str | None = None) -> None:
+        super().__init__(sock, debuglevel, method, url)
+        deadline = _DEADLINE.get()
+        if deadline is not None:
+            # detach(), not a new makefile(): nothing is read yet, and the socket's
+            # reference count of open files stays right.
+            self.fp = io.BufferedReader(_DeadlineReader(self.fp.detach(), sock, deadline))
+
+
 class _PinnedConnectionMixin(_ConnectionBase):
-    """Connect the socket to ``pinned_address``; everything else keeps the hostname."""
+    """Connect the socket to ``pinned_address``; everything else keeps the hostname.
+
+    Under a deadline (:data:`_DEADLINE`), connecting, the TLS handshake, each send and
+    each read of the answer time out at it.
+    """
+
+    response_class = _DeadlineResponse
 
     def __init__(self, *args: Any, pinned_address: str, **kwargs: Any) -> None:
         self.pinned_address = pinned_address
         super().__init__(*args, **kwargs)
 
+    def send(self, data: Any) -> None:
+        """Send ``data``, timing out at the deadline (a receiver that reads slowly cannot hold us)."""
+        deadline = _DEADLINE.get()
+        if deadline is not None and self.sock is not None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _past_deadline()
+            self.sock.settimeout(_cut(self.timeout, left))
+        super().send(data)
+
     def _new_conn(self) -> socket.socket:
         # Same as urllib3's, except the target: a numeric address, so no DNS query happens.
+        timeout: Any = self.timeout
+        deadline = _DEADLINE.get()
+        if deadline is not None:
+            timeout = _cut(timeout, max(deadline - time.monotonic(), 0.001))
         try:
-            return _u3_connection.create_connection(
+            sock = _u3_connection.create_connection(
                 (self.pinned_address, self.port),
-                self.timeout,
+                timeout,
                 source_address=self.source_address,
                 socket_options=self.socket_options,
             )
+            if deadline is not None:  # the TLS handshake that follows uses this timeout as its total
+                sock.settimeout(_cut(self.timeout, max(deadline - time.monotonic(), 0.001)))
+            return sock
         except TimeoutError as exc:
             raise ConnectTimeoutError(
                 self,
@@ -566,19 +665,28 @@ class PinnedAdapter(HTTPAdapter):
         proxies: Any = None,
         *,
         addresses: Sequence[str | IPAddress] | None = None,
+        deadline: float | None = None,
     ) -> requests.Response:
-        """Send ``request`` to the first reachable of ``addresses`` (see the class docstring)."""
+        """Send ``request`` to the first reachable of ``addresses`` (see the class docstring).
+
+        ``deadline`` (a :func:`time.monotonic` value) bounds the whole request, the later
+        reads of a streamed body included: see the module docstring.
+        """
         if not addresses:
             raise UnpinnedRequest(f"refusing to send to {request.url!r} without a vetted address (use ssrf.safe_send)")
-        for index, address in enumerate(addresses):
-            token = _PINNED.set(str(address))
-            try:
-                return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=None)
-            except requests.ConnectionError as exc:
-                if index == len(addresses) - 1 or not _refused_before_sending(exc):
-                    raise
-            finally:
-                _PINNED.reset(token)
+        deadline_token = _DEADLINE.set(deadline)
+        try:
+            for index, address in enumerate(addresses):
+                token = _PINNED.set(str(address))
+                try:
+                    return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=None)
+                except requests.ConnectionError as exc:
+                    if index == len(addresses) - 1 or not _refused_before_sending(exc):
+                        raise
+                finally:
+                    _PINNED.reset(token)
+        finally:
+            _DEADLINE.reset(deadline_token)
         raise AssertionError("unreachable")  # pragma: no cover
 
     def get_connection_with_tls_context(
@@ -643,11 +751,13 @@ def pinned_send(
     timeout: Any,
     verify: bool | str = True,
     stream: bool = False,
+    deadline: float | None = None,
 ) -> requests.Response:
     """Send ``prepared`` through ``session``'s :class:`PinnedAdapter` to ``addresses``.
 
     Redirects are never followed. The addresses must come from :func:`check_url`
-    on ``prepared.url``; prefer :func:`safe_send`, which does both.
+    on ``prepared.url``; prefer :func:`safe_send`, which does both. ``deadline``: a
+    :func:`time.monotonic` value bounding the whole request (the module docstring).
     """
     if not isinstance(session.get_adapter(prepared.url or ""), PinnedAdapter):
         raise UnpinnedRequest("the session has no PinnedAdapter mounted: use ssrf.pinned_session()")
@@ -659,6 +769,7 @@ def pinned_send(
         verify=verify,
         stream=stream,
         proxies={},
+        deadline=deadline,
     )
 
 
@@ -672,13 +783,16 @@ def safe_send(
     resolver: Resolver | None = None,
     verify: bool | str = True,
     stream: bool = False,
+    deadline: float | None = None,
 ) -> requests.Response:
     """Vet ``prepared.url`` with :func:`check_url`, then send it pinned to the vetted address.
 
     Raises the :func:`check_url` errors before any connection is made, and the usual
-    ``requests`` exceptions for the attempt itself.
+    ``requests`` exceptions for the attempt itself. ``deadline`` (a :func:`time.monotonic`
+    value) bounds the whole request, reading a streamed body included; past it, socket
+    operations raise timeouts (``requests`` reports some as ``ConnectionError``).
     """
     addresses = check_url(
         prepared.url or "", allow_private=allow_private, allowed_cidrs=allowed_cidrs, resolver=resolver
     )
-    return pinned_send(session, prepared, addresses, timeout=timeout, verify=verify, stream=stream)
+    return pinned_send(session, prepared, addresses, timeout=timeout, verify=verify, stream=stream, deadline=deadline)

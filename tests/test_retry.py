@@ -59,7 +59,23 @@ def _http_date(seconds_from_now: float) -> str:
         # 5xx: backoff 1, 2, 4 s
         (500, None, None, 1, RETRY, 1.0),
         (502, None, None, 2, RETRY, 2.0),
-        (503, None, "30", 3, RETRY, 4.0),  # Retry-After is for 429 only
+        # 503 with Retry-After: honoured as on 429 (receiver_kit answers so for an event in progress)
+        (503, None, "30", 3, RETRY, 30.0),
+        (503, None, "30", 1, RETRY, 30.0),
+        (503, None, "0", 2, RETRY, 0.0),
+        (503, None, _http_date(45), 1, RETRY, 45.0),
+        (503, None, _http_date(-30), 1, RETRY, 0.0),
+        (503, None, "999999", 1, RETRY, 3600.0),  # capped by MAX_RETRY_AFTER
+        (503, None, "30", 4, FAILED, None),  # after the last retry, as for 429
+        # 503 without a usable Retry-After: the normal backoff
+        (503, None, None, 1, RETRY, 1.0),
+        (503, None, None, 3, RETRY, 4.0),
+        (503, None, "", 2, RETRY, 2.0),
+        (503, None, "later", 2, RETRY, 2.0),
+        # other 5xx: Retry-After is not theirs to set
+        (500, None, "30", 1, RETRY, 1.0),
+        (502, None, "30", 2, RETRY, 2.0),
+        (504, None, "30", 3, RETRY, 4.0),
         (504, None, None, 1, RETRY, 1.0),
         (599, None, None, 1, RETRY, 1.0),
         # no answer at all
@@ -95,6 +111,14 @@ def test_reasons_say_why():
     assert "redirects are not followed" in decide(attempt=1, delays=DELAYS, status_code=302).reason
     assert "gave up after 4 attempts" in decide(attempt=4, delays=DELAYS, status_code=500).reason
     assert "Retry-After 3" in decide(attempt=1, delays=DELAYS, status_code=429, retry_after="3").reason
+
+
+def test_a_503_retry_after_is_capped_by_max_retry_after_and_says_so():
+    decision = decide(attempt=1, delays=DELAYS, status_code=503, retry_after="600", max_retry_after=120, now=NOW)
+    assert decision.retry and decision.delay == 120.0
+    assert decision.reason == "HTTP 503; Retry-After 600"
+    plain = decide(attempt=1, delays=DELAYS, status_code=503, now=NOW)
+    assert plain.delay == 1.0 and plain.reason == "HTTP 503; retry 1 of 3"
 
 
 def test_a_receiver_that_always_fails_gets_exactly_len_delays_retries():

@@ -12,6 +12,7 @@ import ipaddress
 import socket
 import ssl
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 import requests
 
+from e2e.test_attempt_e2e import BODY, HEADERS, OK, STATUS, Trickler
 from flask_trakkr_webhooks import ssrf
 from flask_trakkr_webhooks.ssrf import BlockedAddress, MalformedURL, UnpinnedRequest, UnresolvableHost
 
@@ -908,3 +910,90 @@ def test_https_with_an_untrusted_certificate_fails(tls_receiver, session):
             resolver=answers("127.0.0.1"),
         )
     assert tls_receiver.requests == []
+
+
+# -- the deadline: one bound for the whole request ----------------------------------------------------
+
+#: The per-read timeout and the deadline of these tests: trickled pieces come every 0.3 s, so a
+#: per-read timeout alone would never fire.
+BOUND = 1.0
+SLACK = 0.5
+
+
+def _send_under_deadline(session: requests.Session, url: str, **kwargs: Any) -> requests.Response:
+    return ssrf.safe_send(
+        session,
+        post(url),
+        timeout=BOUND,
+        stream=True,
+        deadline=time.monotonic() + BOUND,
+        allowed_cidrs=["127.0.0.1/32"],
+        resolver=answers("127.0.0.1"),
+        **kwargs,
+    )
+
+
+@pytest.mark.parametrize("mode", [STATUS, HEADERS])
+def test_a_deadline_bounds_a_trickled_status_line_or_headers(session, mode):
+    with Trickler(mode, interval=0.3) as rx:
+        started = time.monotonic()
+        with pytest.raises(requests.Timeout):
+            _send_under_deadline(session, rx.url.replace("127.0.0.1", "hooks.test") + "/hook")
+        took = time.monotonic() - started
+    assert BOUND - 0.05 <= took < BOUND + SLACK, took
+
+
+def test_a_deadline_bounds_reading_a_trickled_body_after_send_returns(session):
+    with Trickler(BODY, interval=0.3) as rx:
+        started = time.monotonic()
+        response = _send_under_deadline(session, rx.url.replace("127.0.0.1", "hooks.test") + "/hook")
+        assert response.status_code == 200
+        with pytest.raises(requests.ConnectionError, match="timed out"):
+            response.content  # noqa: B018 - reading is the point
+        took = time.monotonic() - started
+    assert BOUND - 0.05 <= took < BOUND + SLACK, took
+
+
+def test_a_deadline_bounds_a_trickled_body_over_https(session, certificate):
+    cert_path, key_path = certificate
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    with Trickler(BODY, interval=0.3, tls=context) as rx:
+        started = time.monotonic()
+        response = _send_under_deadline(
+            session, rx.url.replace("http://127.0.0.1", f"https://{HOSTNAME}") + "/hook", verify=str(cert_path)
+        )
+        with pytest.raises(requests.ConnectionError):
+            response.content  # noqa: B018
+        took = time.monotonic() - started
+    assert took < BOUND + SLACK, took
+
+
+def test_keep_alive_connections_are_reused_under_deadlines(session):
+    with Trickler(OK) as rx:
+        url = rx.url.replace("127.0.0.1", "hooks.test") + "/hook"
+        for _ in range(3):
+            with _send_under_deadline(session, url) as response:
+                assert response.status_code == 200 and response.content == b"ok"
+        time.sleep(BOUND + 0.1)  # every deadline is past: the idle connection is still good
+        with _send_under_deadline(session, url) as response:
+            assert response.content == b"ok"
+    assert len(rx.connections) == 1 and rx.connections[0].requests == 4
+
+
+def test_a_session_recovers_after_a_request_cut_off_by_its_deadline(session):
+    with Trickler(BODY, then=OK, times=1, interval=0.3) as rx:
+        url = rx.url.replace("127.0.0.1", "hooks.test") + "/hook"
+        with pytest.raises(requests.ConnectionError):
+            _send_under_deadline(session, url).content  # noqa: B018
+        with _send_under_deadline(session, url) as response:
+            assert response.content == b"ok"
+    assert len(rx.connections) == 2  # the cut-off connection was dropped, not reused
+
+
+def test_without_a_deadline_nothing_changes_for_a_prompt_receiver(session):
+    with Trickler(OK) as rx:
+        response = ssrf.safe_send(
+            session, post(rx.url + "/hook"), timeout=BOUND, allowed_cidrs=["127.0.0.1/32"], resolver=no_resolver
+        )
+    assert response.status_code == 200 and response.text == "ok"
