@@ -3,7 +3,10 @@
 * :func:`claim` moves deliveries to ``sending`` with one conditional ``UPDATE ... RETURNING``
   (two workers never send one delivery at once) and numbers the attempt;
 * :func:`load` reads what will be sent as plain :class:`Work` (safe across threads), with
-  credentials decrypted by their column type;
+  credentials read raw and decrypted row by row: a row that cannot be prepared (a credential
+  encrypted with a key that is not configured, its event gone) becomes a :class:`Work` with a
+  ``problem``, which the engine records as that delivery's permanent failure, and never fails
+  the rest of the batch;
 * :func:`finish_skipped` ends the claimed deliveries that will not be sent (webhook deleted
   or inactive: ``cancelled``; attempts used up by dead workers: ``failed``);
 * :func:`prepare` is the three in a row, plus clearing the de-duplication record.
@@ -22,7 +25,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from . import auth, dispatch, ids, message, retry
+from . import auth, crypto, dispatch, ids, message, retry
 from .models import CANCELLED, FAILED, PENDING, QUEUED, RETRYING, SENDING
 from .state import WebhooksState
 
@@ -47,6 +50,12 @@ class Work:
     skip: tuple[str, str] | None = None
     #: The webhook's id: a finished delivery counts towards its health (:mod:`health`).
     webhook_id: str | None = None
+    #: When it was claimed: a claim older than ``STUCK_AFTER`` is not sent (the sweep gives it
+    #: to a fresh claim, which reads the webhook's current URL, credentials and secret).
+    claimed_at: datetime | None = None
+    #: Why it cannot be sent (``(error type, message)``: an undecryptable credential, its event
+    #: gone): the engine records a failed attempt without sending anything.
+    problem: tuple[str, str] | None = None
 
     @property
     def host(self) -> str:
@@ -125,8 +134,15 @@ _ENDPOINT_COLUMNS = (
 )
 
 
-def load(state: WebhooksState, claimed: Mapping[str, int], *, now: datetime | None = None) -> list[Work]:
-    """The :class:`Work` of claimed deliveries (two queries), with credentials in plain text.
+def load(
+    state: WebhooksState,
+    claimed: Mapping[str, int],
+    *,
+    now: datetime | None = None,
+    claimed_at: datetime | None = None,
+) -> list[Work]:
+    """The :class:`Work` of claimed deliveries (two queries), with credentials in plain text
+    (``claimed_at``: the time of the claim, default ``now``).
 
     Plain rows, no ORM objects, and each event's payload read and decoded once: a batch
     is mostly one event's fan-out, and this runs on the worker's job thread between
@@ -139,7 +155,9 @@ def load(state: WebhooksState, claimed: Mapping[str, int], *, now: datetime | No
     session = state.db.session
     D, W = m.Delivery, m.Webhook.__table__
     rows = session.execute(
-        sa.select(D.id, D.is_test, D.event_id, W.c.id.label("webhook_id"), *(W.c[name] for name in _ENDPOINT_COLUMNS))
+        sa.select(
+            D.id, D.is_test, D.event_id, W.c.id.label("webhook_id"), *(_raw(W.c[name]) for name in _ENDPOINT_COLUMNS)
+        )
         .join(W, W.c.id == D.webhook_id)
         .where(D.id.in_(list(claimed)))
     ).all()
@@ -155,34 +173,45 @@ def load(state: WebhooksState, claimed: Mapping[str, int], *, now: datetime | No
         else {}
     )
     max_attempts = 1 + len(state.settings.retry_delays)
-    endpoints: dict[str, message.Endpoint] = {}
+    endpoints: dict[str, message.Endpoint | tuple[str, str]] = {}
+    ring = crypto.current_keyring()
+    encrypted = [name for name in _ENDPOINT_COLUMNS if isinstance(W.c[name].type, crypto.EncryptedText)]
     out = []
     for row in rows:
         number = claimed[row.id]
-        event = events[row.event_id]
+        event = events.get(row.event_id)
         skip = None
-        endpoint = None
+        endpoint: message.Endpoint | None = None
+        problem: tuple[str, str] | None = None
         if row.deleted_at is not None:
             skip = (CANCELLED, "the webhook was deleted")
         elif not row.active:
             skip = (CANCELLED, "the webhook is inactive")
         elif number > max_attempts:
             skip = (FAILED, f"gave up: the worker stopped during attempt {number - 1} of {max_attempts}")
+        elif event is None:
+            problem = ("EventMissing", f"the event {row.event_id} of this delivery no longer exists")
         else:
-            endpoint = endpoints.get(row.webhook_id)
-            if endpoint is None:
-                endpoint = endpoints[row.webhook_id] = endpoint_of(row, now)
+            found = endpoints.get(row.webhook_id)
+            if found is None:
+                found = endpoints[row.webhook_id] = _endpoint_or_problem(row, now, ring, encrypted)
+            if isinstance(found, message.Endpoint):
+                endpoint = found
+            else:
+                problem = found
         out.append(
             Work(
                 delivery_id=row.id,
                 attempt=number,
                 event_id=row.event_id,
-                event_type=event.type,
-                payload=event.payload,
+                event_type=event.type if event is not None else "",
+                payload=event.payload if event is not None else {},
                 is_test=row.is_test,
                 endpoint=endpoint,
                 skip=skip,
                 webhook_id=row.webhook_id,
+                problem=problem,
+                claimed_at=claimed_at or now,
             )
         )
     _record_lost_attempts(state, claimed, now)
@@ -220,6 +249,46 @@ def _record_lost_attempts(state: WebhooksState, claimed: Mapping[str, int], now:
                     "whether the endpoint received it is unknown",
                 )
             )
+
+
+def _raw(column: Any) -> Any:
+    """An encrypted column read as stored (decrypted per row by :func:`load`, so one row
+    written with another key cannot fail the whole SELECT); any other column as it is."""
+    if isinstance(column.type, crypto.EncryptedText):
+        return sa.type_coerce(column, sa.Text).label(column.name)
+    return column
+
+
+class _Decrypted:
+    """A webhook row with its encrypted columns decrypted (what :func:`endpoint_of` reads)."""
+
+    def __init__(self, row: Any, values: Mapping[str, str | None]) -> None:
+        self._row = row
+        self._values = values
+
+    def __getattr__(self, name: str) -> Any:
+        if name in self._values:
+            return self._values[name]
+        return getattr(self._row, name)
+
+
+def _endpoint_or_problem(
+    row: Any, now: datetime, ring: crypto.KeyRing | None, encrypted: Sequence[str]
+) -> message.Endpoint | tuple[str, str]:
+    """The endpoint of a webhook row read by :func:`load` (``encrypted``: its columns read
+    raw), or why it cannot be built."""
+    values: dict[str, str | None] = {}
+    for name in encrypted:
+        stored = getattr(row, name)
+        try:
+            values[name] = None if stored is None else crypto.decrypt_value(stored, ring)
+        except crypto.DecryptionError as exc:
+            return (type(exc).__name__, f"cannot decrypt the webhook's {name}: {exc}")
+    try:
+        return endpoint_of(_Decrypted(row, values), now)
+    except Exception as exc:  # malformed stored data: this webhook's deliveries alone fail
+        log.warning("trakkr_webhooks: webhook %s cannot be prepared: %r", row.webhook_id, exc)
+        return (type(exc).__name__, f"the webhook cannot be prepared: {exc}"[:1000])
 
 
 def endpoint_of(hook: Any, now: datetime) -> message.Endpoint:
@@ -268,11 +337,12 @@ def finish_skipped(state: WebhooksState, works: Iterable[Work]) -> None:
 
 def prepare(state: WebhooksState, delivery_ids: Sequence[str]) -> list[Work]:
     """Claim ``delivery_ids``, load what will be sent, and end those that will not."""
-    claimed = claim(state, delivery_ids)
+    claimed_at = ids.utcnow()
+    claimed = claim(state, delivery_ids, now=claimed_at)
     try:
         dispatch.forget(state, list(delivery_ids))
     except Exception:  # only the de-duplication record; the sweep tolerates a stale one
         log.warning("trakkr_webhooks: could not clear the queue record of %d deliveries", len(delivery_ids))
-    works = load(state, claimed)
+    works = load(state, claimed, claimed_at=claimed_at)
     finish_skipped(state, works)
     return works

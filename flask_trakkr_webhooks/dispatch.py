@@ -28,6 +28,8 @@ import sqlalchemy as sa
 from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
+from rq.utils import utcparse
+from rq.worker import Worker
 
 from . import ids
 from .config import Settings
@@ -46,6 +48,8 @@ JOB_FUNC = "flask_trakkr_webhooks.jobs.run_batch"
 LIVE_JOB_STATUSES = frozenset({"queued", "scheduled", "started", "deferred", "created"})
 #: Keep a failed job's traceback in RQ this long (a failed *job* is a bug, not an endpoint failure).
 FAILED_JOB_TTL = 24 * 3600
+#: Redis key prefix of RQ's worker registrations (a worker's key expires once it stops heartbeating).
+WORKER_KEY_PREFIX = Worker.redis_worker_namespace_prefix
 #: Most deliveries one sweep looks at (the next sweep takes the rest).
 SWEEP_LIMIT = 5000
 
@@ -194,6 +198,16 @@ def sweep(state: WebhooksState, *, pending_grace: float | None = None, now: date
     * ``sending`` claimed more than ``STUCK_AFTER`` seconds ago: the worker died;
     * ``retrying`` overdue by more than the margin: the scheduler lost it (a
       still-scheduled job is removed from the schedule first, so it cannot run twice).
+
+    A job RQ marked ``started`` counts as lost when its worker is gone (its worker key
+    expired) or it started more than ``STUCK_AFTER`` seconds ago while its deliveries are
+    still unclaimed: a job claims its batch first thing, so its worker died before the
+    claim committed (re-enqueueing is safe: the claim is atomic). So every open delivery is
+    re-enqueued at most ``STUCK_AFTER + SWEEP_INTERVAL`` after its worker died, whatever
+    its state.
+
+    The counts are exact: the rows are read again after Redis, and a delivery a worker
+    claimed or recorded in between (its status or ``updated_at`` changed) is left alone.
     """
     settings = state.settings
     now = now or ids.utcnow()
@@ -201,19 +215,34 @@ def sweep(state: WebhooksState, *, pending_grace: float | None = None, now: date
     grace = margin if pending_grace is None else pending_grace
     D = state.models.Delivery
     session = state.db.session
-    rows = session.execute(
-        sa.select(D.id, D.status)
-        .where(
-            D.is_test.is_(False),
-            sa.or_(
-                sa.and_(D.status.in_((PENDING, QUEUED)), D.updated_at <= now - timedelta(seconds=grace)),
-                sa.and_(D.status == SENDING, D.claimed_at <= now - timedelta(seconds=settings.stuck_after)),
-                sa.and_(D.status == RETRYING, D.next_attempt_at <= now - timedelta(seconds=margin)),
-            ),
-        )
-        .order_by(D.created_at)
-        .limit(SWEEP_LIMIT)
-    ).all()
+    columns = (D.id, D.status, D.updated_at)
+    # Stuck claims and overdue retries first, then unclaimed rows: under a backlog, thousands of
+    # old `queued` rows whose jobs are still waiting must not crowd them out of the limit.
+    rows = list(
+        session.execute(
+            sa.select(*columns)
+            .where(
+                D.is_test.is_(False),
+                sa.or_(
+                    sa.and_(D.status == SENDING, D.claimed_at <= now - timedelta(seconds=settings.stuck_after)),
+                    sa.and_(D.status == RETRYING, D.next_attempt_at <= now - timedelta(seconds=margin)),
+                ),
+            )
+            .order_by(D.created_at)
+            .limit(SWEEP_LIMIT)
+        ).all()
+    )
+    if len(rows) < SWEEP_LIMIT:
+        rows += session.execute(
+            sa.select(*columns)
+            .where(
+                D.is_test.is_(False),
+                D.status.in_((PENDING, QUEUED)),
+                D.updated_at <= now - timedelta(seconds=grace),
+            )
+            .order_by(D.created_at)
+            .limit(SWEEP_LIMIT - len(rows))
+        ).all()
     session.rollback()  # end the read transaction; nothing was written
     result = SweepResult()
     if not rows:
@@ -222,33 +251,37 @@ def sweep(state: WebhooksState, *, pending_grace: float | None = None, now: date
     conn = state.redis()
     key = state.jobs_key
     job_ids = cast("list[bytes | None]", conn.hmget(key, [r.id for r in rows]))  # no decode_responses: bytes
-    with conn.pipeline(transaction=False) as pipe:
-        for job_id in job_ids:
-            pipe.hget(Job.key_for(job_id.decode()), "status") if job_id else pipe.echo(b"")
-        statuses = [s.decode() if s else None for s in pipe.execute()]
+    statuses = _job_statuses(conn, job_ids, now, settings.stuck_after)
 
     todo: list[str] = []
-    unschedule: list[str] = []
-    for row, job_id, status in zip(rows, job_ids, statuses, strict=True):
+    for row, status in zip(rows, statuses, strict=True):
         live = status in LIVE_JOB_STATUSES
         if row.status == SENDING:
             if status == "queued":  # an earlier sweep already re-enqueued it
                 continue
-            result.stuck += 1
         elif row.status == RETRYING:
             if live and status != "scheduled":
                 continue
-            if status == "scheduled":
-                unschedule.append(cast(bytes, job_id).decode())  # a status was found, so was its job id
-            result.overdue_retries += 1
         else:
             if live:
                 continue
-            if row.status == PENDING:
-                result.pending += 1
-            else:
-                result.lost_jobs += 1
         todo.append(row.id)
+    # Read the rows again: one a worker claimed or recorded while Redis was read (its
+    # de-duplication record then disappears, its job ends) is not forgotten.
+    unchanged = _unchanged(state, rows, todo)
+    todo = [row.id for row in rows if row.id in unchanged]
+    for row in rows:
+        if row.id not in unchanged:
+            continue
+        if row.status == SENDING:
+            result.stuck += 1
+        elif row.status == RETRYING:
+            result.overdue_retries += 1
+        elif row.status == PENDING:
+            result.pending += 1
+        else:
+            result.lost_jobs += 1
+    unschedule = [job_id for job_id, row_id in unschedule_of(rows, job_ids, statuses) if row_id in unchanged]
 
     if unschedule:
         registry = ScheduledJobRegistry(queue=state.queue())  # type: ignore[no-untyped-call]  # unannotated in rq
@@ -263,6 +296,70 @@ def sweep(state: WebhooksState, *, pending_grace: float | None = None, now: date
         result.enqueued = todo
         log.info("trakkr_webhooks sweep: %s", result.as_dict())
     return result
+
+
+#: The status :func:`_job_statuses` gives a ``started`` job whose worker is gone.
+ABANDONED = "abandoned"
+
+
+def _job_statuses(conn: Any, job_ids: Sequence[bytes | None], now: datetime, stuck_after: float) -> list[str | None]:
+    """The RQ status of each job (``None``: no such job), with :data:`ABANDONED` for a
+    ``started`` job whose worker's key is gone or that started more than ``stuck_after``
+    seconds ago (two pipelined round trips)."""
+    with conn.pipeline(transaction=False) as pipe:
+        for job_id in job_ids:
+            if job_id:
+                pipe.hmget(Job.key_for(job_id.decode()), ["status", "started_at", "worker_name"])
+            else:
+                pipe.echo(b"")
+        fields = [f if isinstance(f, list) else [None, None, None] for f in pipe.execute()]
+    statuses = [s.decode() if s else None for s, _, _ in fields]
+    started = [i for i, status in enumerate(statuses) if status == "started"]
+    if not started:
+        return statuses
+    with conn.pipeline(transaction=False) as pipe:
+        for i in started:
+            worker = fields[i][2]
+            pipe.exists(WORKER_KEY_PREFIX + worker.decode()) if worker else pipe.echo(b"")
+        workers_alive = pipe.execute()
+    for i, alive in zip(started, workers_alive, strict=True):
+        started_at = _parse_rq_time(fields[i][1])
+        too_old = started_at is not None and started_at <= now - timedelta(seconds=stuck_after)
+        if alive == 0 or too_old:
+            statuses[i] = ABANDONED
+    return statuses
+
+
+def _parse_rq_time(value: bytes | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return utcparse(value.decode())
+    except ValueError:
+        return None
+
+
+def unschedule_of(
+    rows: Sequence[Any], job_ids: Sequence[bytes | None], statuses: Sequence[str | None]
+) -> list[tuple[str, str]]:
+    """``(job id, delivery id)`` of the still-scheduled jobs of overdue retries (removed before re-enqueueing)."""
+    return [
+        (job_id.decode(), row.id)
+        for row, job_id, status in zip(rows, job_ids, statuses, strict=True)
+        if row.status == RETRYING and status == "scheduled" and job_id
+    ]
+
+
+def _unchanged(state: WebhooksState, rows: Sequence[Any], candidates: Sequence[str]) -> set[str]:
+    """The ``candidates`` whose status and ``updated_at`` are still what ``rows`` read."""
+    if not candidates:
+        return set()
+    D = state.models.Delivery
+    session = state.db.session
+    before = {row.id: (row.status, row.updated_at) for row in rows}
+    now_rows = session.execute(sa.select(D.id, D.status, D.updated_at).where(D.id.in_(list(candidates)))).all()
+    session.rollback()  # end the read transaction
+    return {row.id for row in now_rows if before.get(row.id) == (row.status, row.updated_at)}
 
 
 def sweep_lock(state: WebhooksState, ttl: float) -> bool:

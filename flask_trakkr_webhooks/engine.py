@@ -15,6 +15,14 @@ deliveries in flight at all times instead of draining to zero at the end of each
   writes finished attempts in groups (:func:`record.record`), so database work does
   not grow with the number of sending threads. An engine made with ``recorder=False``
   (:func:`run_to_completion`) leaves recording to its caller's thread instead.
+* **One bad delivery fails alone**: a delivery that cannot be prepared (its ``problem``,
+  e.g. an undecryptable credential) or whose build or send raises (a host formatter or
+  a template that raises) ends ``failed`` with a recorded attempt naming the reason
+  (:func:`attempt_or_fail`); a group that cannot be recorded is recorded one by one, so a
+  row that breaks the write (deleted meanwhile) affects itself alone.
+* **Never a stale claim**: a delivery still waiting ``STUCK_AFTER`` after its claim is not
+  sent (the sweep may already have handed it to another worker); it is left ``sending`` for
+  the sweep, whose fresh claim reads the webhook as it is then.
 * **Shutdown**: the worker drains the engine (waits for attempts in flight and their
   records) before it exits. A worker killed outright leaves its deliveries ``sending``;
   the sweep re-enqueues them after ``STUCK_AFTER``.
@@ -32,10 +40,13 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 
+import sqlalchemy as sa
 from flask import Flask
 
-from .attempt import Outcome, http_session, perform
+from . import ids, retry
+from .attempt import MAX_ERROR_CHARS, Answer, Outcome, http_session, perform
 from .claim import Work, prepare
 from .record import Result, record
 from .state import WebhooksState, get_state
@@ -52,6 +63,38 @@ RECORD_WAIT = 0.1
 RECORD_POLL = 0.01
 #: Most attempts written in one transaction.
 RECORD_GROUP = 128
+
+
+def failed_outcome(work: Work, error_type: str, message: str, *, started: datetime | None = None) -> Outcome:
+    """A permanent failure of ``work`` that sent nothing (recorded like any attempt)."""
+    finished = ids.utcnow()
+    started = started or finished
+    message = message[:MAX_ERROR_CHARS] or error_type
+    answer = Answer(error=retry.PERMANENT, error_type=error_type, error_message=message)
+    decision = retry.Decision(retry.FAILED, reason=f"{error_type}: {message}")
+    duration_ms = round((finished - started).total_seconds() * 1000.0, 3)
+    return Outcome(work, answer, decision, started, finished, duration_ms)
+
+
+def attempt_or_fail(state: WebhooksState, work: Work) -> Outcome:
+    """:func:`attempt.perform`, except that a delivery which cannot be prepared, built or sent
+    fails permanently with the reason instead of raising (no database; any thread)."""
+    if work.problem is not None:
+        return failed_outcome(work, *work.problem)
+    started = ids.utcnow()
+    try:
+        return perform(state, work)
+    except Exception as exc:  # a formatter, template or bug: this delivery alone fails, on record
+        log.warning(
+            "trakkr_webhooks: attempt %d of %s could not be made: %r",
+            work.attempt,
+            work.delivery_id,
+            exc,
+            exc_info=True,
+        )
+        return failed_outcome(
+            work, type(exc).__name__, f"the request could not be built or sent: {exc}", started=started
+        )
 
 
 class Engine:
@@ -131,8 +174,14 @@ class Engine:
         while work is not None:
             outcome = None
             try:
-                outcome = perform(self.state, work)
-            except Exception:  # a bug: the delivery stays `sending` until the sweep
+                if self._stale(work):
+                    log.warning(
+                        "trakkr_webhooks: %s waited past STUCK_AFTER after its claim; not sent (left to the sweep)",
+                        work.delivery_id,
+                    )
+                else:
+                    outcome = attempt_or_fail(self.state, work)
+            except Exception:  # only if even the failure cannot be made: `sending` until the sweep
                 log.exception("trakkr_webhooks: attempt %d of %s failed unexpectedly", work.attempt, work.delivery_id)
             with self._cond:
                 self._running -= 1
@@ -146,6 +195,13 @@ class Engine:
                 self._cond.notify_all()
             if outcome is not None:
                 self._outcomes.put(outcome)
+
+    def _stale(self, work: Work) -> bool:
+        """Claimed more than ``STUCK_AFTER`` ago: another worker may hold it by now, and it carries
+        the webhook as it was then (URL, credentials, secret), so it is left to a fresh claim."""
+        if work.claimed_at is None:
+            return False
+        return (ids.utcnow() - work.claimed_at).total_seconds() > self.state.settings.stuck_after
 
     # -- recording -------------------------------------------------------------------------
 
@@ -178,10 +234,7 @@ class Engine:
 
     def _record_group(self, group: list[Outcome]) -> list[Result]:
         try:
-            return record(self.state, group)
-        except Exception:  # left `sending`: the sweep re-enqueues them after STUCK_AFTER
-            log.exception("trakkr_webhooks: could not record %d attempts", len(group))
-            return []
+            return record_each(self.state, group)
         finally:
             with self._cond:
                 self._unrecorded -= len(group)
@@ -237,6 +290,69 @@ class Engine:
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self.state.local.engine is self:
             self.state.local.engine = None
+
+
+#: Tries of a group's record on a transient database error (SQLite's "database is locked", a
+#: dropped connection), and the pause before each retry.
+RECORD_RETRY_PAUSES = (0.2, 0.5, 1.0)
+
+
+def transient(exc: BaseException) -> bool:
+    """A database error that says nothing about the rows (locked, disconnected): try again later,
+    never fail a delivery for it."""
+    return isinstance(exc, sa.exc.OperationalError | sa.exc.InterfaceError | sa.exc.TimeoutError) or (
+        isinstance(exc, sa.exc.DBAPIError) and exc.connection_invalidated
+    )
+
+
+def _record_retrying(state: WebhooksState, group: Sequence[Outcome]) -> list[Result]:
+    """:func:`record.record`, tried again after :data:`RECORD_RETRY_PAUSES` on a transient error."""
+    for pause in (*RECORD_RETRY_PAUSES, None):
+        try:
+            return record(state, group)
+        except Exception as exc:
+            if pause is None or not transient(exc):
+                raise
+            time.sleep(pause)
+    raise AssertionError("unreachable")  # pragma: no cover - the last pass returns or raises
+
+
+def record_each(state: WebhooksState, group: Sequence[Outcome]) -> list[Result]:
+    """:func:`record.record` of ``group``; if the rows make it fail, each outcome on its own, and
+    one that still cannot be written as a permanent failure naming why, so one row never stalls
+    a group.
+
+    A transient database error (locked, disconnected) is retried a few times and otherwise
+    leaves the group ``sending``: the sweep re-enqueues it after ``STUCK_AFTER`` (it is never
+    turned into a failure of the deliveries).
+    """
+    try:
+        return _record_retrying(state, group)
+    except Exception as exc:
+        if transient(exc):
+            log.error("trakkr_webhooks: could not record %d attempts (%r); the sweep will retry them", len(group), exc)
+            return []
+        log.warning("trakkr_webhooks: could not record %d attempts together (%r); one by one", len(group), exc)
+    results: list[Result] = []
+    for outcome in group:
+        try:
+            results.extend(_record_retrying(state, [outcome]))
+            continue
+        except Exception as exc:
+            if transient(exc):
+                log.error("trakkr_webhooks: could not record %s (%r); the sweep will", outcome.work.delivery_id, exc)
+                continue
+            log.warning("trakkr_webhooks: could not record attempt of %s (%r)", outcome.work.delivery_id, exc)
+            failure = failed_outcome(
+                outcome.work, "RecordError", f"the attempt could not be recorded: {exc}", started=outcome.started
+            )
+        try:
+            results.extend(_record_retrying(state, [failure]))
+        except Exception:  # the database is unreachable: `sending` until the sweep
+            log.exception(
+                "trakkr_webhooks: could not record attempt %d of %s", outcome.work.attempt, outcome.work.delivery_id
+            )
+    return results
 
 
 def current(state: WebhooksState) -> Engine | None:

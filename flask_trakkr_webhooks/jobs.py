@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from flask import current_app, has_app_context
 
 from . import engine
-from .attempt import perform
 from .claim import Work, prepare
 from .record import Result, record
 from .state import WebhooksState, get_state
@@ -51,8 +50,12 @@ def process_batch(state: WebhooksState, delivery_ids: Sequence[str]) -> dict[str
 
 
 def send_now(state: WebhooksState, work: Work) -> Result:
-    """Build, send and record one attempt of a claimed delivery on this thread (app context)."""
-    return record(state, [perform(state, work)])[0]
+    """Build, send and record one attempt of a claimed delivery on this thread (app context).
+
+    A delivery that cannot be prepared, built or sent fails permanently, on record
+    (:func:`engine.attempt_or_fail`).
+    """
+    return record(state, [engine.attempt_or_fail(state, work)])[0]
 
 
 def process_delivery(delivery_id: str) -> Result | None:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 import sqlalchemy as sa
 
@@ -44,9 +44,12 @@ def record(state: WebhooksState, outcomes: Sequence[Outcome]) -> list[Result]:
 
     Needs an app context. Two statements whatever the number of outcomes (``executemany``),
     then one Redis round trip for every retry. A delivery taken over by another worker
-    meanwhile (its claim went stale) keeps the newer state: the UPDATE is conditional.
-    Finished deliveries update their webhooks' health in the same transaction
-    (:func:`health.account`: one more statement, more only when a webhook is disabled).
+    meanwhile (its claim went stale) keeps the newer state: the UPDATE is conditional, and
+    only deliveries whose UPDATE matched count towards their webhooks' health, so a delivery
+    recorded by two workers counts once. Finished deliveries update their webhooks' health
+    in the same transaction (:func:`health.account`: one more statement, more only when a
+    webhook is disabled). A delivery deleted meanwhile gets no attempt row (nothing to attach
+    it to) and does not fail the group.
     """
     if not outcomes:
         return []
@@ -116,7 +119,6 @@ def record(state: WebhooksState, outcomes: Sequence[Outcome]) -> list[Result]:
             )
     table = m.Delivery.__table__
     try:
-        session.execute(sa.insert(m.Attempt.__table__), attempts)
         session.execute(
             table.update()
             .where(
@@ -127,15 +129,53 @@ def record(state: WebhooksState, outcomes: Sequence[Outcome]) -> list[Result]:
             .values(**{k: sa.bindparam(k) for k in updates[0] if not k.startswith("b_")}),
             updates,
         )
+        recorded = _recorded_here(state, updates)
+        attempts = _new_attempts(state, attempts, recorded)
+        if attempts:
+            session.execute(sa.insert(m.Attempt.__table__), attempts)
+        finished = [f for f in finished if recorded.get(f.delivery_id)]
         disabled = health.account(state, finished)
         session.commit()
     except Exception:
         session.rollback()
         raise
     health.notify(state, disabled)
+    retries = [r for r in retries if recorded.get(r[0])]
     if retries:
         try:
             dispatch.schedule_retries(state, retries)
         except Exception as exc:  # Redis down: the sweep enqueues overdue retries
             log.warning("trakkr_webhooks: could not schedule %d retries (%s); the sweep will", len(retries), exc)
     return results
+
+
+def _recorded_here(state: WebhooksState, updates: Sequence[dict[str, Any]]) -> dict[str, bool]:
+    """Which deliveries still exist, and whether this transaction's conditional UPDATE set each one.
+
+    Read after the UPDATE, in its transaction: a row it matched is locked and holds exactly
+    the values written (its new status and this attempt's number). A row it did not match
+    cannot come to hold them meanwhile: ``attempt_count`` only grows with each claim, so a
+    worker that took the delivery over holds a higher number. One statement, portable
+    (an ``executemany`` UPDATE has no per-row count or RETURNING on every driver).
+    """
+    table = state.models.Delivery.__table__
+    rows = state.db.session.execute(
+        sa.select(table.c.id, table.c.status, table.c.attempt_count).where(table.c.id.in_([u["b_id"] for u in updates]))
+    ).all()
+    found = {row.id: (row.status, row.attempt_count) for row in rows}
+    return {u["b_id"]: found[u["b_id"]] == (u["status"], u["b_number"]) for u in updates if u["b_id"] in found}
+
+
+def _new_attempts(
+    state: WebhooksState, attempts: list[dict[str, Any]], recorded: dict[str, bool]
+) -> list[dict[str, Any]]:
+    """The attempt rows to insert: none for a deleted delivery, and none whose number is
+    already on record (a worker that took the delivery over recorded it as lost)."""
+    attempts = [a for a in attempts if a["delivery_id"] in recorded]
+    taken_over = [a["delivery_id"] for a in attempts if not recorded[a["delivery_id"]]]
+    if not taken_over:
+        return attempts
+    A = state.models.Attempt
+    rows = state.db.session.execute(sa.select(A.delivery_id, A.number).where(A.delivery_id.in_(taken_over)))
+    known = {(row.delivery_id, row.number) for row in rows}
+    return [a for a in attempts if (a["delivery_id"], a["number"]) not in known]

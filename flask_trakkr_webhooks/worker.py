@@ -181,6 +181,10 @@ class DeliveryWorker(SimpleWorker):
     def __init__(self, *args: Any, app: Flask | None = None, **kwargs: Any) -> None:
         self._app = app
         self._next_sweep = 0.0
+        #: One sweep at a time in this process (the heartbeat and the sweeper thread both try).
+        self._sweeping = threading.Lock()
+        self._sweeper: threading.Thread | None = None
+        self._sweeper_stop = threading.Event()
         #: A warm shutdown was asked for (SIGTERM/SIGINT), so :func:`run_worker` does not serve again.
         self.stop_was_requested = False
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
@@ -247,6 +251,7 @@ class DeliveryWorker(SimpleWorker):
 
     def teardown(self) -> None:
         """Finish the attempts in flight (up to TIMEOUT + 5 s), then RQ's own teardown."""
+        self._sweeper_stop.set()
         try:
             state = self._webhooks_state()
             running = engine.current(state)
@@ -263,18 +268,40 @@ class DeliveryWorker(SimpleWorker):
         """RQ's heartbeat, plus the periodic sweep (the loop calls this between jobs and when idle)."""
         result = super().heartbeat(*args, **kwargs)
         if kwargs.get("pipeline") is None and not args[1:]:  # not while RQ builds a pipeline
+            self._start_sweeper()
             self.maybe_sweep()
         return result
 
+    def _start_sweeper(self) -> None:
+        """Sweep from a thread too: RQ calls the heartbeat only between jobs, and a job held by
+        back-pressure would otherwise delay the sweep past ``SWEEP_INTERVAL`` (the recovery
+        bound after a worker death is ``STUCK_AFTER + SWEEP_INTERVAL``)."""
+        if self._sweeper is not None:
+            return
+        self._sweeper = threading.Thread(target=self._sweep_loop, name="trakkr-sweep", daemon=True)
+        self._sweeper.start()
+
+    def _sweep_loop(self) -> None:
+        while True:
+            try:
+                interval = self._webhooks_state().settings.sweep_interval
+            except Exception:  # the app is not loadable: the heartbeat reports it
+                interval = 1.0
+            if self._sweeper_stop.wait(max(0.05, min(interval, self._next_sweep - time.monotonic()))):
+                return
+            self.maybe_sweep()
+
     def maybe_sweep(self) -> None:
         """Sweep when the interval has passed and no other worker holds the sweep lock."""
-        now = time.monotonic()
-        if now < self._next_sweep:
-            return
-        state = self._webhooks_state()
-        interval = state.settings.sweep_interval
-        self._next_sweep = now + interval
+        if not self._sweeping.acquire(blocking=False):
+            return  # this process is sweeping right now
         try:
+            now = time.monotonic()
+            if now < self._next_sweep:
+                return
+            state = self._webhooks_state()
+            interval = state.settings.sweep_interval
+            self._next_sweep = now + interval
             with self.flask_app.app_context():
                 if dispatch.sweep_lock(state, interval):
                     found = dispatch.sweep(state)
@@ -282,6 +309,8 @@ class DeliveryWorker(SimpleWorker):
                         self.log.info("trakkr_webhooks sweep re-enqueued %s", found.as_dict())
         except Exception:  # a sweep failure (Redis or DB blip) must not stop the worker
             self.log.warning("trakkr_webhooks: sweep failed", exc_info=True)
+        finally:
+            self._sweeping.release()
 
 
 def run_worker(app: Flask, *, burst: bool = False, name: str | None = None) -> bool:

@@ -15,11 +15,11 @@ import sqlalchemy as sa
 
 from e2e.helpers import delivery_ids as _ids
 from e2e.helpers import delivery_rows as _deliveries
-from e2e.helpers import emit, make_webhook
+from e2e.helpers import emit, make_webhook, new_brand
 from e2e.helpers import process as _run
 from e2e.helpers import update_delivery as _update
 from e2e.receiver import Reply
-from flask_trakkr_webhooks import claim, get_state, ids
+from flask_trakkr_webhooks import claim, crypto, get_state, ids
 
 
 @pytest.fixture
@@ -123,3 +123,56 @@ def test_claiming_unknown_ids_claims_nothing(new_app, receiver):
         assert claim.claim(state, []) == {}
         statuses = state.db.session.execute(sa.select(state.models.Delivery.status)).scalars().all()
     assert statuses == ["queued"]
+
+
+# -- one bad row never stalls a batch ----------------------------------------------------------------
+
+
+def test_an_undecryptable_credential_fails_its_delivery_alone(new_app, receiver):
+    # The worker's key is K2; one webhook's token was written under K1 (another app's key).
+    k1, k2 = crypto.generate_key(), crypto.generate_key()
+    app = new_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=k2, TRAKKR_WEBHOOKS_RETRY_DELAYS=[1, 2, 4])
+    with crypto.using_keys(k1):
+        poison = make_webhook(app, receiver.url + "/poison")
+    healthy = [make_webhook(app, receiver.url + "/hooks") for _ in range(4)]
+    emit(app)
+    counts = _run(app, _ids(app))
+    assert counts == {"claimed": 5, "skipped": 0, "succeeded": 4, "failed": 1}
+    rows = {d.webhook_id: d for d in _deliveries(app)}
+    assert {rows[h].status for h in healthy} == {"succeeded"}
+    bad = rows[poison]
+    assert (bad.status, bad.attempt_count) == ("failed", 1)
+    assert bad.last_error.startswith("DecryptionError: cannot decrypt the webhook's auth_token")
+    [attempt] = bad.attempts
+    assert (attempt.number, attempt.outcome, attempt.error_type) == (1, "failed", "DecryptionError")
+    assert [r.path for r in receiver.received] == ["/hooks"] * 4  # nothing sent to the bad one
+
+
+def test_an_undecryptable_secret_of_a_swept_batch_spares_other_brands(new_app, receiver):
+    # The spread: another brand's deliveries swept into one batch with the bad row.
+    k1 = crypto.generate_key()
+    app = new_app(TRAKKR_WEBHOOKS_RETRY_DELAYS=[1, 2, 4])  # no key: a fernet value cannot be read
+    with crypto.using_keys(k1):
+        make_webhook(app, receiver.url + "/poison", auth_type="none", auth_token=None, signing_secret="whsec_k1")
+    emit(app)
+    other = new_brand()
+    for _ in range(3):
+        make_webhook(app, receiver.url + "/hooks", brand_id=other["id"])
+    emit(app, brand=other)
+    _run(app, _ids(app))
+    statuses = sorted((d.status, d.last_error is not None) for d in _deliveries(app))
+    assert statuses == [("failed", True), ("succeeded", False), ("succeeded", False), ("succeeded", False)]
+    assert all(d.attempt_count == 1 for d in _deliveries(app))
+
+
+def test_claim_load_never_raises_for_a_bad_row(new_app, receiver):
+    app = new_app()
+    with crypto.using_keys(crypto.generate_key()):
+        make_webhook(app, receiver.url + "/poison")
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    with app.app_context():
+        works = claim.prepare(get_state(app), _ids(app))
+    problems = sorted((w.problem or ("", ""))[0] for w in works)
+    assert problems == ["", "DecryptionError"]
+    assert [w.endpoint is None for w in works if w.problem] == [True]

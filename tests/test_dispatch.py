@@ -12,13 +12,15 @@ import pytest
 from rq import Queue
 from rq.job import Job
 from rq.registry import ScheduledJobRegistry
+from rq.utils import utcformat
+from rq.worker import Worker
 
 from e2e.helpers import delivery_ids as _ids
 from e2e.helpers import delivery_rows as _deliveries
 from e2e.helpers import emit, make_webhook
 from e2e.helpers import process as _run
 from e2e.helpers import update_delivery as _update
-from flask_trakkr_webhooks import dispatch, get_state, ids
+from flask_trakkr_webhooks import claim, dispatch, get_state, ids
 
 
 @pytest.fixture
@@ -134,3 +136,81 @@ def test_enqueue_counts_jobs_per_batch(new_app):
         ["dlv_8", "dlv_9"],
     ]
     assert dispatch.job_timeout(get_state(app).settings) > 0
+
+
+# -- recovery after a worker death, exact accounting ---------------------------------------------------
+
+
+def _start_job(app, job, worker_name, started_at):
+    """Do to ``job`` what RQ does when a worker takes it (without running it)."""
+    queue = _queue(app)
+    queue.remove(job.id)
+    job.connection.hset(
+        job.key, mapping={"status": "started", "started_at": utcformat(started_at), "worker_name": worker_name}
+    )
+
+
+def test_sweep_treats_a_started_job_whose_worker_is_gone_as_lost(new_app, receiver):
+    # A worker SIGKILLed after RQ handed it a job, before its claim committed: the deliveries
+    # stay `queued` and the job `started`. Its worker's key gone, or the job started more than
+    # STUCK_AFTER ago with nothing claimed: lost, so it is re-enqueued within the bound.
+    app = new_app(TRAKKR_WEBHOOKS_STUCK_AFTER=5)
+    make_webhook(app, receiver.url + "/hooks")
+    for _ in range(3):
+        emit(app)
+    dead, old, running = _ids(app)
+    jobs = {j.args[0][0]: j for j in _queue(app).jobs}
+    conn = get_state(app).redis()
+    worker_key = Worker.redis_worker_namespace_prefix + "alive-worker"
+    conn.set(worker_key, "1", ex=60)
+    try:
+        now = ids.utcnow()
+        _start_job(app, jobs[dead], "killed-worker", now)  # no worker key: the worker is gone
+        _start_job(app, jobs[old], "alive-worker", now - timedelta(seconds=6))  # started > STUCK_AFTER ago
+        _start_job(app, jobs[running], "alive-worker", now)  # alive and recent: still running
+        found = _sweep(app, pending_grace=0)
+    finally:
+        conn.delete(worker_key)
+    assert (found.lost_jobs, sorted(found.enqueued)) == (2, sorted([dead, old]))
+    assert sorted(d for j in _queue(app).jobs for d in j.args[0]) == sorted([dead, old])
+    assert _run(app, [dead, old])["succeeded"] == 2
+
+
+def test_sweep_counts_no_lost_job_for_a_delivery_claimed_while_it_read_redis(new_app, receiver, monkeypatch):
+    # The race without any fault: the sweep reads a `queued` row, a worker claims it and drops
+    # its queue record, then the sweep reads Redis and finds no job. Nothing is lost.
+    app = new_app()
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    [delivery_id] = _ids(app)
+    _update(app, delivery_id, updated_at=ids.utcnow() - timedelta(minutes=5))
+    state = get_state(app)
+    conn = state.redis()
+    real_hmget = type(conn).hmget
+
+    def hmget(self, name, *args, **kwargs):
+        if name == state.jobs_key:  # the worker wins the race here
+            assert claim.claim(state, [delivery_id]) == {delivery_id: 1}
+            dispatch.forget(state, [delivery_id])
+        return real_hmget(self, name, *args, **kwargs)
+
+    monkeypatch.setattr(type(conn), "hmget", hmget)
+    found = _sweep(app)
+    assert found.as_dict() == {"pending": 0, "lost_jobs": 0, "stuck": 0, "overdue_retries": 0, "enqueued": 0}
+    assert _deliveries(app)[0].status == "sending"
+
+
+def test_a_backlog_of_queued_rows_does_not_crowd_stuck_claims_out_of_the_sweep(new_app, receiver, monkeypatch):
+    # Under a backlog, old `queued` rows whose jobs still wait fill the sweep's limit; a claim
+    # left by a dead worker must still be found within STUCK_AFTER + SWEEP_INTERVAL.
+    app = new_app(TRAKKR_WEBHOOKS_STUCK_AFTER=5)
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    emit(app)
+    waiting, held = _ids(app)  # `waiting` is older and its job is still queued
+    _update(app, waiting, updated_at=ids.utcnow() - timedelta(minutes=5))
+    _update(app, held, status="sending", attempt_count=1, claimed_at=ids.utcnow() - timedelta(seconds=10))
+    dispatch.forget(get_state(app), [held])  # as its claim did
+    monkeypatch.setattr(dispatch, "SWEEP_LIMIT", 1)
+    found = _sweep(app)
+    assert (found.stuck, found.enqueued) == (1, [held])

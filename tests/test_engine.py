@@ -7,7 +7,9 @@ directly (the worker process is covered by the end-to-end tests).
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -17,7 +19,7 @@ from e2e.helpers import delivery_rows as _deliveries
 from e2e.helpers import emit, make_webhook
 from e2e.helpers import process as _run
 from e2e.receiver import Receiver, Reply
-from flask_trakkr_webhooks import engine, get_state
+from flask_trakkr_webhooks import claim, engine, get_state, ids
 
 
 @pytest.fixture
@@ -113,4 +115,106 @@ def test_a_job_returns_once_its_backlog_is_one_wave_per_host(new_app):
         finally:
             running.stop(timeout=5)
         assert rx.max_in_flight == 2
+    assert {d.status for d in _deliveries(app)} == {"succeeded"}
+
+
+# -- one bad delivery fails alone ----------------------------------------------------------------------
+
+
+def test_an_attempt_that_raises_fails_its_delivery_alone(new_app, receiver, monkeypatch):
+    # Whatever raises while building or sending (a host formatter, a template, a bug) ends that
+    # delivery `failed` with the reason and an attempt on record; the batch is delivered.
+    app = new_app()
+    poison = make_webhook(app, receiver.url + "/poison")
+    for _ in range(3):
+        make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    real = engine.perform
+
+    def perform(state, work):
+        if work.endpoint.url.endswith("/poison"):
+            raise RecursionError("maximum recursion depth exceeded while rendering")
+        return real(state, work)
+
+    monkeypatch.setattr(engine, "perform", perform)
+    counts = _run(app, _ids(app))
+    assert counts == {"claimed": 4, "skipped": 0, "succeeded": 3, "failed": 1}
+    rows = {d.webhook_id: d for d in _deliveries(app)}
+    bad = rows.pop(poison)
+    assert (bad.status, bad.attempt_count) == ("failed", 1)
+    assert (
+        bad.last_error
+        == "RecursionError: the request could not be built or sent: maximum recursion depth exceeded while rendering"
+    )
+    assert [(a.number, a.outcome, a.error_type) for a in bad.attempts] == [(1, "failed", "RecursionError")]
+    assert {d.status for d in rows.values()} == {"succeeded"}
+
+
+def test_a_row_that_cannot_be_recorded_does_not_stall_its_group(new_app, receiver, monkeypatch):
+    app = new_app()
+    for _ in range(4):
+        make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    doomed = _ids(app)[0]
+    real = engine.record
+
+    def record(state, outcomes):
+        # The doomed delivery's attempt breaks the write (as a value the database refuses would).
+        if any(o.work.delivery_id == doomed and o.answer.error_type != "RecordError" for o in outcomes):
+            raise sa.exc.DataError("INSERT", {}, Exception("invalid byte sequence"))
+        return real(state, outcomes)
+
+    monkeypatch.setattr(engine, "record", record)
+    counts = _run(app, _ids(app))
+    assert counts == {"claimed": 4, "skipped": 0, "succeeded": 3, "failed": 1}
+    rows = {d.id: d for d in _deliveries(app)}
+    bad = rows.pop(doomed)
+    assert bad.status == "failed" and bad.attempt_count == 1
+    assert bad.last_error.startswith("RecordError: the attempt could not be recorded")
+    assert [a.error_type for a in bad.attempts] == ["RecordError"]
+    assert {d.status for d in rows.values()} == {"succeeded"}
+
+
+def test_a_claim_older_than_stuck_after_is_not_sent(new_app, receiver):
+    # It may belong to another worker by now, and it carries the webhook as it was at the claim
+    # (URL, credentials, secret): left `sending` for the sweep, whose fresh claim reads it anew.
+    app = new_app(TRAKKR_WEBHOOKS_STUCK_AFTER=5)
+    make_webhook(app, receiver.url + "/hooks")
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    with app.app_context():
+        state = get_state(app)
+        stale, fresh = claim.prepare(state, _ids(app))
+        stale = dataclasses.replace(stale, claimed_at=ids.utcnow() - timedelta(seconds=6))
+        running = engine.Engine(None, state, recorder=False)
+        try:
+            running.submit([stale, fresh])
+            groups = list(running.record_here())
+        finally:
+            running.stop(timeout=0)
+    assert [r.delivery_id for _, results in groups for r in results] == [fresh.delivery_id]
+    rows = {d.id: d for d in _deliveries(app)}
+    assert rows[stale.delivery_id].status == "sending" and rows[fresh.delivery_id].status == "succeeded"
+    assert len(receiver.received) == 1
+
+
+def test_a_transient_database_error_is_retried_and_never_fails_a_delivery(new_app, receiver, monkeypatch):
+    # SQLite's "database is locked" (or a dropped connection) says nothing about the rows: the
+    # group is recorded again, not turned into permanent failures.
+    app = new_app()
+    for _ in range(3):
+        make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    real = engine.record
+    calls = []
+
+    def record(state, outcomes):
+        calls.append(len(outcomes))
+        if len(calls) == 1:
+            raise sa.exc.OperationalError("UPDATE", {}, Exception("database is locked"))
+        return real(state, outcomes)
+
+    monkeypatch.setattr(engine, "record", record)
+    counts = _run(app, _ids(app))
+    assert counts == {"claimed": 3, "skipped": 0, "succeeded": 3}
     assert {d.status for d in _deliveries(app)} == {"succeeded"}

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 
 from e2e.helpers import emit, make_webhook
 from e2e.receiver import Reply
-from flask_trakkr_webhooks import get_state, health, ids, jobs
+from flask_trakkr_webhooks import attempt, claim, get_state, health, ids, jobs, record
 
 
 @pytest.fixture
@@ -280,3 +280,32 @@ def test_the_streak_rule_needs_both_count_and_span(failures, hours_ago, expected
     since = None if hours_ago is None else T0 - timedelta(hours=hours_ago)
     assert health.should_disable(failures, since, T0, after_failures=15, after_hours=24) is expected
     assert health.should_disable(failures, since, T0, after_failures=0, after_hours=0) is False
+
+
+def test_a_delivery_recorded_by_two_workers_counts_once(new_app, receiver):
+    # Worker A's claim goes stale and worker B takes the delivery over; both send and both
+    # record. Only B's conditional UPDATE matches, so the streak counts the delivery once.
+    app = new_app()
+    receiver.default = Reply(400)  # a permanent failure: each attempt finishes the delivery
+    hook = make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    with app.app_context():
+        state = get_state(app)
+        [delivery_id] = [d for d, _, _ in _deliveries(app)]
+        works_a = claim.prepare(state, [delivery_id])
+        outcome_a = attempt.perform(state, works_a[0])
+        table = state.models.Delivery.__table__
+        stale = ids.utcnow() - timedelta(seconds=state.settings.stuck_after + 1)
+        state.db.session.execute(table.update().where(table.c.id == delivery_id).values(claimed_at=stale))
+        state.db.session.commit()
+        claimed_b = claim.claim(state, [delivery_id])
+        assert claimed_b == {delivery_id: 2}
+        [result_a] = record.record(state, [outcome_a])  # A records late
+        [work_b] = claim.load(state, claimed_b)
+        [result_b] = record.record(state, [attempt.perform(state, work_b)])
+    assert (result_a.status, result_b.status) == ("failed", "failed")
+    assert _hook(app, hook)["failures"] == 1
+    with app.app_context():
+        A = get_state(app).models.Attempt
+        numbers = app.db.session.execute(sa.select(A.number).where(A.delivery_id == delivery_id)).scalars().all()
+    assert sorted(numbers) == [1, 2]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
@@ -17,7 +18,7 @@ from e2e.helpers import delivery_rows as _deliveries
 from e2e.helpers import emit, make_webhook
 from e2e.helpers import process as _run
 from e2e.receiver import Reply
-from flask_trakkr_webhooks import get_state, ids
+from flask_trakkr_webhooks import attempt, claim, get_state, ids, record
 
 
 @pytest.fixture
@@ -62,3 +63,27 @@ def test_the_response_body_is_stored_truncated(new_app, receiver):
     emit(app)
     _run(app, _ids(app))
     assert _deliveries(app)[0].attempts[0].response_body == "0123456789"
+
+
+def test_a_delivery_deleted_mid_batch_does_not_fail_the_group(new_app, receiver):
+    # Deleted between the claim and the record: the others are recorded, the deleted one gets
+    # no (orphan) attempt row, and recording does not raise.
+    app = new_app()
+    for _ in range(3):
+        make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    with app.app_context():
+        state = get_state(app)
+        works = claim.prepare(state, _ids(app))
+        outcomes = [attempt.perform(state, w) for w in works]
+        gone = works[0].delivery_id
+        table = state.models.Delivery.__table__
+        state.db.session.execute(table.delete().where(table.c.id == gone))
+        state.db.session.commit()
+        results = record.record(state, outcomes)
+        orphans = state.db.session.execute(
+            sa.select(sa.func.count()).where(state.models.Attempt.delivery_id == gone)
+        ).scalar()
+    assert len(results) == 3 and orphans == 0
+    rows = _deliveries(app)
+    assert [d.status for d in rows] == ["succeeded", "succeeded"] and all(len(d.attempts) == 1 for d in rows)
