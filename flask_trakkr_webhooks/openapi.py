@@ -175,7 +175,11 @@ ERROR_RESPONSES: dict[int, tuple[str, str]] = {
     403: ("Forbidden", "The access policy refused the brand, or no policy is configured (secure default)"),
     404: ("NotFound", "No such webhook or delivery, or one of a brand the policy refuses"),
     405: ("MethodNotAllowed", "The path exists but not with this method (see the Allow header)"),
-    409: ("Conflict", "The resource's state does not allow this (e.g. an inactive webhook)"),
+    409: (
+        "Conflict",
+        "The resource's state does not allow this (e.g. an inactive webhook, or a stored credential the "
+        "configured encryption key cannot decrypt: see error.fields)",
+    ),
     413: ("PayloadTooLarge", "The body is larger than TRAKKR_WEBHOOKS_MAX_REQUEST_BYTES"),
     415: ("UnsupportedMediaType", "The body is not application/json"),
 }
@@ -211,8 +215,9 @@ OPERATIONS: dict[str, Operation] = {
         body_required=True,
         description="The URL's host is resolved and refused (400 on url) when it is or resolves to a loopback, "
         "private, link-local, CGNAT, multicast, reserved or other non-public address, unless "
-        "TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS or TRAKKR_WEBHOOKS_ALLOWED_CIDRS allows it. "
-        "Creating one for a brand the policy refuses is 403.",
+        "TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS or TRAKKR_WEBHOOKS_ALLOWED_CIDRS allows it. For a host name "
+        "the answer is the same whether it resolves to a refused address or does not resolve (the server's "
+        "log has the detail). Creating one for a brand the policy refuses is 403.",
         headers={"Location": "The new webhook's URL"},
     ),
     "list_webhooks": Operation(
@@ -228,10 +233,13 @@ OPERATIONS: dict[str, Operation] = {
         "Update a webhook",
         200,
         "Webhook",
-        (400, 404, 415),
+        (400, 404, 409, 415),
         request="WebhookUpdate",
         body_required=True,
-        description="Changes only the fields sent; null clears a field. A new URL is vetted like on create.",
+        description="Changes only the fields sent; null clears a field. A new URL is vetted like on create. "
+        "A URL with another origin (scheme, host or port) must come with the auth credentials and the "
+        "custom headers sent again (or auth_type none / headers {} or null), else 400 naming them. 409 when "
+        "a stored credential the configured key cannot decrypt would be kept (send it again, or delete).",
     ),
     "delete_webhook": Operation(
         "Delete a webhook",
@@ -261,10 +269,10 @@ OPERATIONS: dict[str, Operation] = {
         "Send a test event now",
         200,
         "TestResult",
-        (400, 404, 415),
+        (400, 404, 409, 415),
         request="TestRequest",
         description="One immediate, signed attempt of a sample event with meta.test: true, logged as a delivery; "
-        "never retried.",
+        "never retried. 409 when a stored credential cannot be decrypted with the configured key.",
     ),
     "preview_webhook": Operation(
         "Preview the request of a sample event",
@@ -273,18 +281,20 @@ OPERATIONS: dict[str, Operation] = {
         (400, 404, 409, 415),
         request="TestRequest",
         description="The exact body and headers a sample event (the one /test sends) would be sent with, "
-        "credentials masked; nothing is sent or stored. 409 when the request cannot be built.",
+        "credentials masked; nothing is sent or stored. 409 when the request cannot be built (or a stored "
+        "credential cannot be decrypted with the configured key).",
     ),
     "rotate_secret": Operation(
         "Rotate the signing secret",
         200,
         "Webhook",
-        (400, 404, 415),
+        (400, 404, 409, 415),
         request="RotateSecretRequest",
         description="Sets a new signing secret (generated unless the body gives one) and answers the webhook "
         "with it. For TRAKKR_WEBHOOKS_SECRET_GRACE_PERIOD seconds (previous_secret_expires_at) "
         "webhook-signature carries a signature by the old secret too; X-Trakkr-Signature uses the "
-        "new one only.",
+        "new one only. 409 when the current secret cannot be decrypted with the configured key (set a new "
+        "one with PATCH instead).",
     ),
     "replay_webhook": Operation(
         "Replay failed, cancelled or missed events",

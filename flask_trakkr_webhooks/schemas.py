@@ -26,7 +26,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime, timezone
-from typing import Any, cast
+from typing import Any, Final, cast
+from urllib.parse import urlsplit
 
 from marshmallow import Schema, ValidationError, fields, validates
 from marshmallow.validate import Length, Range
@@ -89,6 +90,31 @@ CREATE_DEFAULTS: dict[str, Any] = {
     "signing_secret": None,
     **dict.fromkeys(auth.CREDENTIAL_COLUMNS),
 }
+
+#: The message on a credential (or ``headers``) a PATCH must send again because the URL's origin changes.
+RESEND_ON_NEW_ORIGIN = "must be sent again when the URL's origin (scheme, host or port) changes"
+#: Instance attribute where the API's loader notes which encrypted columns of a loaded ``Webhook``
+#: row the configured key cannot decrypt (see :func:`unreadable_credentials`).
+UNREADABLE_ATTRIBUTE = "_trakkr_unreadable_credentials"
+
+
+class _Unreadable:
+    """The type of :data:`UNREADABLE`."""
+
+    def __repr__(self) -> str:
+        return "<unreadable credential>"
+
+
+#: What :func:`current_values` gives for a credential that cannot be decrypted: not ``None``
+#: (it is stored), and equal only to itself, so :func:`prepare_update` sees it as kept.
+UNREADABLE: Final = _Unreadable()
+
+
+def unreadable_credentials(webhook: Any) -> tuple[str, ...]:
+    """The encrypted columns of ``webhook`` that the configured key cannot decrypt (empty for a
+    row that was not loaded by the API's loader, whose columns decrypt as they load)."""
+    return tuple(getattr(webhook, UNREADABLE_ATTRIBUTE, ()))
+
 
 # -- fields ----------------------------------------------------------------------------
 
@@ -351,7 +377,10 @@ def merge(current: Mapping[str, Any], loaded: Mapping[str, Any]) -> dict[str, An
 
     * a credential that the resulting ``auth_type`` does not use (it would be ignored);
     * a credential the resulting ``auth_type`` needs and does not have;
-    * ``api_key_header`` equal to a custom header name.
+    * ``api_key_header`` equal to a custom header name;
+    * a ``url`` with another origin (scheme, host or port) than the current one while the
+      secret credentials of the kept ``auth_type``, or the custom ``headers``, are not sent
+      again: stored credentials never follow a URL to another origin.
 
     Changing ``auth_type`` drops the old type's credentials; ``null`` clears a field
     (``headers: null`` means no custom headers). The provider is detected from the URL
@@ -379,6 +408,15 @@ def merge(current: Mapping[str, Any], loaded: Mapping[str, Any]) -> dict[str, An
     for name in wanted:
         if result.get(name) is None:
             errors.setdefault(name, []).append(f"is required when auth_type is {auth_type!r}")
+    if "url" in loaded and current.get("url") and _origin(loaded["url"]) != _origin(current["url"]):
+        # Otherwise anyone who may PATCH could point the URL at their own host and have the
+        # stored (write-only) credentials sent there.
+        if method is not None and auth_type == current.get("auth_type"):
+            for name in method.secret_fields:
+                if name not in loaded:
+                    errors.setdefault(name, []).append(RESEND_ON_NEW_ORIGIN)
+        if current.get("headers") and "headers" not in loaded:
+            errors["headers"] = [RESEND_ON_NEW_ORIGIN + " (or send {} or null for none)"]
     key_header = result.get("api_key_header")
     if key_header and not errors:
         clash = next((h for h in result["headers"] if h.lower() == key_header.lower()), None)
@@ -390,6 +428,17 @@ def merge(current: Mapping[str, Any], loaded: Mapping[str, Any]) -> dict[str, An
     if errors:
         raise ValidationError(errors)
     return result
+
+
+def _origin(url: str) -> tuple[str, str, int | None] | str:
+    """``(scheme, host, port)`` of ``url``, the default port filled in; the URL itself if it has none."""
+    try:
+        parts = urlsplit(url)
+        scheme = parts.scheme.lower()
+        port = parts.port or {"http": 80, "https": 443}.get(scheme)
+        return (scheme, (parts.hostname or "").rstrip("."), port)
+    except ValueError:  # a stored URL written around the API: compare it as text
+        return url
 
 
 def prepare_create(body: Mapping[str, Any], settings: Settings, event_types: Iterable[str]) -> dict[str, Any]:
@@ -413,8 +462,13 @@ def prepare_update(
 
 
 def current_values(webhook: Any) -> dict[str, Any]:
-    """The writable columns of a ``Webhook`` row, as :func:`prepare_update` compares them."""
-    values = {name: getattr(webhook, name) for name in WRITABLE_FIELDS}
+    """The writable columns of a ``Webhook`` row, as :func:`prepare_update` compares them.
+
+    A credential the configured key cannot decrypt is :data:`UNREADABLE` (never read, so
+    never decrypted): a PATCH that neither replaces nor drops it answers it unchanged.
+    """
+    unreadable = unreadable_credentials(webhook)
+    values = {name: UNREADABLE if name in unreadable else getattr(webhook, name) for name in WRITABLE_FIELDS}
     values["headers"] = values["headers"] or {}
     return values
 
@@ -531,7 +585,26 @@ class WebhookSchema(Schema):
     )
     active = fields.Boolean()
     description = fields.String(allow_none=True)
-    signing_secret = fields.String(allow_none=True)
+    signing_secret = fields.Function(
+        lambda w: None if "signing_secret" in unreadable_credentials(w) else w.signing_secret,
+        allow_none=True,
+        metadata={
+            "type": "string",
+            "description": "The HMAC-SHA256 signing secret; null when the webhook does not sign, or when the "
+            "stored secret cannot be decrypted with the configured key (then unreadable_credentials names it)",
+        },
+    )
+    unreadable_credentials = fields.Function(
+        lambda w: list(unreadable_credentials(w)),
+        metadata={
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "Stored credentials (auth_token, auth_password, api_key_value, signing_secret, "
+            "previous_signing_secret) that the configured encryption key cannot decrypt; empty when all is "
+            "well. While it is not empty, actions that need them answer 409: configure the key they were "
+            "written with, send them again with PATCH, or delete the webhook",
+        },
+    )
     auth_type = fields.String(metadata={"description": "One of the auth methods (see the create schema)"})
     auth_username = fields.String(allow_none=True)
     api_key_header = fields.String(allow_none=True)
@@ -578,7 +651,9 @@ class WebhookSchema(Schema):
 def _grace_end(webhook: Any) -> str | None:
     """``previous_secret_expires_at`` while a previous secret still signs, else ``None``."""
     expires: datetime | None = ids.as_utc(webhook.previous_secret_expires_at)
-    if webhook.previous_signing_secret is None or expires is None or expires <= ids.utcnow():
+    if expires is None or expires <= ids.utcnow():
+        return None
+    if "previous_signing_secret" not in unreadable_credentials(webhook) and webhook.previous_signing_secret is None:
         return None
     return ids.isoformat(expires)
 

@@ -746,3 +746,32 @@ def test_every_body_route_refuses_a_non_json_body_with_415(limited):
         error = response.get_json()["error"]
         assert error["type"] == "unsupported_media_type"
         assert error["fields"] == {"Content-Type": ["expected application/json, got application/x-www-form-urlencoded"]}
+
+
+# -- issue 19 item 9: paths with "//" under the prefix answer the JSON error shape -----------------
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/webhooks//wh_0123456789abcdef01234567",
+        "/webhooks///wh_0123456789abcdef01234567/test",
+        "/webhooks//",
+        "/webhooks/wh_x//deliveries",
+        "/webhooks/wh_0123456789abcdef01234567/deliveries//dlv_x",
+    ],
+)
+def test_double_slashes_under_the_prefix_answer_json_not_a_redirect(client, path) -> None:
+    response = client.get(path)
+    assert response.status_code in (404, 405), (response.status_code, response.headers.get("Location"))
+    assert response.is_json
+    error = response.get_json()["error"]
+    assert error["type"] in ("not_found", "method_not_allowed") and error["message"]
+    assert "Location" not in response.headers
+
+
+def test_double_slashes_outside_the_prefix_are_left_to_the_host(make_app) -> None:
+    app = make_app()
+    app.add_url_rule("/host/page", "host_page", lambda: "ok")
+    response = app.test_client().get("/host//page")
+    assert response.status_code == 308  # werkzeug's own behaviour for the host's pages

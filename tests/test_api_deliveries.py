@@ -13,7 +13,7 @@ from rq import Queue
 
 from e2e.helpers import BRAND_ID, emit, make_webhook
 from e2e.receiver import Receiver, Reply
-from flask_trakkr_webhooks import get_state, ids
+from flask_trakkr_webhooks import crypto, get_state, ids
 from flask_trakkr_webhooks.errors import ERROR_TYPES
 from receiver_kit import verify_signature
 
@@ -326,3 +326,22 @@ def test_a_test_send_with_event_null_uses_the_webhook_s_first_event(make_app):
         assert [r.json["event"]["type"] for r in receiver.received] == ["report_completed"]
     doc = client.get("/webhooks/openapi.json").get_json()
     assert None in doc["components"]["schemas"]["TestRequest"]["properties"]["event"]["enum"]
+
+
+# -- issue 19 item 3: a credential written under another key ---------------------------------------
+
+
+def test_test_send_with_an_undecryptable_credential_is_409_and_the_log_still_reads(make_app) -> None:
+    app = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=crypto.generate_key())
+    client = app.test_client()
+    with crypto.using_keys(crypto.generate_key()):
+        webhook_id = make_webhook(app, "https://receiver.example.com/h")
+    response = client.post(f"/webhooks/{webhook_id}/test")
+    assert response.status_code == 409, response.get_json()
+    error = response.get_json()["error"]
+    assert error["type"] == ERROR_TYPES[409] == "conflict"
+    assert set(error["fields"]) == {"auth_token", "signing_secret"}
+    assert "cannot be decrypted with the configured encryption key" in error["message"]
+    listed = client.get(f"/webhooks/{webhook_id}/deliveries")
+    assert listed.status_code == 200, listed.get_json()
+    assert listed.get_json()["data"] == []  # the 409 wrote nothing

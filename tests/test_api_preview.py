@@ -16,7 +16,7 @@ from rq import Queue
 
 from e2e.helpers import BRAND_ID, make_webhook
 from e2e.receiver import Receiver
-from flask_trakkr_webhooks import __version__, claim, get_state, ids, message, providers, templating
+from flask_trakkr_webhooks import __version__, claim, crypto, get_state, ids, message, providers, templating
 from flask_trakkr_webhooks.api.common import sample_payload
 from flask_trakkr_webhooks.api.preview import MASK, mask_headers
 from receiver_kit import verify_signature
@@ -391,3 +391,17 @@ def test_the_answer_has_exactly_the_documented_fields(brand_app, brand_client):
         "$ref": "#/components/schemas/Preview"
     }
     assert set(operation["responses"]) == {"200", "400", "401", "403", "404", "405", "409", "413", "415"}
+
+
+# -- issue 19 item 3: a credential written under another key ---------------------------------------
+
+
+def test_preview_with_an_undecryptable_credential_is_409(make_app) -> None:
+    app = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=crypto.generate_key())
+    with crypto.using_keys(crypto.generate_key()):
+        webhook_id = make_webhook(app, "https://receiver.example.com/h", signing_secret=None)
+    response = app.test_client().post(f"/webhooks/{webhook_id}/preview")
+    assert response.status_code == 409, response.get_json()
+    error = response.get_json()["error"]
+    assert error["type"] == "conflict"
+    assert error["fields"] == {"auth_token": ["cannot be decrypted with the configured encryption key"]}

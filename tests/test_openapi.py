@@ -56,7 +56,7 @@ EXPECTED = {
     "POST /webhooks": ("201", "Webhook", {"400", "401", "403", "405", "413", "415"}),
     "GET /webhooks": ("200", "WebhookList", {"400", "401", "403", "405", "413"}),
     "GET /webhooks/{webhook_id}": ("200", "Webhook", {"400", "401", "403", "404", "405", "413"}),
-    "PATCH /webhooks/{webhook_id}": ("200", "Webhook", {"400", "401", "403", "404", "405", "413", "415"}),
+    "PATCH /webhooks/{webhook_id}": ("200", "Webhook", {"400", "401", "403", "404", "405", "409", "413", "415"}),
     "DELETE /webhooks/{webhook_id}": ("200", "WebhookDeleted", {"400", "401", "403", "404", "405", "413"}),
     "GET /webhooks/{webhook_id}/deliveries": ("200", "DeliveryList", {"400", "401", "403", "404", "405", "413"}),
     "GET /webhooks/{webhook_id}/deliveries/{delivery_id}": (
@@ -69,7 +69,7 @@ EXPECTED = {
         "DeliveryDetail",
         {"400", "401", "403", "404", "405", "409", "413", "415"},
     ),
-    "POST /webhooks/{webhook_id}/test": ("200", "TestResult", {"400", "401", "403", "404", "405", "413", "415"}),
+    "POST /webhooks/{webhook_id}/test": ("200", "TestResult", {"400", "401", "403", "404", "405", "409", "413", "415"}),
     "POST /webhooks/{webhook_id}/preview": ("200", "Preview", {"400", "401", "403", "404", "405", "409", "413", "415"}),
 }
 

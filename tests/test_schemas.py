@@ -28,6 +28,8 @@ from typing import Any
 
 import pytest
 
+from flask_trakkr_webhooks import schemas
+
 BRAND = "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c"
 
 
@@ -401,3 +403,68 @@ def test_a_refused_patch_leaves_the_webhook_as_it_was(limited):
     before = client.get(f"/webhooks/{webhook_id}").get_json()
     field_error(client.patch(f"/webhooks/{webhook_id}", json={"headers": {f"X-{i}": "v" for i in range(3)}}), "headers")
     assert client.get(f"/webhooks/{webhook_id}").get_json() == before
+
+
+# -- issue 19 item 4: merge() keeps credentials only within the URL's origin (pure) ------------------
+
+_BEARER = {
+    **schemas.CREATE_DEFAULTS,
+    "url": "https://receiver.example.com/hooks",
+    "events": ["visibility_changed"],
+    "brand_id": BRAND,
+    "provider": "webhook",
+    "auth_type": "bearer",
+    "auth_token": "tok_PARTNER",
+    "headers": {"X-Key": "k"},
+}
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://attacker.example/hooks",  # host
+        "http://receiver.example.com/hooks",  # scheme
+        "https://receiver.example.com:8443/hooks",  # port
+    ],
+)
+def test_merge_refuses_a_new_origin_keeping_credentials_and_headers(url) -> None:
+    with pytest.raises(schemas.ValidationError) as info:
+        schemas.merge(_BEARER, {"url": url})
+    assert info.value.messages == {
+        "auth_token": [schemas.RESEND_ON_NEW_ORIGIN],
+        "headers": [schemas.RESEND_ON_NEW_ORIGIN + " (or send {} or null for none)"],
+    }
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://receiver.example.com/elsewhere",
+        "https://Receiver.Example.com:443/hooks",
+        "https://receiver.example.com./x",
+    ],
+)
+def test_merge_keeps_credentials_within_the_origin(url) -> None:
+    merged = schemas.merge(_BEARER, {"url": url})
+    assert merged["auth_token"] == "tok_PARTNER" and merged["headers"] == {"X-Key": "k"}
+
+
+def test_merge_accepts_a_new_origin_with_credentials_sent_again_or_dropped() -> None:
+    sent = schemas.merge(_BEARER, {"url": "https://new.example/", "auth_token": "tok_new", "headers": {"X-Key": "k"}})
+    assert sent["auth_token"] == "tok_new"
+    dropped = schemas.merge(_BEARER, {"url": "https://new.example/", "auth_type": "none", "headers": None})
+    assert dropped["auth_token"] is None and dropped["headers"] == {}
+
+
+def test_merge_names_only_the_secret_fields_of_the_auth_method() -> None:
+    basic = {
+        **_BEARER,
+        "auth_type": "basic",
+        "auth_token": None,
+        "auth_username": "u",
+        "auth_password": "p",
+        "headers": {},
+    }
+    with pytest.raises(schemas.ValidationError) as info:
+        schemas.merge(basic, {"url": "https://new.example/"})
+    assert info.value.messages == {"auth_password": [schemas.RESEND_ON_NEW_ORIGIN]}

@@ -7,8 +7,11 @@ guards every request (body size, JSON, the access policy's secure default).
 
 from __future__ import annotations
 
+import re
+
 from flask import Blueprint, Flask, Response, current_app, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
+from werkzeug.routing import RequestRedirect
 
 from ..errors import APIError
 from ..state import get_state
@@ -38,11 +41,15 @@ def register_app_error_handlers(app: Flask, url_prefix: str) -> None:
 
     Routing errors happen before a blueprint is chosen, so blueprint handlers never
     see them; an app-level handler that only acts under our prefix fills the gap.
+    Werkzeug's routing redirects (a path with ``//`` is redirected, 308, to the path with
+    single slashes) never reach an error handler at all: an app-level ``before_request``
+    answers them, under the prefix, with a JSON 404 instead of an HTML redirect.
     """
     prefix = url_prefix.rstrip("/")
 
     def ours() -> bool:
-        path = request.path
+        # "//webhooks//x" is under the prefix too: werkzeug would merge its slashes.
+        path = re.sub("/{2,}", "/", request.path)
         return path == prefix or path.startswith(prefix + "/") or not prefix
 
     def handler(error: HTTPException) -> HTTPException | Response:
@@ -53,6 +60,14 @@ def register_app_error_handlers(app: Flask, url_prefix: str) -> None:
             response.headers["Allow"] = ", ".join(error.valid_methods)
         return response
 
+    def no_redirect() -> Response | None:
+        if not isinstance(request.routing_exception, RequestRedirect) or not ours():
+            return None
+        return error_response(
+            APIError(404, "Not found: the path has an empty segment ('//'); send it with single slashes.")
+        )
+
+    app.before_request(no_redirect)
     previous_404 = app.error_handler_spec.get(None, {}).get(404, {}).get(NotFound)
     previous_405 = app.error_handler_spec.get(None, {}).get(405, {}).get(MethodNotAllowed)
     if previous_404 is None:

@@ -7,21 +7,30 @@ one and never each other.
 from __future__ import annotations
 
 import json
+import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, has_request_context, jsonify, request
 from marshmallow import ValidationError
+from sqlalchemy import orm
+from sqlalchemy.orm.attributes import set_committed_value
 from werkzeug.exceptions import HTTPException
 
-from .. import events
+from .. import crypto, events, ids, schemas
 from ..errors import APIError
 from ..rules import WEBHOOK_ID, shown_id
 from ..state import WebhooksState, get_state
 
 BLUEPRINT_NAME = "trakkr_webhooks"
+
+log = logging.getLogger("flask_trakkr_webhooks")
+
+#: Label prefix of the stored (still encrypted) text of a credential column in :func:`webhook_query`.
+_RAW = "_raw_"
 
 
 # -- errors -------------------------------------------------------------------------------
@@ -106,13 +115,20 @@ def not_found(webhook_id: str) -> APIError:
 def find_webhook(webhook_id: str, *, include_deleted: bool = False, lock: bool = False) -> Any:
     """The webhook ``webhook_id`` if it exists and the policy allows its brand, else ``None``.
 
-    ``lock`` reads it ``FOR UPDATE`` (PostgreSQL), so two PATCHes of one webhook are
-    judged one after the other, each against the values the other left.
+    Loaded by :func:`load_webhooks`, so a credential the configured key cannot decrypt never
+    makes this fail. ``lock`` reads it ``FOR NO KEY UPDATE`` (PostgreSQL), so two edits of one
+    webhook are judged one after the other, each against the values the other left, while the
+    foreign-key checks of deliveries an emit inserts for it (``FOR KEY SHARE``) do not wait.
     """
     if not WEBHOOK_ID.fullmatch(webhook_id):
         return None
     state = get_state()
-    webhook = state.db.session.get(state.models.Webhook, webhook_id, with_for_update=lock or None)
+    query = webhook_query(state).where(state.models.Webhook.id == webhook_id)
+    if lock:
+        # Never FOR UPDATE: it would block every delivery insert's foreign-key check until commit.
+        query = query.with_for_update(key_share=True)
+    found = load_webhooks(state, query)
+    webhook = found[0] if found else None
     if webhook is None or (webhook.deleted_at is not None and not include_deleted):
         return None
     if not may_manage(webhook.brand_id):
@@ -126,6 +142,86 @@ def get_or_404(webhook_id: str, *, lock: bool = False) -> Any:
     if webhook is None:
         raise not_found(webhook_id)
     return webhook
+
+
+# -- credentials ------------------------------------------------------------------------
+
+
+def encrypted_columns(state: WebhooksState) -> tuple[str, ...]:
+    """The webhook columns stored encrypted (credentials and signing secrets)."""
+    return tuple(c.name for _, columns in crypto.encrypted_columns(state.models.Webhook) for c in columns)
+
+
+def webhook_query(state: WebhooksState) -> sa.Select[Any]:
+    """``SELECT`` webhooks with their encrypted columns deferred and their stored text beside them.
+
+    Loading a row then decrypts nothing; :func:`load_webhooks` decrypts each value on its own,
+    so one value written under another key marks that value unreadable instead of failing the
+    whole load (and with it the request, or a whole list).
+    """
+    Webhook = state.models.Webhook
+    names = encrypted_columns(state)
+    table = Webhook.__table__
+    raw = [sa.type_coerce(table.c[name], sa.Text).label(_RAW + name) for name in names]
+    return (
+        sa.select(Webhook, *raw)
+        .options(*(orm.defer(getattr(Webhook, name)) for name in names))
+        # Read the row as stored now, whatever an earlier query of this session left in memory.
+        .execution_options(populate_existing=True)
+    )
+
+
+def load_webhooks(state: WebhooksState, query: sa.Select[Any]) -> list[Any]:
+    """The webhooks of ``query`` (built on :func:`webhook_query`), credentials attached."""
+    rows = state.db.session.execute(query).all()
+    names = encrypted_columns(state)
+    for row in rows:
+        attach_credentials(row[0], row._mapping, names)
+    return [row[0] for row in rows]
+
+
+def attach_credentials(webhook: Any, stored: Mapping[Any, Any], names: Sequence[str]) -> None:
+    """Decrypt each stored credential of ``webhook`` into its (deferred) attribute; note the
+    ones the configured key cannot decrypt (:func:`schemas.unreadable_credentials`) and log them."""
+    unreadable: list[str] = []
+    expires = ids.as_utc(webhook.previous_secret_expires_at)
+    for name in names:
+        text = stored[_RAW + name]
+        try:
+            value = None if text is None else crypto.decrypt_value(text)
+        except crypto.DecryptionError as exc:
+            if name == "previous_signing_secret" and (expires is None or expires <= ids.utcnow()):
+                value = None  # its grace period is over: it never signs again, so it is as good as gone
+            else:
+                unreadable.append(name)
+                log.warning("webhook %s: stored %s cannot be decrypted: %s", webhook.id, name, exc)
+                continue
+        set_committed_value(webhook, name, value)  # loaded, not changed: nothing is written back
+    setattr(webhook, schemas.UNREADABLE_ATTRIBUTE, tuple(unreadable))
+
+
+def unreadable_error(webhook: Any, action: str, names: Iterable[str] | None = None) -> APIError | None:
+    """The 409 for ``action`` on ``webhook`` when credentials it needs (``names``; default: every
+    one) cannot be decrypted with the configured key, else ``None``."""
+    unreadable = schemas.unreadable_credentials(webhook)
+    wanted = [name for name in unreadable if names is None or name in set(names)]
+    if not wanted:
+        return None
+    return APIError(
+        409,
+        f"Cannot {action}: the stored {', '.join(wanted)} of this webhook cannot be decrypted with the "
+        f"configured encryption key ({crypto.SETTING}); it was written under another key. Add that key to "
+        f"{crypto.SETTING} (after the current one, then run `flask webhooks rotate-key`), or send the "
+        "credential again with PATCH (a new signing_secret, or the auth fields), or delete the webhook.",
+        {name: ["cannot be decrypted with the configured encryption key"] for name in wanted},
+    )
+
+
+def require_credentials(webhook: Any, action: str) -> None:
+    """Raise :func:`unreadable_error` (409) when any stored credential of ``webhook`` is unreadable."""
+    error = unreadable_error(webhook, action)
+    if error is not None:
+        raise error
 
 
 # -- request bodies ---------------------------------------------------------------------

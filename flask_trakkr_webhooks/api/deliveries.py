@@ -36,6 +36,7 @@ from .common import (
     no_body_fields,
     parse_limit,
     query_params,
+    require_credentials,
     sample_payload,
     sample_request,
 )
@@ -124,6 +125,7 @@ def redeliver(webhook_id: str, delivery_id: str) -> Response:
 def test_webhook(webhook_id: str) -> Response:
     """``POST /webhooks/<id>/test``: one immediate attempt of a sample event; 200 with its result."""
     state, webhook, event_type = sample_request(webhook_id)
+    require_credentials(webhook, "send a test")  # 409 before anything is written
 
     m = state.models
     session = state.db.session

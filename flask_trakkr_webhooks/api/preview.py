@@ -32,7 +32,7 @@ from flask import Blueprint, Response, jsonify
 from .. import ids, message
 from ..claim import endpoint_of
 from ..errors import APIError
-from .common import sample_payload, sample_request
+from .common import require_credentials, sample_payload, sample_request
 
 #: What a masked credential looks like.
 MASK = "********"
@@ -65,6 +65,7 @@ def mask_headers(headers: Mapping[str, str], endpoint: message.Endpoint) -> tupl
 def preview_webhook(webhook_id: str) -> Response:
     """``POST /webhooks/<id>/preview``: 200 with the body and headers a sample event would be sent with."""
     state, webhook, event_type = sample_request(webhook_id)
+    require_credentials(webhook, "preview the request")
     now = ids.utcnow()
     payload = sample_payload(state, webhook, event_type, event_id=ids.new_id(ids.EVENT), now=now)
     endpoint = endpoint_of(webhook, now)

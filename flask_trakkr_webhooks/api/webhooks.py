@@ -11,8 +11,11 @@ HTTP and database parts and asks the access policy:
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 from datetime import timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, jsonify, url_for
@@ -24,18 +27,33 @@ from ..rules import canonical_uuid
 from ..state import get_state
 from .common import (
     BLUEPRINT_NAME,
+    attach_credentials,
+    encrypted_columns,
     find_webhook,
     get_or_404,
     invalid,
     json_body,
     json_response,
+    load_webhooks,
     may_manage,
     parse_limit,
     query_params,
+    unreadable_error,
+    webhook_query,
 )
 
 #: Rows read per query while the unfiltered list looks for webhooks the policy allows.
 _SCAN_BATCH = 100
+
+#: The save-time answer for a host name the guard refuses, whatever the reason: private
+#: addresses and unresolvable names get the same words, so the API is no DNS oracle.
+HOST_REFUSED = (
+    "must resolve to a public address reachable by the sender (the server's log has the detail; "
+    "an operator can admit private receivers with TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS or "
+    "TRAKKR_WEBHOOKS_ALLOWED_CIDRS)"
+)
+
+log = logging.getLogger("flask_trakkr_webhooks")
 
 
 def register(bp: Blueprint) -> None:
@@ -55,16 +73,36 @@ def register(bp: Blueprint) -> None:
 def _vet_url(url: str) -> None:
     """The SSRF guard at save time: resolve the URL's host and refuse private destinations (400 on ``url``).
 
-    The message names the refused address class and the setting that would allow it. The
-    same check runs again before every delivery (a name can be re-pointed after it is saved).
+    For an IP literal the message names the refused address class and the setting that
+    would allow it (the caller wrote the address). For a host name it is :data:`HOST_REFUSED`
+    whether the name resolves to a refused address or does not resolve: what it resolves to
+    goes to the operator's log only. The same check runs again before every delivery (a
+    name can be re-pointed after it is saved).
     """
     try:
         ssrf.check_url(url, **ssrf.settings_kwargs(get_state().settings))
-    except ssrf.SSRFError as exc:  # BlockedAddress, UnresolvableHost, MalformedURL
+    except ssrf.MalformedURL as exc:  # about the text the caller sent, not about DNS
         raise invalid(ValidationError({"url": [str(exc)]})) from None
+    except ssrf.SSRFError as exc:  # BlockedAddress, UnresolvableHost
+        if isinstance(exc, ssrf.BlockedAddress) and _is_ip_literal(url):
+            raise invalid(ValidationError({"url": [str(exc)]})) from None
+        log.warning("webhook URL refused at save time: %s", exc)
+        raise invalid(ValidationError({"url": [HOST_REFUSED]})) from None
 
 
-def _respond(webhook: Any, status: int = 200) -> Response:
+def _is_ip_literal(url: str) -> bool:
+    """Whether the URL's host is an IP address as written (``10.0.0.5``, ``[::1]``), not a name."""
+    try:
+        ipaddress.ip_address(urlsplit(url).hostname or "")
+    except ValueError:
+        return False
+    return True
+
+
+def _respond(webhook_id: str, status: int = 200) -> Response:
+    """The webhook object of ``webhook_id`` as stored now (read again after a commit)."""
+    state = get_state()
+    (webhook,) = load_webhooks(state, webhook_query(state).where(state.models.Webhook.id == webhook_id))
     return json_response(schemas.dump_webhook(webhook), status)
 
 
@@ -92,7 +130,7 @@ def create_webhook() -> Response:
     webhook.created_at = webhook.updated_at = now
     state.db.session.add(webhook)
     state.db.session.commit()
-    response = _respond(webhook, 201)
+    response = _respond(webhook.id, 201)
     response.headers["Location"] = url_for(f"{BLUEPRINT_NAME}.get_webhook", webhook_id=webhook.id)
     return response
 
@@ -117,7 +155,7 @@ def list_webhooks() -> Response:
                 {"brand_id": ["the access policy refused this brand"]},
             )
 
-    query = sa.select(Webhook).where(Webhook.deleted_at.is_(None))
+    query = webhook_query(state).where(Webhook.deleted_at.is_(None))
     if brand_id is not None:
         query = query.where(Webhook.brand_id == brand_id)
     query = query.order_by(Webhook.created_at.desc(), Webhook.id.desc())
@@ -145,9 +183,12 @@ def _collect(query: Any, after: tuple[Any, str] | None, wanted: int, *, filter_p
 
     Without a brand filter, rows of brands the policy refuses are skipped: read in
     batches until enough are found, asking the policy once per brand (it is cached).
+    ``query`` is built on :func:`.common.webhook_query`: only the rows answered are decrypted.
     """
-    Webhook = get_state().models.Webhook
-    session = get_state().db.session
+    state = get_state()
+    Webhook = state.models.Webhook
+    session = state.db.session
+    names = encrypted_columns(state)
     found: list[Any] = []
     batch = max(wanted, _SCAN_BATCH) if filter_policy else wanted
     while True:
@@ -160,21 +201,23 @@ def _collect(query: Any, after: tuple[Any, str] | None, wanted: int, *, filter_p
                     sa.and_(Webhook.created_at == created_at, Webhook.id < last_id),
                 )
             )
-        rows = session.execute(page_query.limit(batch)).scalars().all()
+        rows = session.execute(page_query.limit(batch)).all()
         for row in rows:
-            if not filter_policy or may_manage(row.brand_id):
-                found.append(row)
+            webhook = row[0]
+            if not filter_policy or may_manage(webhook.brand_id):
+                attach_credentials(webhook, row._mapping, names)
+                found.append(webhook)
                 if len(found) == wanted:
                     return found
         if len(rows) < batch:
             return found
-        after = (rows[-1].created_at, rows[-1].id)
+        after = (rows[-1][0].created_at, rows[-1][0].id)
 
 
 def get_webhook(webhook_id: str) -> Response:
     """``GET /webhooks/<id>``: the webhook object."""
     query_params()
-    return _respond(get_or_404(webhook_id))
+    return json_response(schemas.dump_webhook(get_or_404(webhook_id)), 200)
 
 
 def update_webhook(webhook_id: str) -> Response:
@@ -187,6 +230,12 @@ def update_webhook(webhook_id: str) -> Response:
         changes = schemas.prepare_update(body, schemas.current_values(webhook), state.settings, state.event_types)
     except ValidationError as exc:
         raise invalid(exc) from None
+    # A credential that cannot be decrypted may be replaced or dropped, not kept (nor answered).
+    replaced = set(changes) | ({"previous_signing_secret"} if "signing_secret" in changes else set())
+    kept = [name for name in schemas.unreadable_credentials(webhook) if name not in replaced]
+    conflict = unreadable_error(webhook, "update the webhook and keep its credentials", kept)
+    if conflict is not None:
+        raise conflict
     if "url" in changes:
         _vet_url(changes["url"])
     if changes:
@@ -204,7 +253,8 @@ def update_webhook(webhook_id: str) -> Response:
             setattr(webhook, name, value)
         webhook.updated_at = ids.utcnow()
         state.db.session.commit()
-    return _respond(webhook)
+        return _respond(webhook.id)
+    return json_response(schemas.dump_webhook(webhook), 200)
 
 
 def delete_webhook(webhook_id: str) -> Response:
@@ -239,6 +289,10 @@ def rotate_secret(webhook_id: str) -> Response:
         loaded = schemas.load_request(schemas.RotateSecretSchema(), json_body(required=False))
     except ValidationError as exc:
         raise invalid(exc) from None
+    # The current secret must be readable: it keeps signing during the grace period.
+    conflict = unreadable_error(webhook, "rotate the signing secret", ("signing_secret",))
+    if conflict is not None:
+        raise conflict
     new = loaded.get("signing_secret") or signing.generate_secret()
     old = webhook.signing_secret
     if new == old:
@@ -251,7 +305,7 @@ def rotate_secret(webhook_id: str) -> Response:
     webhook.signing_secret = new
     webhook.updated_at = now
     state.db.session.commit()
-    return _respond(webhook)
+    return _respond(webhook.id)
 
 
 def replay_webhook(webhook_id: str) -> Response:
