@@ -5,11 +5,13 @@ The README's configuration table mirrors :data:`DEFAULTS`; a test keeps the two 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ConfigError
+from .events import MAX_DATA_DEPTH, MAX_DATA_DEPTH_LIMIT
 
 PREFIX = "TRAKKR_WEBHOOKS_"
 
@@ -28,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "ENCRYPTION_KEY": None,
     "MAX_REQUEST_BYTES": 256 * 1024,
     "MAX_PAYLOAD_BYTES": 256 * 1024,
+    "MAX_PAYLOAD_DEPTH": MAX_DATA_DEPTH,
     "MAX_TEMPLATE_BYTES": 16 * 1024,
     "MAX_HEADERS": 20,
     "MAX_HEADER_BYTES": 4096,
@@ -63,6 +66,7 @@ class Settings:
     encryption_key: Any
     max_request_bytes: int
     max_payload_bytes: int
+    max_payload_depth: int
     max_template_bytes: int
     max_headers: int
     max_header_bytes: int
@@ -97,14 +101,44 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     def get(key: str) -> Any:
         return config.get(PREFIX + key, DEFAULTS[key])
 
-    def number(key: str, minimum: float = 0, integer: bool = False) -> Any:
+    def number(key: str, minimum: float = 0, integer: bool = False, maximum: float | None = None) -> Any:
         value = get(key)
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum:
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, (int, float))
+            or not math.isfinite(value)
+            or value < minimum
+        ):
             raise ConfigError(f"{PREFIX}{key} must be a number >= {minimum}, got {value!r}")
+        if maximum is not None and value > maximum:
+            raise ConfigError(f"{PREFIX}{key} must be at most {maximum}, got {value!r}")
         if integer and int(value) != value:
             raise ConfigError(f"{PREFIX}{key} must be an integer, got {value!r}")
         return int(value) if integer else value
 
+    def text(key: str) -> str:
+        value = get(key)
+        if not isinstance(value, str) or not value.strip():
+            raise ConfigError(f"{PREFIX}{key} must be a non-empty string, got {type(value).__name__} {value!r}")
+        return value
+
+    def flag(key: str) -> bool:
+        # bool("false") is True: a string here is a mistake, never a value.
+        value = get(key)
+        if not isinstance(value, bool):
+            raise ConfigError(f"{PREFIX}{key} must be True or False, got {type(value).__name__} {value!r}")
+        return value
+
+    key_value = get("ENCRYPTION_KEY")
+    if not (
+        key_value is None
+        or isinstance(key_value, (str, bytes))
+        or (isinstance(key_value, (list, tuple)) and all(isinstance(k, (str, bytes)) for k in key_value))
+    ):
+        raise ConfigError(
+            f"{PREFIX}ENCRYPTION_KEY must be a string (one key or several, comma-separated) or a list of "
+            f"strings, got {type(key_value).__name__}"  # never the value: it may be a key
+        )
     delays = get("RETRY_DELAYS")
     if not isinstance(delays, (list, tuple)) or not all(
         isinstance(d, (int, float)) and not isinstance(d, bool) and d >= 0 for d in delays
@@ -113,25 +147,31 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     prefix = get("URL_PREFIX")
     if not isinstance(prefix, str) or not prefix.startswith("/"):
         raise ConfigError(f"{PREFIX}URL_PREFIX must start with '/', got {prefix!r}")
-    cidrs = get("ALLOWED_CIDRS") or []
+    cidrs = get("ALLOWED_CIDRS")
+    cidrs = [] if cidrs is None else cidrs
     if isinstance(cidrs, str):
         cidrs = [c.strip() for c in cidrs.split(",") if c.strip()]
+    if not isinstance(cidrs, (list, tuple)) or not all(isinstance(c, str) for c in cidrs):
+        raise ConfigError(
+            f"{PREFIX}ALLOWED_CIDRS must be a list of networks or a comma-separated string, got {cidrs!r}"
+        )
     known = {PREFIX + k for k in DEFAULTS}
     extra = {k: v for k, v in config.items() if k.startswith(PREFIX) and k not in known}
     return Settings(
-        redis_url=str(get("REDIS_URL")),
-        queue=str(get("QUEUE")),
+        redis_url=text("REDIS_URL"),
+        queue=text("QUEUE"),
         url_prefix=prefix.rstrip("/") or "/",
-        require_https=bool(get("REQUIRE_HTTPS")),
-        allow_private_networks=bool(get("ALLOW_PRIVATE_NETWORKS")),
+        require_https=flag("REQUIRE_HTTPS"),
+        allow_private_networks=flag("ALLOW_PRIVATE_NETWORKS"),
         allowed_cidrs=tuple(cidrs),
         retry_delays=tuple(float(d) for d in delays),
         timeout=number("TIMEOUT", 0.001),
         max_retry_after=number("MAX_RETRY_AFTER", 0),
-        open_api=bool(get("OPEN_API")),
-        encryption_key=get("ENCRYPTION_KEY"),
+        open_api=flag("OPEN_API"),
+        encryption_key=key_value,
         max_request_bytes=number("MAX_REQUEST_BYTES", 1024, integer=True),
         max_payload_bytes=number("MAX_PAYLOAD_BYTES", 1024, integer=True),
+        max_payload_depth=number("MAX_PAYLOAD_DEPTH", 1, integer=True, maximum=MAX_DATA_DEPTH_LIMIT),
         max_template_bytes=number("MAX_TEMPLATE_BYTES", 2, integer=True),
         max_headers=number("MAX_HEADERS", 0, integer=True),
         max_header_bytes=number("MAX_HEADER_BYTES", 1, integer=True),

@@ -36,7 +36,7 @@ from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app, has_app_context
 from sqlalchemy.types import TypeDecorator
 
-from .errors import TrakkrWebhooksError
+from .errors import ConfigError, TrakkrWebhooksError
 from .state import EXTENSION_KEY, WebhooksState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -74,23 +74,31 @@ def parse_keys(value: Any) -> tuple[str, ...]:
     """Normalise the setting to a tuple of key strings (empty when unset).
 
     Accepts ``None``, a string (comma-separated for several keys), bytes, or a list of
-    strings/bytes. Raises ``ValueError`` naming the position of a malformed key (never
-    the key itself, which must not reach logs).
+    strings/bytes. Raises :class:`~.errors.ConfigError` (a ``ValueError``) naming the setting
+    for a value of another type, and naming the position of a malformed key (never the key
+    itself, which must not reach logs).
     """
     if value is None:
         return ()
     if isinstance(value, bytes):
         value = value.decode("ascii", "replace")
+    if not isinstance(value, (str, list, tuple)):
+        raise ConfigError(
+            f"{SETTING} must be a string (one key, or several comma-separated) or a list of strings, "
+            f"not {type(value).__name__}"
+        )
     items = value.split(",") if isinstance(value, str) else list(value)
     keys: list[str] = []
     for index, item in enumerate(items, start=1):
-        text = (item.decode("ascii", "replace") if isinstance(item, bytes) else str(item)).strip()
+        if not isinstance(item, (str, bytes)):
+            raise ConfigError(f"{SETTING}: key #{index} must be a string, not {type(item).__name__}")
+        text = (item.decode("ascii", "replace") if isinstance(item, bytes) else item).strip()
         if not text:
             continue
         try:
             Fernet(text)
         except (ValueError, TypeError):
-            raise ValueError(
+            raise ConfigError(
                 f"{SETTING}: key #{index} is not a valid Fernet key (32 url-safe base64-encoded bytes); "
                 f"generate one with {GENERATE_HINT}"
             ) from None
@@ -291,8 +299,9 @@ def rotate(session: Any, models: Any, *, keys: Any = _UNSET, commit: bool = True
 def check_key(settings: Settings, app: Flask) -> None:
     """Startup rule, called by ``init_app``: a production app must have an encryption key.
 
-    Raises ``ValueError`` for a malformed key, and ``RuntimeError`` (saying how to make
-    a key) when none is set, unless ``app.testing`` or ``app.debug``.
+    Raises :class:`~.errors.ConfigError` (a ``ValueError`` naming the setting) for a
+    malformed key or a value of the wrong type, and ``RuntimeError`` (saying how to make a
+    key) when none is set, unless ``app.testing`` or ``app.debug``.
     """
     if parse_keys(settings.encryption_key):
         return

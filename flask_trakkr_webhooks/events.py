@@ -559,38 +559,93 @@ PAYLOAD_SOURCE = "trakkr"
 PAYLOAD_VERSION = "1.0"
 
 
-def to_json_value(value: Any, *, path: str = "data") -> Any:
+#: Deepest nesting of objects and arrays ``emit`` accepts in ``data`` and ``workflow`` by
+#: default (``TRAKKR_WEBHOOKS_MAX_PAYLOAD_DEPTH``); the object itself is level 1.
+MAX_DATA_DEPTH = 32
+#: The highest that setting may go: every formatter, the template engine, ``copy.deepcopy``
+#: and ``json.dumps`` handle this depth far inside Python's recursion limit.
+MAX_DATA_DEPTH_LIMIT = 100
+#: Largest integer accepted, in bits (603 decimal digits): below the lowest limit a process
+#: may set with ``sys.set_int_max_str_digits`` (640 digits), so ``json.dumps`` always works.
+MAX_INT_BITS = 2000
+#: The setting named in depth errors.
+DEPTH_SETTING = "TRAKKR_WEBHOOKS_MAX_PAYLOAD_DEPTH"
+
+
+def _where(path: str) -> str:
+    """``path`` for an error message, shortened in the middle when data keys make it long."""
+    return path if len(path) <= 200 else f"{path[:100]}\u2026{path[-100:]}"
+
+
+def _check_text(text: str, path: str) -> None:
+    """``ValueError`` for a lone surrogate: it cannot be encoded as UTF-8, so nothing could send it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(
+            f"{_where(path)} holds a lone surrogate (invalid Unicode), which cannot be sent as JSON"
+        ) from None
+
+
+def to_json_value(value: Any, *, path: str = "data", max_depth: int = MAX_DATA_DEPTH) -> Any:
     """``value`` as plain JSON types, or ``TypeError``/``ValueError`` naming the bad path.
 
     Host data often holds datetimes, dates, UUIDs, Decimals, tuples and sets: those are
-    converted (ISO 8601, str, float, lists). NaN and infinities are refused because
-    they are not JSON.
+    converted (ISO 8601, str, float, lists). NaN and infinities, integers over
+    :data:`MAX_INT_BITS` bits, strings with lone surrogates and objects or arrays nested more
+    than ``max_depth`` levels (``value`` itself is level 1; a cycle is refused this way too)
+    raise ``ValueError``: they are not JSON, or not JSON every formatter and receiver handles.
     """
-    if value is None or isinstance(value, (bool, str, int)):
+    return _plain(value, path, 0, max_depth)
+
+
+def _plain(value: Any, path: str, depth: int, max_depth: int) -> Any:
+    """:func:`to_json_value` for a value inside ``depth`` containers."""
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, str):
+        _check_text(value, path)
+        return value
+    if isinstance(value, int):
+        if value.bit_length() > MAX_INT_BITS:
+            raise ValueError(
+                f"{_where(path)} is an integer of more than {MAX_INT_BITS} bits, too large to send as JSON"
+            )
         return value
     if isinstance(value, float):
         if not math.isfinite(value):
-            raise ValueError(f"{path} is {value!r}, which is not valid JSON")
+            raise ValueError(f"{_where(path)} is {value!r}, which is not valid JSON")
         return value
     if isinstance(value, Decimal):
-        return to_json_value(float(value), path=path)
+        try:
+            number = float(value)
+        except (OverflowError, ValueError):  # a signalling NaN refuses float()
+            number = math.nan
+        return _plain(number if math.isfinite(number) else math.nan, path, depth, max_depth)
     if isinstance(value, datetime):
         return isoformat(value)
     if isinstance(value, date):
         return value.isoformat()
     if isinstance(value, UUID):
         return str(value)
+    if isinstance(value, (Mapping, list, tuple, set, frozenset)) and depth >= max_depth:
+        # Checked before descending: deep or cyclic data ends here, never in a RecursionError.
+        raise ValueError(
+            f"{_where(path)} nests deeper than {max_depth} levels of objects and arrays "
+            f"(the limit; {DEPTH_SETTING} sets it, at most {MAX_DATA_DEPTH_LIMIT})"
+        )
     if isinstance(value, Mapping):
         out = {}
         for key, item in value.items():
             if not isinstance(key, str):
-                raise TypeError(f"{path} has a non-string key {key!r}: JSON object keys are strings")
-            out[key] = to_json_value(item, path=f"{path}.{key}")
+                raise TypeError(f"{_where(path)} has a non-string key {key!r}: JSON object keys are strings")
+            _check_text(key, path)
+            out[key] = _plain(item, f"{path}.{key}", depth + 1, max_depth)
         return out
     if isinstance(value, (list, tuple, set, frozenset)):
         items = sorted(value, key=repr) if isinstance(value, (set, frozenset)) else value
-        return [to_json_value(item, path=f"{path}[{i}]") for i, item in enumerate(items)]
-    raise TypeError(f"{path} is a {type(value).__name__}, which cannot be sent as JSON")
+        return [_plain(item, f"{path}[{i}]", depth + 1, max_depth) for i, item in enumerate(items)]
+    raise TypeError(f"{_where(path)} is a {type(value).__name__}, which cannot be sent as JSON")
 
 
 def normalise_brand(brand: Any) -> dict[str, Any]:
@@ -604,11 +659,14 @@ def normalise_brand(brand: Any) -> dict[str, Any]:
         raise ValueError("brand['id'] is required: the brand's id (a UUID string)")
     if len(brand_id) > 36:
         raise ValueError(f"brand['id'] must be at most 36 characters (a UUID), got {len(brand_id)}")
+    _check_text(brand_id, "brand['id']")
     out: dict[str, Any] = {"id": brand_id}
     for key in ("name", "website"):
         value = brand.get(key)
         if value is not None and not isinstance(value, str):
             raise TypeError(f"brand[{key!r}] must be a string or None, not {type(value).__name__}")
+        if value is not None:
+            _check_text(value, f"brand[{key!r}]")
         out[key] = value
     return out
 
@@ -625,24 +683,28 @@ def build_payload(
     test: bool = False,
     description: str | None = None,
     spec: EventType | None = None,
+    max_depth: int = MAX_DATA_DEPTH,
 ) -> dict[str, Any]:
     """The standard payload (contract "Wire format"), validated and in plain JSON types.
 
     ``summary=None`` generates one with :func:`summarize` (``spec`` is a host type's row,
     ``description`` its description; built-in types are found by name). ``test=True`` adds
-    ``meta.test: true`` (the ``/test`` route's sample events).
+    ``meta.test: true`` (the ``/test`` route's sample events). ``data`` and ``workflow``
+    may nest at most ``max_depth`` levels (see :func:`to_json_value`).
     """
     brand_obj = normalise_brand(brand)
     if not isinstance(data, Mapping):
         raise TypeError(f"data must be a mapping (a JSON object), not {type(data).__name__}")
-    data_obj = to_json_value(data, path="data")
+    data_obj = to_json_value(data, path="data", max_depth=max_depth)
     if workflow is not None and not isinstance(workflow, Mapping):
         raise TypeError(f"workflow must be a mapping or None, not {type(workflow).__name__}")
-    workflow_obj = to_json_value(workflow, path="workflow") if workflow is not None else None
+    workflow_obj = to_json_value(workflow, path="workflow", max_depth=max_depth) if workflow is not None else None
     if summary is None:
         summary = summarize(event_type, brand_obj, data_obj, description=description, spec=spec)
     elif not isinstance(summary, str):
         raise TypeError(f"summary must be a string or None, not {type(summary).__name__}")
+    else:
+        _check_text(summary, "summary")
     meta: dict[str, Any] = {
         "source": PAYLOAD_SOURCE,
         "version": PAYLOAD_VERSION,

@@ -6,7 +6,9 @@ An event and one delivery row per matching webhook are written in the host's cur
 Cost of one ``emit`` (fan-out to N webhooks): one SELECT of the brand's active webhooks,
 one INSERT of the event, one bulk INSERT of the N deliveries (``executemany``, no ORM
 objects), and after the commit one pipelined Redis round trip plus one UPDATE marking
-them ``queued``.
+them ``queued``. That UPDATE runs in a short transaction of its own on the connection the
+session committed on, which the session still holds at that point, so an emit checks out
+one pooled connection, not two (a second checkout per commit overflowed the pool under load).
 
 Transaction rules, with SQLAlchemy session events:
 
@@ -30,6 +32,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from . import dispatch, events, ids
+from .models import PENDING, QUEUED
 from .rows import insert_deliveries
 from .rules import canonical_uuid
 from .state import WebhooksState
@@ -50,6 +53,8 @@ class _Outbox:
     def __init__(self, state: WebhooksState) -> None:
         self.state = state
         self.by_transaction: dict[Any, list[str]] = {}
+        # The connection the deliveries were written on: marked queued on it after the commit.
+        self.connection: sa.Connection | None = None
 
 
 def emit(
@@ -86,6 +91,7 @@ def emit(
         summary=summary,
         description=known.get(event_type),
         spec=known.spec(event_type),
+        max_depth=state.settings.max_payload_depth,
     )
     size = len(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
     limit = state.settings.max_payload_bytes
@@ -128,6 +134,8 @@ def track(state: WebhooksState, session: sa.orm.Session, delivery_ids: list[str]
         outbox = session.info[_INFO_KEY] = _Outbox(state)
     transaction = session.get_nested_transaction() or session.get_transaction()
     outbox.by_transaction.setdefault(transaction, []).extend(delivery_ids)
+    # The connection already holds this transaction: asking for it checks nothing out.
+    outbox.connection = session.connection(bind_arguments={"mapper": state.models.Delivery})
 
 
 def _listen(session: sa.orm.Session) -> None:
@@ -154,7 +162,8 @@ def _after_commit(session: sa.orm.Session) -> None:
         return
     delivery_ids = [i for batch in outbox.by_transaction.values() for i in batch]
     outbox.by_transaction.clear()
-    enqueue_committed(outbox.state, delivery_ids)
+    connection, outbox.connection = outbox.connection, None
+    enqueue_committed(outbox.state, delivery_ids, connection=connection)
 
 
 def _after_transaction_end(session: sa.orm.Session, transaction: Any) -> None:
@@ -166,11 +175,18 @@ def _after_transaction_end(session: sa.orm.Session, transaction: Any) -> None:
     outbox.by_transaction.pop(transaction, None)
     if transaction.parent is None:
         outbox.by_transaction.clear()
+        outbox.connection = None
 
 
-def enqueue_committed(state: WebhooksState, delivery_ids: list[str]) -> bool:
+def enqueue_committed(
+    state: WebhooksState, delivery_ids: list[str], *, connection: sa.Connection | None = None
+) -> bool:
     """Enqueue committed deliveries and mark them ``queued``; never raises.
 
+    ``connection`` is the connection they were committed on, still checked out (the session's,
+    during ``after_commit``): the mark runs there in a short transaction of its own, so no
+    second pooled connection is taken. Without one (or one still inside a transaction, e.g. a
+    session joined to an outer transaction) :func:`.dispatch.mark_queued` takes its own.
     Returns False when they were left ``pending`` for the sweep (Redis unreachable).
     """
     if not delivery_ids:
@@ -192,7 +208,25 @@ def enqueue_committed(state: WebhooksState, delivery_ids: list[str]) -> bool:
         return False
     state.local.redis_down_until = 0.0
     try:
-        dispatch.mark_queued(state, delivery_ids)
+        if connection is not None and not connection.closed and not connection.in_transaction():
+            _mark_queued_on(connection, state, delivery_ids)
+        else:
+            dispatch.mark_queued(state, delivery_ids)
     except Exception:  # cosmetic: a worker claims pending and queued rows alike
         log.warning("trakkr_webhooks: could not mark %d deliveries queued", len(delivery_ids), exc_info=True)
     return True
+
+
+def _mark_queued_on(connection: sa.Connection, state: WebhooksState, delivery_ids: list[str]) -> None:
+    """:func:`.dispatch.mark_queued` (``pending`` -> ``queued``) on ``connection``, in its own transaction."""
+    table = state.models.Delivery.__table__
+    now = ids.utcnow()
+    # As in dispatch.mark_queued: ``status || ''`` keeps planners off the status index.
+    status = table.c.status.concat("")
+    with connection.begin():
+        for batch in dispatch.chunks(delivery_ids, 500):
+            connection.execute(
+                table.update()
+                .where(table.c.id.in_(batch), status.in_((PENDING,)))
+                .values(status=QUEUED, enqueued_at=now, updated_at=now)
+            )

@@ -8,8 +8,9 @@ import pytest
 from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
-from flask_trakkr_webhooks import TrakkrWebhooks
+from flask_trakkr_webhooks import TrakkrWebhooks, crypto
 from flask_trakkr_webhooks.config import DEFAULTS, PREFIX
+from flask_trakkr_webhooks.errors import ConfigError
 
 
 def test_every_default_is_in_the_config(app: Flask) -> None:
@@ -47,3 +48,78 @@ def test_bad_allowed_cidrs_fail_at_start(tmp_path) -> None:
     db = SQLAlchemy(app)
     with pytest.raises(ValueError, match="TRAKKR_WEBHOOKS_ALLOWED_CIDRS"):
         TrakkrWebhooks(app, db)
+
+
+#: A value of the wrong type for every key (issue 19: ENCRYPTION_KEY = 12345 failed with
+#: "'int' object is not iterable"; strings for booleans were taken as True).
+WRONG_TYPES = {
+    "REDIS_URL": 6379,
+    "QUEUE": ["webhooks"],
+    "URL_PREFIX": 5,
+    "REQUIRE_HTTPS": "false",
+    "ALLOW_PRIVATE_NETWORKS": "no",
+    "ALLOWED_CIDRS": 10,
+    "RETRY_DELAYS": {"a": 1},
+    "TIMEOUT": "10",
+    "MAX_RETRY_AFTER": None,
+    "OPEN_API": "False",
+    "ENCRYPTION_KEY": 12345,
+    "MAX_REQUEST_BYTES": "big",
+    "MAX_PAYLOAD_BYTES": [1],
+    "MAX_PAYLOAD_DEPTH": "32",
+    "MAX_TEMPLATE_BYTES": 1.5,
+    "MAX_HEADERS": True,
+    "MAX_HEADER_BYTES": None,
+    "MAX_EVENTS_PER_WEBHOOK": "50",
+    "RESPONSE_BODY_LIMIT": float("nan"),
+    "PAGE_SIZE": float("inf"),
+    "MAX_PAGE_SIZE": "100",
+    "CONCURRENCY": 32.5,
+    "PER_HOST_CONCURRENCY": [8],
+    "BATCH_SIZE": "50",
+    "SWEEP_INTERVAL": "30",
+    "STUCK_AFTER": {},
+    "SECRET_GRACE_PERIOD": "1d",
+    "DISABLE_AFTER_FAILURES": "15",
+    "DISABLE_AFTER_HOURS": b"24",
+}
+
+
+def test_every_key_has_a_wrong_type_case() -> None:
+    assert set(WRONG_TYPES) == set(DEFAULTS)
+
+
+@pytest.mark.parametrize("key", sorted(WRONG_TYPES))
+@pytest.mark.parametrize("testing", [True, False])
+def test_a_wrong_type_for_any_key_fails_at_start_naming_the_key(key, testing, tmp_path) -> None:
+    app = Flask(__name__)
+    app.config.update(TESTING=testing, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/x.db")
+    app.config[PREFIX + key] = WRONG_TYPES[key]
+    db = SQLAlchemy(app)
+    with pytest.raises(ConfigError, match=PREFIX + key):
+        TrakkrWebhooks(app, db)
+
+
+@pytest.mark.parametrize("value", [12345, [12345], 1.5, {"k": "v"}])
+def test_parse_keys_names_the_setting_for_a_wrong_type(value) -> None:
+    with pytest.raises(ConfigError, match="TRAKKR_WEBHOOKS_ENCRYPTION_KEY") as info:
+        crypto.parse_keys(value)
+    assert "not iterable" not in str(info.value)
+
+
+@pytest.mark.parametrize("value", [0, 101, 5000])
+def test_payload_depth_is_bounded(value, tmp_path) -> None:
+    app = Flask(__name__)
+    app.config.update(TESTING=True, SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/x.db")
+    app.config[PREFIX + "MAX_PAYLOAD_DEPTH"] = value
+    with pytest.raises(ConfigError, match=PREFIX + "MAX_PAYLOAD_DEPTH"):
+        TrakkrWebhooks(app, SQLAlchemy(app))
+
+
+def test_a_wrong_encryption_key_type_never_echoes_the_value(tmp_path) -> None:
+    app = Flask(__name__)
+    app.config.update(SQLALCHEMY_DATABASE_URI=f"sqlite:///{tmp_path}/x.db")
+    app.config[PREFIX + "ENCRYPTION_KEY"] = 98765432123
+    with pytest.raises(ConfigError) as info:
+        TrakkrWebhooks(app, SQLAlchemy(app))
+    assert "98765432123" not in str(info.value)

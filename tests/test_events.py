@@ -404,3 +404,65 @@ def test_sample_data_is_a_fresh_copy():
     sample_data("report_completed")["report_name"] = "changed"
     assert sample_data("report_completed")["report_name"] == "Weekly AI visibility report"
     assert events.builtin_spec("report_completed").data["report_name"] == "Weekly AI visibility report"
+
+
+# --- depth, size and odd values: checked, never a RecursionError (issue 19, item 7) --------------
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    """An object ``depth`` levels deep (itself level 1)."""
+    value: Any = {"k": 1}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+def test_data_at_the_depth_limit_is_accepted_and_one_more_level_is_refused():
+    assert events.to_json_value(_nested(events.MAX_DATA_DEPTH)) == _nested(events.MAX_DATA_DEPTH)
+    with pytest.raises(ValueError) as info:
+        events.to_json_value(_nested(events.MAX_DATA_DEPTH + 1))
+    message = str(info.value)
+    assert "nests deeper than 32 levels" in message and "TRAKKR_WEBHOOKS_MAX_PAYLOAD_DEPTH" in message
+    assert message.startswith("data.k.k.k")  # names where
+
+
+@pytest.mark.parametrize("depth", [900, 1000, 5000])
+def test_very_deep_data_is_a_value_error_not_a_recursion_error(depth):
+    with pytest.raises(ValueError, match="deeper than"):
+        events.to_json_value(_nested(depth))
+
+
+def test_the_depth_is_configurable_up_to_its_limit():
+    deep = _nested(events.MAX_DATA_DEPTH_LIMIT)
+    assert events.to_json_value(deep, max_depth=events.MAX_DATA_DEPTH_LIMIT) == deep
+    with pytest.raises(ValueError, match="deeper than 5 levels"):
+        events.to_json_value(_nested(6), max_depth=5)
+
+
+def test_cyclic_data_is_a_value_error():
+    cycle: dict[str, Any] = {}
+    cycle["self"] = cycle
+    looped: list[Any] = []
+    looped.append(looped)
+    for value in (cycle, {"a": looped}):
+        with pytest.raises(ValueError, match="deeper than"):
+            events.to_json_value(value)
+
+
+def test_values_json_cannot_carry_are_refused_naming_the_path():
+    with pytest.raises(ValueError, match=r"data\.big is an integer of more than 2000 bits"):
+        events.to_json_value({"big": 10**700})
+    assert events.to_json_value({"ok": 10**600}) == {"ok": 10**600}
+    with pytest.raises(ValueError, match=r"data\.s holds a lone surrogate"):
+        events.to_json_value({"s": "a\ud800b"})
+    with pytest.raises(ValueError, match="lone surrogate"):
+        events.to_json_value({"\udc00": 1})
+    with pytest.raises(ValueError, match="brand"):
+        events.normalise_brand({"id": "b1", "name": "x\ud800"})
+
+
+def test_a_long_path_is_shortened_in_the_message():
+    key = "k" * 500
+    with pytest.raises(ValueError) as info:
+        events.to_json_value({key: {key: math.nan}})
+    assert len(str(info.value)) < 400

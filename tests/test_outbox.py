@@ -14,9 +14,17 @@ import sqlalchemy as sa
 from rq import Queue
 
 from e2e.helpers import BRAND, BRAND_ID, VISIBILITY, clear_queue, emit, make_webhook
-from flask_trakkr_webhooks import dispatch, get_state
+from flask_trakkr_webhooks import dispatch, get_state, outbox
 
 URL = "http://127.0.0.1:9/hooks"  # never contacted here: no worker runs
+
+
+def _deep(depth: int) -> dict:
+    """An object ``depth`` levels deep (itself level 1)."""
+    value: dict = {"k": 1}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
 
 
 def _queued_ids(app) -> list[str]:
@@ -270,6 +278,15 @@ def test_registered_event_types_are_accepted_and_summarised(app):
             ValueError,
             r"over the limit of 262144 bytes \(TRAKKR_WEBHOOKS_MAX_PAYLOAD_BYTES\)",
         ),
+        # Issue 19: about 1,000 levels raised RecursionError; 900 were accepted, then the
+        # generic provider failed the delivery.
+        (dict(data=_deep(1000)), ValueError, r"nests deeper than 32 levels.*TRAKKR_WEBHOOKS_MAX_PAYLOAD_DEPTH"),
+        (dict(data=_deep(900)), ValueError, "nests deeper than 32 levels"),
+        (dict(data=_deep(33)), ValueError, "nests deeper than 32 levels"),
+        (dict(workflow=_deep(40)), ValueError, r"workflow\.k\.k.* nests deeper than 32 levels"),
+        (dict(data={"n": 10**5000}), ValueError, r"data\.n is an integer of more than 2000 bits"),
+        (dict(data={"s": "\ud83d"}), ValueError, r"data\.s holds a lone surrogate"),
+        (dict(summary="\udfff"), ValueError, "summary holds a lone surrogate"),
     ],
 )
 def test_bad_input_raises_a_clear_error_and_writes_nothing(app, kwargs, error, match):
@@ -302,3 +319,52 @@ def test_any_spelling_of_the_brand_uuid_reaches_its_webhooks(app, spelling):
     assert event.id == event_id and event.brand_id == BRAND_ID  # stored canonical, as the API stores it
     assert event.payload["brand"]["id"] == spelling(BRAND_ID)  # the host's value is what it sent
     assert [d.webhook_id for d in _rows(app, "Delivery")] == [hook]
+
+
+def test_payload_depth_limit_is_configurable(make_app):
+    app = make_app(TRAKKR_WEBHOOKS_MAX_PAYLOAD_DEPTH=100)
+    make_webhook(app, URL)
+    emit(app, data=_deep(100))  # the deepest the setting allows: stored and enqueued
+    assert len(_queued_ids(app)) == 1
+    with app.app_context(), pytest.raises(ValueError, match="deeper than 100 levels"):
+        app.webhooks.emit("visibility_changed", brand=BRAND, data=_deep(101))
+    clear_queue(app)
+    shallow = make_app(TRAKKR_WEBHOOKS_MAX_PAYLOAD_DEPTH=2)
+    with shallow.app_context(), pytest.raises(ValueError, match="deeper than 2 levels"):
+        shallow.webhooks.emit("visibility_changed", brand=BRAND, data={"a": {"b": {}}})
+
+
+def test_emit_and_commit_check_out_one_pooled_connection(app):
+    """Marking the deliveries queued reuses the committing connection: one checkout per emit, not two."""
+    for _ in range(3):
+        make_webhook(app, URL)
+    with app.app_context():
+        engine = get_state(app).db.engine
+    checkouts: list[object] = []
+    listener = lambda *args: checkouts.append(args[0])  # noqa: E731 - one line, removed below
+    sa.event.listen(engine, "checkout", listener)
+    try:
+        emit(app)
+    finally:
+        sa.event.remove(engine, "checkout", listener)
+    assert len(checkouts) == 1
+    assert {d.status for d in _rows(app, "Delivery")} == {"queued"}  # still marked
+    assert len(_queued_ids(app)) == 3
+
+
+def test_a_session_inside_an_outer_transaction_still_marks_through_its_own_connection(app, monkeypatch):
+    """When the committed connection is still in a transaction (a joined session), the old path is used."""
+    make_webhook(app, URL)
+    with app.app_context():
+        state = get_state(app)
+        ids = ["dlv_x"]
+        conn = state.db.engine.connect()
+        try:
+            conn.begin()
+            calls: list[list[str]] = []
+            monkeypatch.setattr(dispatch, "mark_queued", lambda st, got, **kw: calls.append(list(got)))
+            assert outbox.enqueue_committed(state, ids, connection=conn) is True
+            assert calls == [ids]
+        finally:
+            conn.close()
+    clear_queue(app)

@@ -284,7 +284,7 @@ def test_slack_escapes_data_so_it_cannot_mention_or_link():
         "keyword.ranked", {"note": "<!channel> & <https://evil.example|click>"}, summary="<@U123> *hi*"
     )
     body = slack.format_slack(payload)
-    assert "*Note*\n&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in slack_fields(body)
+    assert "*Note*\n&lt;!channel&gt; &amp; &lt;https:\u200b//evil.example|click&gt;" in slack_fields(body)
     assert body["blocks"][1]["text"]["text"] == "&lt;@U123&gt; *hi*"
     for text in slack_texts(body):
         for i, ch in enumerate(text):
@@ -295,7 +295,7 @@ def test_slack_escapes_data_so_it_cannot_mention_or_link():
 def test_discord_never_parses_mentions():
     body = discord.format_discord(sample_payload(summary="@everyone look"))
     assert body["allowed_mentions"] == {"parse": []}
-    assert body["embeds"][0]["description"] == "@everyone look"
+    assert body["embeds"][0]["description"] == "@\u200beveryone look"  # not even shown as a mention
 
 
 def test_timestamps_render_per_platform_and_bad_ones_are_dropped():
@@ -376,3 +376,95 @@ def test_truncate_counts_utf16_units(text, limit, expected):
 def test_slack_escaping_never_splits_an_entity():
     out = slack.mrkdwn("&" * 10, 12)
     assert out == "&amp;&amp;\u2026"
+
+
+# --- data cannot make links, mentions or direction overrides (issue 19, item 8) -------------
+
+EVIL = "[click](https://evil.example)"
+BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c"
+HOSTILE = {
+    "competitor_name": f"Globex {EVIL} <@123> <!channel> <at>Boss</at> @everyone @here",
+    "competitor_domain": "globex.example\u202eelpmaxe.live",
+    "detected_by": "[x][ref]\n\n[ref]: https://evil.example/ref www.evil.example",
+    "note": f"{BIDI}plain{BIDI}",
+}
+
+
+def _every_text(body) -> list[str]:
+    """Every string in a body, keys aside."""
+    if isinstance(body, dict):
+        return [t for value in body.values() for t in _every_text(value)]
+    if isinstance(body, list):
+        return [t for value in body for t in _every_text(value)]
+    return [body] if isinstance(body, str) else []
+
+
+def _hostile_payload() -> dict:
+    payload = sample_payload("competitor_added", HOSTILE, summary=f"Summary {EVIL} @everyone \u202eevil")
+    payload["brand"]["name"] = f"Acme{EVIL}\u202e"
+    return payload
+
+
+@pytest.mark.parametrize("provider", ["slack", "discord", "teams_webhook"])
+def test_no_bidi_control_from_data_reaches_any_provider(provider):
+    texts = _every_text(providers.format_body(provider, _hostile_payload()))
+    assert not [t for t in texts if set(t) & set(BIDI)]
+    assert any("plain" in t for t in texts)  # the text itself is kept
+
+
+@pytest.mark.parametrize("provider", ["discord", "teams_webhook"])
+def test_markdown_links_and_mentions_from_data_are_broken(provider):
+    body = providers.format_body(provider, _hostile_payload())
+    joined = "\n".join(t for t in _every_text(body) if t != teams.CARD_SCHEMA)
+    assert "[click]\u200b(https:\u200b//evil.example)" in joined  # shown, but not a link
+    for syntax in ("](", "][", "]:", "://", "<@", "<!", "<at>", "@everyone", "@here", "www."):
+        assert syntax not in joined, syntax
+
+
+def test_discord_title_and_fields_show_a_competitor_name_without_its_link():
+    embed = discord.format_discord(_hostile_payload())["embeds"][0]
+    assert "[click]\u200b(https:\u200b//evil.example)" in embed["title"]
+    competitor = next(f["value"] for f in embed["fields"] if f["name"] == "Competitor")
+    assert competitor.startswith("Globex [click]\u200b(https:\u200b//evil.example) <\u200b@123>")
+
+
+def test_teams_textblocks_and_facts_show_a_competitor_name_without_its_link():
+    body = teams.format_teams(_hostile_payload())
+    assert "[click]\u200b(" in teams_card(body)["body"][0]["text"]
+    assert "<\u200bat>Boss<\u200b/at>" in teams_facts(body)["Competitor"]
+
+
+def test_slack_text_cannot_link_or_mention_and_is_verbatim():
+    body = slack.format_slack(_hostile_payload())
+    header = body["blocks"][0]["text"]["text"]  # plain_text: Slack parses nothing in it; broken anyway
+    assert "<\u200b@123>" in header and "<@" not in header
+    for text in slack_texts(body):
+        assert "://" not in text
+        assert "@everyone" not in text and "@here" not in text
+        for i, ch in enumerate(text):
+            if ch == "<" and text is not header:
+                assert text.startswith("<!date^", i), text
+    mrkdwn = [o for o in _objects(body) if o.get("type") == "mrkdwn"]
+    assert mrkdwn and all(o.get("verbatim") is True for o in mrkdwn)  # Slack auto-links nothing
+
+
+def _objects(body) -> list[dict]:
+    if isinstance(body, dict):
+        return [body] + [o for value in body.values() for o in _objects(value)]
+    if isinstance(body, list):
+        return [o for value in body for o in _objects(value)]
+    return []
+
+
+def test_a_url_with_a_bidi_control_is_not_a_link():
+    assert safe_url("https://news.example/\u202egnp.exe") is None
+    assert safe_url("https://news.example/\u200bx") is None
+    assert safe_url("https://news.example/a") == "https://news.example/a"
+
+
+def test_text_made_only_of_bidi_controls_falls_back_rather_than_going_empty():
+    payload = sample_payload("competitor_added", {"competitor_name": BIDI, "x": BIDI}, summary=BIDI)
+    payload["brand"]["name"] = BIDI
+    msg = describe(payload)
+    assert msg.summary == msg.title and msg.brand == "your brand"
+    assert all(f.value for f in msg.facts)

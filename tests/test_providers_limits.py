@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from jsonschema import Draft6Validator
 
-from flask_trakkr_webhooks import providers
+from flask_trakkr_webhooks import events, providers, templating
 from flask_trakkr_webhooks.providers.samples import SAMPLE_DATA, SAMPLE_DROP, sample_payload
 from flask_trakkr_webhooks.providers.teams import measured_size
 
@@ -310,3 +310,86 @@ def test_long_text_everywhere_stays_within_limits(text, n_fields, provider):
     payload = sample_payload("custom.event", {f"k{i}": big for i in range(n_fields)}, summary=big)
     payload["brand"]["name"] = big
     assert CHECKS[provider](providers.format_body(provider, payload)) == []
+
+
+# --- caps in UTF-16 units, and whatever emit accepts formats everywhere (issue 19) -------------
+
+
+@pytest.mark.parametrize("label_fill", ["\U0001f600", "x"])
+def test_slack_fields_stay_within_the_documented_500_units_with_emoji(label_fill):
+    """The field budget (README: fields capped at 500) is counted in UTF-16 units, label included."""
+    data = {label_fill * 300: "\U0001f600" * 600, "plain": "\U0001f600" * 600}
+    body = providers.format_body("slack", sample_payload("custom.event", data))
+    fields = [f["text"] for b in body["blocks"] for f in b.get("fields", [])]
+    assert fields and max(units(text) for text in fields) <= 500
+    assert max(units(text) for text in fields) >= 490  # the budget is used
+
+
+def nested(depth: int, leaf: object = "leaf") -> dict:
+    """An object ``depth`` levels deep (itself level 1), alternating objects and arrays."""
+    value: object = leaf
+    for level in range(depth - 1):
+        value = {"k": value} if level % 2 else [value]
+    return {"deep": value}
+
+
+def _accepted(data: dict, max_depth: int) -> dict:
+    """The payload emit builds for ``data`` (workflow too), with ``max_depth`` as the depth limit."""
+    return events.build_payload(
+        "competitor_added",
+        event_id=events.EXAMPLE_EVENT_ID,
+        timestamp=events.EXAMPLE_TIMESTAMP,
+        brand=events.EXAMPLE_BRAND,
+        data=data,
+        workflow=data,
+        max_depth=max_depth,
+    )
+
+
+TEMPLATE = {"all": "{{event.data}}", "text": "data {{event.data}} workflow {{workflow.name}}", "s": "{{summary}}"}
+LARGEST_BYTES = 256 * 1024  # TRAKKR_WEBHOOKS_MAX_PAYLOAD_BYTES' default
+
+
+def _largest_data() -> dict:
+    """Data whose payload is just under the default size limit: long text, emoji, escapes, many fields."""
+    data: dict = {f"field_{i:03d}": '\U0001f600&<>"' * 40 for i in range(200)}
+    data["competitor_name"] = "x" * 20000
+    return data
+
+
+def _extreme_payloads() -> dict[str, dict]:
+    deepest_default = _accepted(nested(events.MAX_DATA_DEPTH), events.MAX_DATA_DEPTH)
+    deepest_allowed = _accepted(nested(events.MAX_DATA_DEPTH_LIMIT, 10**600), events.MAX_DATA_DEPTH_LIMIT)
+    largest = _accepted(_largest_data(), events.MAX_DATA_DEPTH)
+    size = len(json.dumps(largest, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+    assert LARGEST_BYTES * 0.8 < size <= LARGEST_BYTES
+    return {"deepest_default": deepest_default, "deepest_allowed": deepest_allowed, "largest": largest}
+
+
+@pytest.mark.parametrize("which", ["deepest_default", "deepest_allowed", "largest"])
+@pytest.mark.parametrize("provider", providers.PROVIDERS)
+def test_deepest_and_largest_accepted_payloads_format_for_every_provider(provider, which):
+    payload = _extreme_payloads()[which]
+    body = providers.format_body(provider, payload)
+    json.dumps(body, allow_nan=False)
+    json.dumps(body, allow_nan=False, ensure_ascii=True)
+    if provider in CHECKS:
+        assert CHECKS[provider](body) == []
+    else:
+        assert body == payload
+
+
+@pytest.mark.parametrize("which", ["deepest_default", "deepest_allowed", "largest"])
+def test_deepest_and_largest_accepted_payloads_render_through_a_template(which):
+    payload = _extreme_payloads()[which]
+    templating.validate(TEMPLATE)
+    body = templating.render(TEMPLATE, payload)
+    assert body["all"] == payload["event"]["data"]  # the whole object, not cut short
+    assert json.loads(json.dumps(body, allow_nan=False)) == body
+
+
+def test_one_level_past_the_limit_is_refused_and_a_thousand_is_a_value_error():
+    with pytest.raises(ValueError, match="deeper than 32 levels.*TRAKKR_WEBHOOKS_MAX_PAYLOAD_DEPTH"):
+        _accepted(nested(events.MAX_DATA_DEPTH + 1), events.MAX_DATA_DEPTH)
+    with pytest.raises(ValueError, match="deeper than"):
+        _accepted(nested(1000), events.MAX_DATA_DEPTH)  # was a RecursionError

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from flask_trakkr_webhooks import templating
+from flask_trakkr_webhooks import events, templating
 from flask_trakkr_webhooks.providers.samples import sample_payload
 from flask_trakkr_webhooks.templating import MAX_DEPTH, VARIABLES, TemplateError, as_text, render, validate
 
@@ -390,3 +390,34 @@ def test_validate_and_render_never_crash(template, data, summary):
 def test_module_exports():
     assert issubclass(templating.TemplateError, ValueError)
     assert TemplateError("m", "v").variable == "v"
+
+
+def _deep_data(depth: int) -> dict:
+    """``data`` nested ``depth`` levels (itself level 1), as deep as emit may accept."""
+    value: dict = {"leaf": "\U0001f600 end"}
+    for _ in range(depth - 1):
+        value = {"k": value}
+    return value
+
+
+# The default and the highest TRAKKR_WEBHOOKS_MAX_PAYLOAD_DEPTH.
+@pytest.mark.parametrize("depth", [events.MAX_DATA_DEPTH, events.MAX_DATA_DEPTH_LIMIT])
+def test_the_deepest_data_emit_accepts_renders_whole(depth):
+    """Issue 19: whatever ``emit`` accepts renders, whole, as a value and as text, even at the
+    bottom of the deepest template."""
+    data = _deep_data(depth)
+    path = ".".join(["k"] * (depth - 1) + ["leaf"])
+    template: dict = {"all": "{{event.data}}", "text": "data: {{event.data}}", "leaf": f"{{{{event.data.{path}}}}}"}
+    bottom: dict = {"all": "{{event.data}}"}
+    nest = bottom
+    for _ in range(MAX_DEPTH - 1):
+        nest["n"] = {}
+        nest = nest["n"]
+    template["bottom"] = bottom
+    validate(template)
+    body = render(template, sample_payload("custom.event", data))
+    assert body["all"] == data  # not cut short at some internal depth
+    assert json.loads(body["text"][len("data: ") :]) == data
+    assert body["leaf"] == "\U0001f600 end"
+    assert body["bottom"]["all"] == data
+    assert json.loads(json.dumps(body)) == body

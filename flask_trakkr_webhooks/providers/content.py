@@ -15,13 +15,14 @@ nobody registered) the message uses the generic wording: a 🔔 title made from 
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 from urllib.parse import urlsplit
 
 from ..events import BAD, GENERIC_CHAT, GOOD, NEUTRAL, TONES, ChatText, ChatView, EventType, builtin_spec
-from .text import humanize, to_text
+from .text import humanize, strip_bidi, to_text
 
 __all__ = [
     "BAD",
@@ -79,7 +80,8 @@ def safe_url(value: Any) -> str | None:
     """``value`` if it is a plain absolute http(s) URL safe to put in a link, else None."""
     if not isinstance(value, str) or len(value) > MAX_URL:
         return None
-    if any(ch.isspace() or ch in '<>|"\\`' or ord(ch) < 0x20 for ch in value):
+    # Format characters (bidi controls, zero-width ones) would make the shown URL differ from the target.
+    if any(ch.isspace() or ch in '<>|"\\`' or ord(ch) < 0x20 or unicodedata.category(ch) == "Cf" for ch in value):
         return None
     try:
         parts = urlsplit(value)
@@ -183,16 +185,20 @@ def describe(payload: Any, spec: EventType | None = None) -> Message:
         if not link_key:
             link_label = generic_label
 
-    summary = _str(payload.get("summary")) or title
+    # Every text here may hold data: no direction overrides reach any platform. Removing
+    # them can empty a text, so the fallbacks are applied after it.
+    title = strip_bidi(title).strip() or "Event"
+    summary = strip_bidi(_str(payload.get("summary"))).strip() or title
+    facts = [Fact(strip_bidi(f.label).strip() or "Value", strip_bidi(f.value).strip()) for f in facts]
     raw_ts = event.get("timestamp")
     return Message(
-        event_type=event_type or "event",
+        event_type=strip_bidi(event_type).strip() or "event",
         title=title,
         summary=summary,
-        brand=brand,
-        facts=facts,
+        brand=strip_bidi(brand).strip() or "your brand",
+        facts=[f for f in facts if f.value],
         link_url=link_url,
-        link_label=link_label,
+        link_label=strip_bidi(link_label).strip() or "Open link",
         timestamp=parse_timestamp(raw_ts),
         timestamp_raw=raw_ts if isinstance(raw_ts, str) else None,
         tone=tone,

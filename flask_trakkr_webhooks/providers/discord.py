@@ -3,7 +3,10 @@
 Limits from Discord's embed documentation: title 256 characters, description 4096, at most
 25 fields with name 256 and value 1024, footer text 2048, author name 256, and 6000
 characters across title, description, field names and values, footer and author together.
-``allowed_mentions: {"parse": []}`` stops data such as ``@everyone`` from pinging anyone.
+``allowed_mentions: {"parse": []}`` stops data such as ``@everyone`` from pinging anyone;
+every text is also :func:`~.text.defang`-ed, so data cannot make a masked link
+(``[click](https://evil.example)``), an autolink or a mention pill in any embed text.
+Lengths are UTF-16 units.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Any
 
 from ..events import EventType
 from .content import Fact, Message, describe
-from .text import truncate, ulen
+from .text import defang, truncate, ulen
 
 #: Trakkr green (#22C55E), the accent of every embed; a drop is told by its emoji and wording.
 ACCENT_COLOR = 0x22C55E
@@ -45,11 +48,11 @@ def _fields(facts: list[Fact], room: int) -> list[dict[str, Any]]:
     for fact in facts:
         if len(out) == FIELDS_MAX - 1 and len(facts) > FIELDS_MAX:
             break
-        name = truncate(fact.label, FIELD_NAME_BUDGET) or "Value"
+        name = truncate(defang(fact.label), FIELD_NAME_BUDGET) or "Value"
         limit = min(FIELD_VALUE_BUDGET, room - ulen(name) - reserve)
         if limit < 10:  # a field cut to a few characters says nothing
             break
-        field = _field(name, truncate(fact.value, limit))
+        field = _field(name, truncate(defang(fact.value), limit))
         out.append(field)
         room -= ulen(field["name"]) + ulen(field["value"])
     left = len(facts) - len(out)
@@ -61,9 +64,9 @@ def _fields(facts: list[Fact], room: int) -> list[dict[str, Any]]:
 
 
 def _embed(msg: Message) -> dict[str, Any]:
-    title = truncate(msg.title, TITLE_MAX)
-    description = truncate(msg.summary, DESCRIPTION_BUDGET) if msg.summary != msg.title else ""
-    footer = truncate(f"Trakkr \u00b7 {msg.brand} \u00b7 {msg.event_type}", FOOTER_BUDGET)
+    title = truncate(defang(msg.title), TITLE_MAX)
+    description = truncate(defang(msg.summary), DESCRIPTION_BUDGET) if msg.summary != msg.title else ""
+    footer = truncate(defang(f"Trakkr \u00b7 {msg.brand} \u00b7 {msg.event_type}"), FOOTER_BUDGET)
     embed: dict[str, Any] = {"title": title}
     if description:
         embed["description"] = description

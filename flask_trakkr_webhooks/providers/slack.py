@@ -6,7 +6,9 @@ Limits from Slack's Block Kit reference: header ``plain_text`` 150 characters, s
 blocks hold roughly 13 000 characters in all, below every documented per-field limit, so
 we cap fields at :data:`FIELD_BUDGET` and keep the whole message under :data:`TOTAL_BUDGET`.
 User text goes into ``mrkdwn`` with ``&``, ``<`` and ``>`` escaped, so data cannot
-create mentions (``<!channel>``) or links.
+create mentions (``<!channel>``) or links; it is also :func:`~.text.defang`-ed and every
+``mrkdwn`` object is ``verbatim`` (Slack does not auto-link URLs or names in it), and
+bidirectional controls are removed (:func:`~.content.describe`). Lengths are UTF-16 units.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import Any
 
 from ..events import EventType
 from .content import Message, describe, format_time
-from .text import fit_escaped, truncate
+from .text import defang, fit_escaped, truncate, ulen
 
 HEADER_MAX = 150
 SECTION_TEXT_MAX = 3000
@@ -38,13 +40,19 @@ def escape(ch: str) -> str:
 
 
 def mrkdwn(text: str, limit: int) -> str:
-    """``text`` escaped for ``mrkdwn`` and cut (with an ellipsis) to ``limit`` characters."""
-    return fit_escaped(text, limit, escape)
+    """Data ``text`` defanged, escaped for ``mrkdwn`` and cut (with an ellipsis) to ``limit`` UTF-16 units."""
+    return fit_escaped(defang(text, angle=False), limit, escape)  # '<' is escaped below
+
+
+def _text(text: str) -> dict[str, Any]:
+    """A ``mrkdwn`` text object; ``verbatim`` so Slack auto-links nothing the data holds."""
+    return {"type": "mrkdwn", "text": text, "verbatim": True}
 
 
 def _field(label: str, value: str) -> dict[str, Any]:
     head = "*" + mrkdwn(label, 100) + "*\n"
-    return {"type": "mrkdwn", "text": head + (mrkdwn(value, FIELD_BUDGET - len(head)) or "\u2014")}
+    # The budget is in UTF-16 units: a label of emoji is twice its code points.
+    return _text(head + (mrkdwn(value, FIELD_BUDGET - ulen(head)) or "\u2014"))
 
 
 def _fields(msg: Message) -> list[dict[str, Any]]:
@@ -65,17 +73,20 @@ def _context(msg: Message) -> list[dict[str, Any]]:
         )
     if msg.link_url:  # safe_url() bounds it to 2000 characters without | < > or spaces
         parts.append(f"<{msg.link_url}|{mrkdwn(msg.link_label, 40)}>")
-    return [{"type": "mrkdwn", "text": p} for p in parts[:CONTEXT_ELEMENTS_MAX]]
+    return [_text(p) for p in parts[:CONTEXT_ELEMENTS_MAX]]
 
 
 def format_slack(payload: dict[str, Any], event_type: EventType | None = None) -> dict[str, Any]:
     """The Slack incoming-webhook body for ``payload``; pure, never raises, within Slack's limits."""
     msg = describe(payload, event_type)
     blocks: list[dict[str, Any]] = [
-        {"type": "header", "text": {"type": "plain_text", "text": truncate(msg.title, HEADER_MAX), "emoji": True}},
+        {
+            "type": "header",
+            "text": {"type": "plain_text", "text": truncate(defang(msg.title), HEADER_MAX), "emoji": True},
+        },
     ]
     if msg.summary != msg.title:
-        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": mrkdwn(msg.summary, SECTION_TEXT_MAX)}})
+        blocks.append({"type": "section", "text": _text(mrkdwn(msg.summary, SECTION_TEXT_MAX))})
     fields = _fields(msg)
     if fields:
         blocks.append({"type": "section", "fields": fields})

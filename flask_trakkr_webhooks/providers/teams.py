@@ -6,6 +6,10 @@ when the data has a link. Teams refuses messages over 28 KB, and senders report 
 from about 21 KB, so the card is shrunk step by step until its JSON, measured the
 largest common way (``json.dumps`` with ``ensure_ascii=True``), is at most
 :data:`SIZE_BUDGET` bytes.
+
+TextBlocks and FactSets render markdown, links included, and Teams clients disagree on
+backslash escapes, so every text is :func:`~.text.defang`-ed instead: data cannot make a
+link or an ``<at>`` mention. Bidirectional controls are removed (:func:`~.content.describe`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Any
 
 from ..events import EventType
 from .content import BAD, GOOD, Fact, Message, describe, format_time
-from .text import truncate
+from .text import defang, truncate
 
 CARD_VERSION = "1.4"
 CARD_SCHEMA = "http://adaptivecards.io/schemas/adaptive-card.json"
@@ -37,11 +41,16 @@ _LEVELS: tuple[_Level, ...] = (
 )
 
 
+def _fit(text: str, limit: int) -> str:
+    """Data ``text`` defanged and cut to ``limit`` UTF-16 units (every card text is shown as markdown)."""
+    return truncate(defang(text), limit)
+
+
 def _card(msg: Message, level: _Level) -> dict[str, Any]:
     title_max, summary_max, facts_max, fact_title_max, fact_value_max, keep_link = level
     title: dict[str, Any] = {
         "type": "TextBlock",
-        "text": truncate(msg.title, title_max),
+        "text": _fit(msg.title, title_max),
         "size": "Large",
         "weight": "Bolder",
         "wrap": True,
@@ -50,7 +59,7 @@ def _card(msg: Message, level: _Level) -> dict[str, Any]:
         title["color"] = _TONE_COLOR[msg.tone]
     body: list[dict[str, Any]] = [title]
     if msg.summary != msg.title:
-        body.append({"type": "TextBlock", "text": truncate(msg.summary, summary_max), "wrap": True})
+        body.append({"type": "TextBlock", "text": _fit(msg.summary, summary_max), "wrap": True})
     facts = msg.facts
     if len(facts) > facts_max:
         facts = facts[: facts_max - 1] + [Fact("More", f"+{len(facts) - facts_max + 1} more fields")]
@@ -59,12 +68,11 @@ def _card(msg: Message, level: _Level) -> dict[str, Any]:
             {
                 "type": "FactSet",
                 "facts": [
-                    {"title": truncate(f.label, fact_title_max), "value": truncate(f.value, fact_value_max)}
-                    for f in facts
+                    {"title": _fit(f.label, fact_title_max), "value": _fit(f.value, fact_value_max)} for f in facts
                 ],
             }
         )
-    context = [truncate(msg.brand, 100), truncate(msg.event_type, 100)]
+    context = [_fit(msg.brand, 100), _fit(msg.event_type, 100)]
     if msg.timestamp is not None:
         context.append(format_time(msg.timestamp))
     body.append(
@@ -82,10 +90,10 @@ def _card(msg: Message, level: _Level) -> dict[str, Any]:
         "type": "AdaptiveCard",
         "version": CARD_VERSION,
         "body": body,
-        "fallbackText": truncate(msg.title, title_max),
+        "fallbackText": _fit(msg.title, title_max),
     }
     if keep_link and msg.link_url:
-        card["actions"] = [{"type": "Action.OpenUrl", "title": truncate(msg.link_label, 40), "url": msg.link_url}]
+        card["actions"] = [{"type": "Action.OpenUrl", "title": _fit(msg.link_label, 40), "url": msg.link_url}]
     return card
 
 

@@ -1,19 +1,54 @@
-"""Text helpers shared by the provider formatters: lengths, truncation, value rendering.
+"""Text helpers shared by the provider formatters: lengths, truncation, value rendering,
+and neutralising what event data could do in a chat client.
 
 Platform limits are counted in UTF-16 code units, never fewer than Python's code points:
 Slack's and Discord's counting is not specified beyond "characters", and an emoji is one
 code point but two UTF-16 units, so counting units keeps us inside either reading.
+
+Data-derived text goes through :func:`strip_bidi` (no direction overrides) and
+:func:`defang` (no links or mentions) before a formatter lays it out.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
 #: The ellipsis appended to a cut string (one character, one UTF-16 unit).
 ELLIPSIS = "\u2026"
+
+#: Unicode bidirectional controls: embeddings and overrides (U+202A-U+202E), isolates
+#: (U+2066-U+2069), marks (U+200E, U+200F, U+061C). From data they could make text read
+#: in another order than it is stored (``moc.live`` shown as ``evil.com``), so they are removed.
+BIDI_CONTROLS = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\u200f\u061c")
+_BIDI_TABLE = dict.fromkeys(map(ord, BIDI_CONTROLS))
+
+#: What :func:`defang` inserts: invisible, and not part of any link, URL or mention syntax.
+ZWSP = "\u200b"
+# Each match gets a ZWSP after its first character: "](" ends a markdown link text and
+# "][" / "]:" a reference; "<" opens autolinks and Discord/Teams mentions (<@id>, <#id>,
+# <at>); "://" and "www." are what clients auto-link; @everyone/@here/@channel ping.
+_LINKY = re.compile(r"\][(\[:]|<|:(?=//)|w(?=ww\.)|@(?=(?:everyone|here|channel)\b)", re.IGNORECASE)
+_LINKY_NO_ANGLE = re.compile(r"\][(\[:]|:(?=//)|w(?=ww\.)|@(?=(?:everyone|here|channel)\b)", re.IGNORECASE)
+
+
+def strip_bidi(text: str) -> str:
+    """``text`` without bidirectional control characters (see :data:`BIDI_CONTROLS`)."""
+    return text.translate(_BIDI_TABLE)
+
+
+def defang(text: str, *, angle: bool = True) -> str:
+    """``text`` that no chat client turns into a link or mention: a zero-width space breaks
+    markdown links (``[t](url)``, ``[t][ref]``, ``[ref]: url``), ``<…>`` autolinks and
+    mentions, bare ``scheme://`` and ``www.`` URLs and ``@everyone``/``@here``/``@channel``.
+
+    Reads the same; only the syntax is broken. Not for text that must stay a working link.
+    ``angle=False`` leaves ``<`` alone, for a platform (Slack) that escapes it anyway.
+    """
+    return (_LINKY if angle else _LINKY_NO_ANGLE).sub(lambda m: m.group(0)[0] + ZWSP + m.group(0)[1:], text)
 
 
 def ulen(text: str) -> int:

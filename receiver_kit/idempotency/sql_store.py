@@ -101,8 +101,34 @@ class SQLStore(TTLs):
         )
 
     def create_table(self) -> None:
-        """Create the table (and its index) if it does not exist yet."""
-        self.table.create(self.engine, checkfirst=True)
+        """Create the table (and its index) if it does not exist yet; safe to run from many
+        processes at once (every one returns with the table there).
+
+        PostgreSQL: the check and the ``CREATE`` run in one transaction holding an advisory
+        lock named after the table, so concurrent callers take turns; without it two
+        ``CREATE TABLE`` race on the catalog and the loser fails with a unique violation on
+        ``pg_type_typname_nsp_index`` (``IF NOT EXISTS`` does not prevent that). Elsewhere, a
+        ``CREATE`` that fails because another process created the table meanwhile is ignored.
+        """
+        try:
+            with self.engine.begin() as conn:
+                if conn.dialect.name == "postgresql":
+                    name = f"receiver_kit:{self.table.schema or ''}.{self.table.name}"
+                    # Transaction-level: released at commit or rollback, never left behind.
+                    conn.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:name))"), {"name": name})
+                self.table.create(conn, checkfirst=True)
+        except sa.exc.DBAPIError:
+            if not self._table_exists():
+                raise
+
+    def _table_exists(self) -> bool:
+        """True when the table and its ``expires_at`` index exist (another process made them)."""
+        inspector = sa.inspect(self.engine)
+        if not inspector.has_table(self.table.name, schema=self.table.schema):
+            return False
+        wanted = {index.name for index in self.table.indexes}
+        present = {index["name"] for index in inspector.get_indexes(self.table.name, schema=self.table.schema)}
+        return wanted <= present
 
     def claim(self, key: str, *, processing_ttl: float | None = None) -> Claim:
         """Insert a processing claim, or take over an expired one, or report the current state."""
