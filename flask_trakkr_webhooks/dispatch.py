@@ -137,11 +137,17 @@ def forget(state: WebhooksState, delivery_ids: Sequence[str]) -> None:
 
 
 def mark_queued(
-    state: WebhooksState, delivery_ids: Sequence[str], *, from_statuses: Sequence[str] = (PENDING,)
+    state: WebhooksState,
+    delivery_ids: Sequence[str],
+    *,
+    from_statuses: Sequence[str] = (PENDING,),
+    connection: sa.Connection | None = None,
 ) -> None:
     """Record ``queued`` for enqueued deliveries still in ``from_statuses``.
 
-    Conditional, so a delivery a worker claimed in the meantime keeps its newer state.
+    Conditional, so a delivery a worker claimed in the meantime keeps its newer state. On
+    ``connection`` (in a transaction of its own) when given: ``emit`` passes the session's
+    connection, so marking takes no second connection from the pool.
     """
     if not delivery_ids:
         return
@@ -152,13 +158,21 @@ def mark_queued(
     # fan-out it holds every new `pending` row (and their dead versions until vacuum),
     # and scanning all of them once per chunk made emit quadratic in the fan-out.
     status = table.c.status.concat("")
-    with state.db.engine.begin() as conn:
+
+    def update(conn: sa.Connection) -> None:
         for batch in chunks(list(delivery_ids), 500):
             conn.execute(
                 table.update()
                 .where(table.c.id.in_(batch), status.in_(from_statuses))
                 .values(status=QUEUED, enqueued_at=now, updated_at=now)
             )
+
+    if connection is None:
+        with state.db.engine.begin() as conn:
+            update(conn)
+    else:
+        with connection.begin():
+            update(connection)
 
 
 # -- the sweep ------------------------------------------------------------------------

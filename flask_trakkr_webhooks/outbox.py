@@ -32,7 +32,6 @@ from typing import Any
 import sqlalchemy as sa
 
 from . import dispatch, events, ids
-from .models import PENDING, QUEUED
 from .rows import insert_deliveries
 from .rules import canonical_uuid
 from .state import WebhooksState
@@ -209,24 +208,9 @@ def enqueue_committed(
     state.local.redis_down_until = 0.0
     try:
         if connection is not None and not connection.closed and not connection.in_transaction():
-            _mark_queued_on(connection, state, delivery_ids)
+            dispatch.mark_queued(state, delivery_ids, connection=connection)
         else:
             dispatch.mark_queued(state, delivery_ids)
     except Exception:  # cosmetic: a worker claims pending and queued rows alike
         log.warning("trakkr_webhooks: could not mark %d deliveries queued", len(delivery_ids), exc_info=True)
     return True
-
-
-def _mark_queued_on(connection: sa.Connection, state: WebhooksState, delivery_ids: list[str]) -> None:
-    """:func:`.dispatch.mark_queued` (``pending`` -> ``queued``) on ``connection``, in its own transaction."""
-    table = state.models.Delivery.__table__
-    now = ids.utcnow()
-    # As in dispatch.mark_queued: ``status || ''`` keeps planners off the status index.
-    status = table.c.status.concat("")
-    with connection.begin():
-        for batch in dispatch.chunks(delivery_ids, 500):
-            connection.execute(
-                table.update()
-                .where(table.c.id.in_(batch), status.in_((PENDING,)))
-                .values(status=QUEUED, enqueued_at=now, updated_at=now)
-            )
