@@ -1241,7 +1241,13 @@ def test_patch_replacing_every_unreadable_credential_repairs_the_webhook(keyed):
 def test_rotate_secret_with_an_unreadable_secret_is_409(keyed):
     _, client = keyed
     foreign = _foreign_webhook(client)
-    _conflict(client.post(f"/webhooks/{foreign['id']}/rotate-secret"), {"signing_secret"})
+    error = _conflict(client.post(f"/webhooks/{foreign['id']}/rotate-secret"), {"signing_secret"})
+    assert error["fields"]["signing_secret"] == ["cannot be decrypted with the configured encryption key"]
+    # Nothing was rotated: the stored secret is still the unreadable one.
+    assert client.get(f"/webhooks/{foreign['id']}").get_json()["unreadable_credentials"] == [
+        "auth_token",
+        "signing_secret",
+    ]
 
 
 def test_delete_works_whatever_the_key(keyed):
