@@ -9,45 +9,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from e2e.helpers import BRAND_ID, emit, new_brand
+from e2e.helpers import api_create as _create
+from e2e.helpers import api_error as _error
+from e2e.helpers import emit, new_brand
+from e2e.helpers import process_open as _process
+from e2e.helpers import webhook_row as _row
 from e2e.receiver import Reply
 from flask_trakkr_webhooks import get_state, ids, jobs
-
-
-def _create(client, url, **fields):
-    response = client.post(
-        "/webhooks", json={"url": url, "events": ["visibility_changed"], "brand_id": BRAND_ID, **fields}
-    )
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def _row(app, webhook_id):
-    with app.app_context():
-        state = get_state(app)
-        state.db.session.expire_all()
-        row = state.db.session.get(state.models.Webhook, webhook_id)
-        state.db.session.expunge(row)
-        return row
-
-
-def _error(response, status, field=None):
-    assert response.status_code == status, response.get_json()
-    error = response.get_json()["error"]
-    if field is not None:
-        assert list(error["fields"]) == [field], error
-    return error
-
-
-def _process(app, status=None):
-    """Attempt every open delivery once; return their ids."""
-    with app.app_context():
-        state = get_state(app)
-        D = state.models.Delivery
-        open_ids = [d.id for d in D.query.filter(D.status.in_(("pending", "queued"))).order_by(D.created_at, D.id)]
-        jobs.process_batch(state, open_ids)
-        return open_ids
-
 
 # -- replay ---------------------------------------------------------------------------------------------
 

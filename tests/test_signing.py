@@ -23,7 +23,9 @@ import pytest
 from standardwebhooks.webhooks import Webhook as StandardWebhook
 from standardwebhooks.webhooks import WebhookVerificationError as StandardError
 
-from e2e.helpers import BRAND_ID, clear_queue, emit
+from e2e.helpers import api_create as _create
+from e2e.helpers import clear_queue, emit
+from e2e.helpers import process_open as _process
 from e2e.receiver import Reply
 from flask_trakkr_webhooks import get_state, jobs, signing
 from flask_trakkr_webhooks.message import Endpoint, build
@@ -256,24 +258,6 @@ CONFIG = dict(
     TRAKKR_WEBHOOKS_TIMEOUT=2,
     TRAKKR_WEBHOOKS_RETRY_DELAYS=[],
 )
-
-
-def _create(client, url, **fields):
-    response = client.post(
-        "/webhooks", json={"url": url, "events": ["visibility_changed"], "brand_id": BRAND_ID, **fields}
-    )
-    assert response.status_code == 201, response.get_json()
-    return response.get_json()
-
-
-def _process(app, status=None):
-    """Attempt every open delivery once; return their ids."""
-    with app.app_context():
-        state = get_state(app)
-        D = state.models.Delivery
-        open_ids = [d.id for d in D.query.filter(D.status.in_(("pending", "queued"))).order_by(D.created_at, D.id)]
-        jobs.process_batch(state, open_ids)
-        return open_ids
 
 
 def verifies(secrets, got) -> bool:

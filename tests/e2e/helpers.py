@@ -112,3 +112,41 @@ def update_delivery(app: Flask, delivery_id: str, **values: Any) -> None:
         table = state.models.Delivery.__table__
         state.db.session.execute(table.update().where(table.c.id == delivery_id).values(**values))
         state.db.session.commit()
+
+
+def api_create(client: Any, url: str, **fields: Any) -> dict[str, Any]:
+    """A webhook of ``BRAND_ID`` made through the API (201 asserted); its object."""
+    response = client.post(
+        "/webhooks", json={"url": url, "events": ["visibility_changed"], "brand_id": BRAND_ID, **fields}
+    )
+    assert response.status_code == 201, response.get_json()
+    return dict(response.get_json())
+
+
+def webhook_row(app: Flask, webhook_id: str) -> Any:
+    """The webhook row as stored now, detached from the session."""
+    with app.app_context():
+        state = get_state(app)
+        state.db.session.expire_all()
+        row = state.db.session.get(state.models.Webhook, webhook_id)
+        state.db.session.expunge(row)
+        return row
+
+
+def api_error(response: Any, status: int, field: str | None = None) -> dict[str, Any]:
+    """The error object of ``response``, asserting its status (and that it names only ``field``)."""
+    assert response.status_code == status, response.get_json()
+    error = dict(response.get_json()["error"])
+    if field is not None:
+        assert list(error["fields"]) == [field], error
+    return error
+
+
+def process_open(app: Flask, status: str | None = None) -> list[str]:
+    """Attempt every open (pending or queued) delivery once, in this process; return their ids."""
+    with app.app_context():
+        state = get_state(app)
+        D = state.models.Delivery
+        open_ids = [d.id for d in D.query.filter(D.status.in_(("pending", "queued"))).order_by(D.created_at, D.id)]
+        jobs.process_batch(state, open_ids)
+        return open_ids
