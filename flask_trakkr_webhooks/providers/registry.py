@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any, cast
 
+from .. import pacing
 from ..events import EventType
 from .discord import format_discord
 from .generic import format_generic
@@ -69,6 +70,12 @@ class Provider:
     #: The formatter also takes the event type's row (:class:`~..events.EventType`) as its
     #: second argument, so host-registered types get their own chat wording.
     worded: bool = field(default=False, compare=False)
+    #: The platform's published per-endpoint limit: deliveries to its URLs are paced to it
+    #: unless the webhook or ``TRAKKR_WEBHOOKS_RATE_LIMITS`` says otherwise (:mod:`..pacing`).
+    rate_limit: pacing.RateLimit = ()
+    #: Its host serves many independent endpoints (one per customer channel): concurrency
+    #: is capped per webhook URL there, not per host.
+    shared_host: bool = False
 
     def __post_init__(self) -> None:
         """Refuse an entry that could not work, with a message that names the provider."""
@@ -82,7 +89,20 @@ class Provider:
             )
         if not isinstance(self.label, str):
             raise TypeError(f"label for {self.name!r} must be a string, got {type(self.label).__name__}")
+        try:
+            object.__setattr__(self, "rate_limit", pacing.parse(self.rate_limit))
+        except ValueError as exc:
+            raise ValueError(f"rate_limit for {self.name!r}: {exc}") from None
 
+
+#: The platforms' published per-webhook limits (docs: providers, "Pacing").
+#: Discord: 5 requests per 2 s per webhook, and 30 messages per minute per channel.
+DISCORD_RATE_LIMIT = pacing.parse([(5, 2), (30, 60)])
+#: Slack: about one message per second per incoming webhook (short bursts tolerated).
+SLACK_RATE_LIMIT = pacing.parse([(1, 1)])
+#: Microsoft Teams incoming webhooks (connectors): 4 per second, 60 per 30 s, 100 per hour,
+#: 150 per 2 hours, 1,800 per day.
+TEAMS_RATE_LIMIT = pacing.parse([(4, 1), (60, 30), (100, 3600), (150, 7200), (1800, 86400)])
 
 _BUILTIN: Mapping[str, Provider] = MappingProxyType(
     {
@@ -93,7 +113,16 @@ _BUILTIN: Mapping[str, Provider] = MappingProxyType(
             Provider(
                 "make", format_generic, match_make, "Make (Integromat) webhook: the standard payload", builtin=True
             ),
-            Provider("discord", format_discord, match_discord, "Discord webhook: one embed", builtin=True, worded=True),
+            Provider(
+                "discord",
+                format_discord,
+                match_discord,
+                "Discord webhook: one embed",
+                builtin=True,
+                worded=True,
+                rate_limit=DISCORD_RATE_LIMIT,
+                shared_host=True,
+            ),
             Provider(
                 "slack",
                 format_slack,
@@ -101,6 +130,8 @@ _BUILTIN: Mapping[str, Provider] = MappingProxyType(
                 "Slack incoming webhook: Block Kit message",
                 builtin=True,
                 worded=True,
+                rate_limit=SLACK_RATE_LIMIT,
+                shared_host=True,
             ),
             Provider(
                 "teams_webhook",
@@ -109,6 +140,8 @@ _BUILTIN: Mapping[str, Provider] = MappingProxyType(
                 "Microsoft Teams: an Adaptive Card",
                 builtin=True,
                 worded=True,
+                rate_limit=TEAMS_RATE_LIMIT,
+                shared_host=True,
             ),
         )
     }
@@ -146,14 +179,25 @@ _lock = threading.Lock()  # serialises writers only; readers take the current sn
 _current: _Snapshot = _snapshot({})
 
 
-def register(name: str, formatter: Formatter, *, matches: Matcher | None = None, label: str | None = None) -> Provider:
+def register(
+    name: str,
+    formatter: Formatter,
+    *,
+    matches: Matcher | None = None,
+    label: str | None = None,
+    rate_limit: Any = None,
+    shared_host: bool | None = None,
+) -> Provider:
     """Add provider ``name`` (or override a built-in one) and return its entry.
 
     ``formatter(payload) -> dict | list`` must be pure and return something ``json.dumps``
     accepts. ``matches(host, path) -> bool`` makes :func:`~.detect.detect_provider` choose
     this provider for its URLs; without it the provider is only used when chosen explicitly.
-    For a built-in name, ``matches`` and ``label`` default to the built-in ones (so
-    ``register("slack", func)`` changes only how Slack bodies look). Registering a name
+    ``rate_limit`` (windows such as ``[{"requests": 5, "per_seconds": 2}]`` or ``["5/2s"]``)
+    paces every endpoint of this provider by default; ``shared_host=True`` caps concurrency
+    per webhook URL instead of per host (a platform serving many customers' endpoints).
+    For a built-in name, ``matches``, ``label``, ``rate_limit`` and ``shared_host`` default to
+    the built-in ones (so ``register("slack", func)`` changes only how Slack bodies look). Registering a name
     again replaces its previous registration.
 
     Raises ``ValueError`` for a bad name and ``TypeError`` for a non-callable formatter or
@@ -169,9 +213,18 @@ def register(name: str, formatter: Formatter, *, matches: Matcher | None = None,
             matches=base.matches if matches is None else matches,
             label=base.label if label is None else label,
             worded=False,  # a host's formatter takes the payload only
+            rate_limit=base.rate_limit if rate_limit is None else rate_limit,
+            shared_host=base.shared_host if shared_host is None else shared_host,
         )
     else:
-        entry = Provider(name, formatter, matches, "" if label is None else label)
+        entry = Provider(
+            name,
+            formatter,
+            matches,
+            "" if label is None else label,
+            rate_limit=() if rate_limit is None else rate_limit,
+            shared_host=bool(shared_host),
+        )
     with _lock:
         host = dict(_current.host)
         host[name] = entry
