@@ -1,0 +1,111 @@
+"""The shared send budget in Redis: sliding windows across processes, holds, Redis down."""
+
+from __future__ import annotations
+
+import multiprocessing
+import time
+import uuid
+
+import pytest
+from flask import Flask
+
+from flask_trakkr_webhooks import pacing, ratelimit
+from flask_trakkr_webhooks.state import get_state
+
+
+def _key() -> str:
+    return uuid.uuid4().hex
+
+
+def test_grants_up_to_the_limit_then_says_how_long(app: Flask) -> None:
+    state = get_state(app)
+    key, limit = _key(), pacing.parse(["3/1s"])
+    assert [ratelimit.acquire(state, key, limit) for _ in range(3)] == [0.0, 0.0, 0.0]
+    wait = ratelimit.acquire(state, key, limit)
+    assert 1.0 < wait <= 1.1 * (1 + pacing.MARGIN)  # the oldest leaves the 1.1 s window
+    again = ratelimit.acquire(state, key, limit)
+    assert 0 < again <= wait  # asking again takes nothing
+    time.sleep(wait + 0.01)
+    assert ratelimit.acquire(state, key, limit) == 0.0
+
+
+def test_every_window_holds(app: Flask) -> None:
+    state = get_state(app)
+    key, limit = _key(), pacing.parse(["5/0.2s", "6/10s"])
+    granted = 0
+    deadline = time.monotonic() + 1.0
+    while time.monotonic() < deadline:
+        if ratelimit.acquire(state, key, limit) == 0.0:
+            granted += 1
+        time.sleep(0.01)
+    assert granted == 6  # the 10-second window caps it, not the fast one
+
+
+def test_no_limit_is_never_paced(app: Flask) -> None:
+    assert all(ratelimit.acquire(get_state(app), _key(), ()) == 0.0 for _ in range(100))
+
+
+def test_a_hold_stops_every_worker_until_it_ends(app: Flask) -> None:
+    state = get_state(app)
+    key, limit = _key(), pacing.parse(["100/1s"])
+    assert ratelimit.hold(state, key, 0.5) == pytest.approx(0.5, abs=0.05)
+    assert ratelimit.hold(state, key, 0.1) == pytest.approx(0.5, abs=0.05)  # the longer hold stays
+    assert 0.3 < ratelimit.acquire(state, key, limit) <= 0.5
+    time.sleep(0.55)
+    assert ratelimit.acquire(state, key, limit) == 0.0
+    assert ratelimit.hold(state, key, 0) == 0.0
+
+
+def test_redis_down_grants_and_holds_nothing(make_app) -> None:
+    app = make_app(TRAKKR_WEBHOOKS_REDIS_URL="redis://127.0.0.1:1/0")
+    state = get_state(app)
+    limit = pacing.parse(["1/60s"])
+    assert [ratelimit.acquire(state, "k", limit) for _ in range(3)] == [0.0, 0.0, 0.0]
+    assert ratelimit.hold(state, "k", 5) == 5.0
+
+
+def _hammer(redis_url: str, queue: str, key: str, until: float, out: multiprocessing.Queue) -> None:
+    app = Flask("hammer")
+    app.config.update(
+        TESTING=True,
+        SQLALCHEMY_DATABASE_URI="sqlite://",
+        TRAKKR_WEBHOOKS_REDIS_URL=redis_url,
+        TRAKKR_WEBHOOKS_QUEUE=queue,
+    )
+    from flask_sqlalchemy import SQLAlchemy
+
+    from flask_trakkr_webhooks import TrakkrWebhooks
+
+    db = SQLAlchemy(app)
+    TrakkrWebhooks(app, db)
+    state = get_state(app)
+    limit = pacing.parse(["5/1s"])
+    grants = []
+    while time.time() < until:
+        wait = ratelimit.acquire(state, key, limit)
+        if wait == 0.0:
+            grants.append(time.time())
+        else:
+            time.sleep(min(wait, 0.05))
+    out.put(grants)
+
+
+def test_two_processes_never_exceed_the_rate_together(app: Flask) -> None:
+    state = get_state(app)
+    key = _key()
+    ctx = multiprocessing.get_context("fork")
+    out: multiprocessing.Queue = ctx.Queue()
+    until = time.time() + 3.0
+    procs = [
+        ctx.Process(target=_hammer, args=(state.settings.redis_url, state.settings.queue, key, until, out))
+        for _ in range(2)
+    ]
+    for p in procs:
+        p.start()
+    grants = sorted(out.get(timeout=60) + out.get(timeout=60))
+    for p in procs:
+        p.join(timeout=10)
+    assert len(grants) >= 10  # both kept sending for 3 s
+    # Any 1-second window (sliding, at every grant) holds at most 5 grants.
+    worst = max(sum(1 for t in grants if start <= t < start + 1.0) for start in grants)
+    assert worst <= 5, worst
