@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from flask_trakkr_webhooks import retry
-from flask_trakkr_webhooks.retry import FAILED, RETRY, SUCCEEDED, decide, parse_retry_after
+from flask_trakkr_webhooks.retry import DEFERRED, FAILED, RETRY, SUCCEEDED, decide, parse_retry_after
 
 DELAYS = (1.0, 2.0, 4.0)
 NOW = datetime(2025, 1, 15, 9, 30, tzinfo=timezone.utc)
@@ -44,29 +44,30 @@ def _http_date(seconds_from_now: float) -> str:
         # 408: the endpoint timed out waiting for us -> retried like a timeout
         (408, None, None, 1, RETRY, 1.0),
         (408, None, None, 3, RETRY, 4.0),
-        # 429: Retry-After in seconds or as an HTTP date, else the backoff
-        (429, None, "3", 1, RETRY, 3.0),
-        (429, None, " 3 ", 2, RETRY, 3.0),
-        (429, None, "0", 1, RETRY, 0.0),
-        (429, None, _http_date(7), 1, RETRY, 7.0),
-        (429, None, _http_date(-30), 1, RETRY, 0.0),
-        (429, None, "999999", 1, RETRY, 3600.0),  # capped by MAX_RETRY_AFTER
-        (429, None, None, 2, RETRY, 2.0),
-        (429, None, "", 1, RETRY, 1.0),
-        (429, None, "soon", 1, RETRY, 1.0),
-        (429, None, "-5", 1, RETRY, 1.0),
-        (429, None, "1.5", 1, RETRY, 1.0),
+        # 429: deferred (no retry used) for Retry-After in seconds or as an HTTP date, else
+        # 1, 2, 4 ... s by the number of deferrals so far (none here)
+        (429, None, "3", 1, DEFERRED, 3.0),
+        (429, None, " 3 ", 2, DEFERRED, 3.0),
+        (429, None, "0", 1, DEFERRED, 0.0),
+        (429, None, _http_date(7), 1, DEFERRED, 7.0),
+        (429, None, _http_date(-30), 1, DEFERRED, 0.0),
+        (429, None, "999999", 1, DEFERRED, 3600.0),  # capped by MAX_RETRY_AFTER
+        (429, None, None, 2, DEFERRED, 1.0),
+        (429, None, "", 1, DEFERRED, 1.0),
+        (429, None, "soon", 1, DEFERRED, 1.0),
+        (429, None, "-5", 1, DEFERRED, 1.0),
+        (429, None, "1.5", 1, DEFERRED, 1.0),
         # 5xx: backoff 1, 2, 4 s
         (500, None, None, 1, RETRY, 1.0),
         (502, None, None, 2, RETRY, 2.0),
-        # 503 with Retry-After: honoured as on 429 (receiver_kit answers so for an event in progress)
-        (503, None, "30", 3, RETRY, 30.0),
-        (503, None, "30", 1, RETRY, 30.0),
-        (503, None, "0", 2, RETRY, 0.0),
-        (503, None, _http_date(45), 1, RETRY, 45.0),
-        (503, None, _http_date(-30), 1, RETRY, 0.0),
-        (503, None, "999999", 1, RETRY, 3600.0),  # capped by MAX_RETRY_AFTER
-        (503, None, "30", 4, FAILED, None),  # after the last retry, as for 429
+        # 503 with Retry-After: deferred as on 429 (receiver_kit answers so for an event in progress)
+        (503, None, "30", 3, DEFERRED, 30.0),
+        (503, None, "30", 1, DEFERRED, 30.0),
+        (503, None, "0", 2, DEFERRED, 0.0),
+        (503, None, _http_date(45), 1, DEFERRED, 45.0),
+        (503, None, _http_date(-30), 1, DEFERRED, 0.0),
+        (503, None, "999999", 1, DEFERRED, 3600.0),  # capped by MAX_RETRY_AFTER
+        (503, None, "30", 4, DEFERRED, 30.0),  # deferrals use up no retry, as for 429
         # 503 without a usable Retry-After: the normal backoff
         (503, None, None, 1, RETRY, 1.0),
         (503, None, None, 3, RETRY, 4.0),
@@ -84,7 +85,7 @@ def _http_date(seconds_from_now: float) -> str:
         (None, retry.PERMANENT, None, 1, FAILED, None),
         # after the last retry
         (500, None, None, 4, FAILED, None),
-        (429, None, "3", 4, FAILED, None),
+        (429, None, "3", 4, DEFERRED, 3.0),  # a rate-limit answer is not a failure
         (None, retry.TIMEOUT, None, 4, FAILED, None),
         # nonsense statuses are not success
         (100, None, None, 1, FAILED, None),
@@ -103,7 +104,8 @@ def test_decision_table(status, error, retry_after, attempt, outcome, delay):
     )
     assert decision.outcome == outcome, decision
     assert decision.delay == (pytest.approx(delay, abs=0.01) if delay is not None else None)
-    assert decision.retry is (outcome == RETRY)
+    assert decision.retry is (outcome in (RETRY, DEFERRED))
+    assert decision.deferred is (outcome == DEFERRED)
     assert decision.reason
 
 
@@ -115,8 +117,8 @@ def test_reasons_say_why():
 
 def test_a_503_retry_after_is_capped_by_max_retry_after_and_says_so():
     decision = decide(attempt=1, delays=DELAYS, status_code=503, retry_after="600", max_retry_after=120, now=NOW)
-    assert decision.retry and decision.delay == 120.0
-    assert decision.reason == "HTTP 503; Retry-After 600"
+    assert decision.deferred and decision.delay == 120.0
+    assert decision.reason == "HTTP 503; deferred 120 s (Retry-After 600); deferral 1, not a retry"
     plain = decide(attempt=1, delays=DELAYS, status_code=503, now=NOW)
     assert plain.delay == 1.0 and plain.reason == "HTTP 503; retry 1 of 3"
 
@@ -164,8 +166,55 @@ def test_delay_is_bounded_and_only_on_retry(status, attempt, retry_after):
     decision = decide(
         attempt=attempt, delays=DELAYS, status_code=status, retry_after=retry_after, max_retry_after=60, now=NOW
     )
-    if decision.retry:
+    if decision.deferred:
+        assert status in (429, 503)
+        assert 0 <= decision.delay <= 60
+    elif decision.retry:
         assert 0 <= decision.delay <= 60
         assert attempt <= len(DELAYS)
     else:
         assert decision.delay is None
+
+
+def test_deferrals_back_off_without_retry_after_and_use_up_no_retry():
+    delays = [
+        decide(attempt=1, delays=DELAYS, status_code=429, deferrals=n, deferred_seconds=0, now=NOW).delay
+        for n in range(9)
+    ]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0, 60.0]
+
+
+def test_a_deferral_past_max_rate_limit_wait_fails_and_says_why():
+    def after_50_s_of_waiting(retry_after: str):
+        return decide(
+            attempt=1,
+            delays=DELAYS,
+            status_code=429,
+            retry_after=retry_after,
+            deferrals=3,
+            deferred_seconds=50,
+            max_rate_limit_wait=60,
+            now=NOW,
+        )
+
+    within = after_50_s_of_waiting("10")
+    assert within.deferred and within.delay == 10.0
+    assert within.reason == "HTTP 429; deferred 10 s (Retry-After 10); deferral 4, not a retry"
+    past = after_50_s_of_waiting("11")
+    assert past.outcome == FAILED and past.delay is None
+    assert past.reason == (
+        "HTTP 429: rate limited; 3 deferral(s) waited 50 s and the endpoint asks for 11 s more, "
+        "past MAX_RATE_LIMIT_WAIT (60 s)"
+    )
+    # A 503 with Retry-After past the maximum fails the same way; without one it is a plain 5xx.
+    assert (
+        decide(attempt=1, delays=DELAYS, status_code=503, retry_after="100", max_rate_limit_wait=60, now=NOW).outcome
+        == FAILED
+    )
+    assert decide(attempt=1, delays=DELAYS, status_code=503, max_rate_limit_wait=0, now=NOW).outcome == RETRY
+
+
+def test_failures_after_deferrals_still_get_every_retry():
+    # The caller counts attempts without deferrals: 5 deferrals then a 500 is retry 1 of 3.
+    decision = decide(attempt=1, delays=DELAYS, status_code=500, deferrals=5, deferred_seconds=20, now=NOW)
+    assert decision.outcome == RETRY and decision.reason == "HTTP 500; retry 1 of 3"
