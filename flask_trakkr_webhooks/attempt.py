@@ -238,6 +238,14 @@ def send(state: WebhooksState, msg: message.Message, endpoint: message.Endpoint 
     return answer
 
 
+def _header(headers: dict[str, str] | None, name: str) -> str | None:
+    """A response header by name, in any letter case (the stored headers are a plain dict)."""
+    if not headers:
+        return None
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
+
+
 def _error(answer: Answer, exc: BaseException) -> None:
     answer.error_type = type(exc).__name__
     answer.error_message = str(exc)[:MAX_ERROR_CHARS] or type(exc).__name__
@@ -280,13 +288,16 @@ def perform(state: WebhooksState, work: Work) -> Outcome:
     duration_ms = round((time.perf_counter() - clock) * 1000.0, 3)
     finished = ids.utcnow()
     decision = retry.decide(
-        attempt=work.attempt,
+        attempt=work.retries_used,
         delays=settings.retry_delays,
         status_code=answer.status_code,
         error=answer.error,
-        retry_after=(answer.headers or {}).get("Retry-After"),
+        retry_after=_header(answer.headers, "Retry-After"),
         max_retry_after=settings.max_retry_after,
         now=finished,
+        deferrals=work.deferrals,
+        deferred_seconds=work.deferred_seconds,
+        max_rate_limit_wait=settings.max_rate_limit_wait,
     )
     if work.is_test and decision.retry:
         # Drop the "; retry 1 of 3" part: it would promise a retry that never comes.

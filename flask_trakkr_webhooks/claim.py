@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from . import auth, crypto, dispatch, ids, message, retry
+from . import auth, crypto, dispatch, ids, message, pacing, providers, retry
 from .models import CANCELLED, FAILED, PENDING, QUEUED, RETRYING, SENDING
 from .state import WebhooksState
 
@@ -56,12 +56,31 @@ class Work:
     #: Why it cannot be sent (``(error type, message)``: an undecryptable credential, its event
     #: gone): the engine records a failed attempt without sending anything.
     problem: tuple[str, str] | None = None
+    #: Its rate-limit deferrals so far and their waits in all (:mod:`.retry`): deferrals do
+    #: not count towards the retries.
+    deferrals: int = 0
+    deferred_seconds: float = 0.0
+    #: The rate its endpoint is paced to (:func:`.pacing.effective`; empty: not paced) and
+    #: the endpoint's key in the shared budget (:mod:`.ratelimit`).
+    rate_limit: pacing.RateLimit = ()
+    pace_key: str = ""
+    #: Its host serves many independent endpoints (Slack, Discord, Teams, ``SHARED_HOSTS``):
+    #: the concurrency cap applies per webhook URL, not per host.
+    per_endpoint: bool = False
+
+    @property
+    def retries_used(self) -> int:
+        """Which attempt this is, deferrals not counted (1 = the first)."""
+        return self.attempt - self.deferrals
 
     @property
     def host(self) -> str:
-        """``host:port`` of the endpoint: the unit of the per-host concurrency cap."""
+        """The unit of the per-host concurrency cap: ``host:port`` of the endpoint, or the
+        endpoint itself on a host shared by many endpoints."""
         if self.endpoint is None:
             return ""
+        if self.per_endpoint:
+            return "endpoint:" + (self.pace_key or pacing.key(self.endpoint.url))
         try:
             parts = urlsplit(self.endpoint.url)
             return f"{parts.hostname}:{parts.port or ''}"
@@ -129,6 +148,7 @@ _ENDPOINT_COLUMNS = (
     "previous_signing_secret",
     "previous_secret_expires_at",
     "headers",
+    "rate_limit",
     "active",
     "deleted_at",
 )
@@ -156,7 +176,13 @@ def load(
     D, W = m.Delivery, m.Webhook.__table__
     rows = session.execute(
         sa.select(
-            D.id, D.is_test, D.event_id, W.c.id.label("webhook_id"), *(_raw(W.c[name]) for name in _ENDPOINT_COLUMNS)
+            D.id,
+            D.is_test,
+            D.event_id,
+            D.deferrals,
+            D.deferred_seconds,
+            W.c.id.label("webhook_id"),
+            *(_raw(W.c[name]) for name in _ENDPOINT_COLUMNS),
         )
         .join(W, W.c.id == D.webhook_id)
         .where(D.id.in_(list(claimed)))
@@ -174,6 +200,7 @@ def load(
     )
     max_attempts = 1 + len(state.settings.retry_delays)
     endpoints: dict[str, message.Endpoint | tuple[str, str]] = {}
+    paces: dict[str, tuple[pacing.RateLimit, str, bool]] = {}
     ring = crypto.current_keyring()
     encrypted = [name for name in _ENDPOINT_COLUMNS if isinstance(W.c[name].type, crypto.EncryptedText)]
     out = []
@@ -187,7 +214,7 @@ def load(
             skip = (CANCELLED, "the webhook was deleted")
         elif not row.active:
             skip = (CANCELLED, "the webhook is inactive")
-        elif number > max_attempts:
+        elif number - (row.deferrals or 0) > max_attempts:
             skip = (FAILED, f"gave up: the worker stopped during attempt {number - 1} of {max_attempts}")
         elif event is None:
             problem = ("EventMissing", f"the event {row.event_id} of this delivery no longer exists")
@@ -199,6 +226,7 @@ def load(
                 endpoint = found
             else:
                 problem = found
+        pace = _pacing(state, row, endpoint, paces)
         out.append(
             Work(
                 delivery_id=row.id,
@@ -212,11 +240,41 @@ def load(
                 webhook_id=row.webhook_id,
                 problem=problem,
                 claimed_at=claimed_at or now,
+                deferrals=row.deferrals or 0,
+                deferred_seconds=row.deferred_seconds or 0.0,
+                rate_limit=pace[0],
+                pace_key=pace[1],
+                per_endpoint=pace[2],
             )
         )
     _record_lost_attempts(state, claimed, now)
     session.commit()  # end the transaction before the slow part
     return out
+
+
+def _pacing(
+    state: WebhooksState,
+    row: Any,
+    endpoint: message.Endpoint | None,
+    cache: dict[str, tuple[pacing.RateLimit, str, bool]],
+) -> tuple[pacing.RateLimit, str, bool]:
+    """``(rate limit, budget key, per-endpoint concurrency)`` of a loaded row's webhook."""
+    if endpoint is None:
+        return ((), "", False)
+    found = cache.get(row.webhook_id)
+    if found is None:
+        entry = providers.get(endpoint.provider)
+        settings = state.settings
+        limit = pacing.effective(
+            row.rate_limit, endpoint.provider, settings.rate_limits, entry.rate_limit if entry else ()
+        )
+        try:
+            hostname = (urlsplit(endpoint.url).hostname or "").lower().rstrip(".")
+        except ValueError:
+            hostname = ""
+        shared = bool(entry and entry.shared_host) or hostname in settings.shared_hosts
+        found = cache[row.webhook_id] = (limit, pacing.key(endpoint.url), shared)
+    return found
 
 
 def _record_lost_attempts(state: WebhooksState, claimed: Mapping[str, int], now: datetime) -> None:

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import pacing
 from .errors import ConfigError
 from .events import MAX_DATA_DEPTH, MAX_DATA_DEPTH_LIMIT
 
@@ -46,6 +47,17 @@ DEFAULTS: dict[str, Any] = {
     "SECRET_GRACE_PERIOD": 24 * 3600,
     "DISABLE_AFTER_FAILURES": 15,
     "DISABLE_AFTER_HOURS": 24,
+    # Pacing (docs: rate limits): per-provider send rates overriding the platforms' published
+    # ones, e.g. {"slack": ["1/s"], "webhook": [{"requests": 50, "per_seconds": 1}]}.
+    "RATE_LIMITS": {},
+    # Most seconds one delivery waits in all on 429 / 503 + Retry-After answers before it fails.
+    "MAX_RATE_LIMIT_WAIT": 3600,
+    # Hosts serving many independent endpoints: concurrency capped per URL there (Slack,
+    # Discord and Teams are, through their provider entries).
+    "SHARED_HOSTS": [],
+    # Most seconds a claimed delivery waits in a worker's memory for its endpoint's budget;
+    # a longer wait hands it back to the queue until then.
+    "PACING_HOLD": 30,
 }
 
 
@@ -83,6 +95,10 @@ class Settings:
     disable_after_failures: int
     disable_after_hours: float
     extra: dict[str, Any] = field(default_factory=dict)
+    rate_limits: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
+    max_rate_limit_wait: float = 3600
+    shared_hosts: frozenset[str] = frozenset()
+    pacing_hold: float = 30
 
 
 def apply_defaults(config: dict[str, Any]) -> None:
@@ -155,6 +171,22 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         raise ConfigError(
             f"{PREFIX}ALLOWED_CIDRS must be a list of networks or a comma-separated string, got {cidrs!r}"
         )
+    rate_limits = get("RATE_LIMITS")
+    if not isinstance(rate_limits, Mapping) or not all(isinstance(k, str) for k in rate_limits):
+        raise ConfigError(
+            f"{PREFIX}RATE_LIMITS must be a dict of provider name -> list of windows, got {rate_limits!r}"
+        )
+    parsed_limits: dict[str, tuple[Any, ...]] = {}
+    for provider_name, windows in rate_limits.items():
+        try:
+            parsed_limits[provider_name] = pacing.parse(windows)
+        except ValueError as exc:
+            raise ConfigError(f"{PREFIX}RATE_LIMITS[{provider_name!r}]: {exc}") from None
+    shared = get("SHARED_HOSTS")
+    if isinstance(shared, str):
+        shared = [h.strip() for h in shared.split(",") if h.strip()]
+    if not isinstance(shared, (list, tuple, set, frozenset)) or not all(isinstance(h, str) and h for h in shared):
+        raise ConfigError(f"{PREFIX}SHARED_HOSTS must be a list of host names, got {shared!r}")
     known = {PREFIX + k for k in DEFAULTS}
     extra = {k: v for k, v in config.items() if k.startswith(PREFIX) and k not in known}
     return Settings(
@@ -188,4 +220,8 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         disable_after_failures=number("DISABLE_AFTER_FAILURES", 0, integer=True),
         disable_after_hours=number("DISABLE_AFTER_HOURS", 0),
         extra=extra,
+        rate_limits=parsed_limits,
+        max_rate_limit_wait=number("MAX_RATE_LIMIT_WAIT", 0),
+        shared_hosts=frozenset(h.lower().rstrip(".") for h in shared),
+        pacing_hold=number("PACING_HOLD", 0),
     )

@@ -11,6 +11,15 @@ deliveries in flight at all times instead of draining to zero at the end of each
   (back-pressure: the worker takes no new job) while more than ``CONCURRENCY`` are
   waiting, or more than ``PER_HOST_CONCURRENCY`` for one host. Hosts are served
   round-robin.
+* **Pacing** (:mod:`.pacing`, :mod:`.ratelimit`): a delivery whose endpoint has a rate limit
+  waits in that endpoint's line, not in a sending thread. One pacer thread per engine asks
+  the shared budget (Redis) for the head of each line when it may be due; a granted delivery
+  joins the backlog at the front, a refused one is asked again when the budget says, and
+  deliveries that would wait longer than ``PACING_HOLD`` are handed back to the queue until
+  then (:func:`record.release`: nothing sent, no attempt used). So a paced endpoint never
+  holds up another endpoint's deliveries, and no thread sleeps on its behalf. A ``429``
+  (or a ``Retry-After`` 503, or ``X-RateLimit-Remaining: 0``) holds the endpoint for every
+  worker for as long as it said.
 * **Recording**: one recorder thread (with its own app context and database session)
   writes finished attempts in groups (:func:`record.record`), so database work does
   not grow with the number of sending threads. An engine made with ``recorder=False``
@@ -33,6 +42,8 @@ completion with :func:`run_to_completion`: the same scheduler, recorded by the j
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import logging
 import queue
 import threading
@@ -40,15 +51,15 @@ import time
 from collections import deque
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import Flask
 
-from . import ids, retry
+from . import ids, pacing, ratelimit, retry
 from .attempt import MAX_ERROR_CHARS, Answer, Outcome, http_session, perform
 from .claim import Work, prepare
-from .record import Result, record
+from .record import Release, Result, record, release
 from .state import WebhooksState, get_state
 
 log = logging.getLogger("flask_trakkr_webhooks")
@@ -116,9 +127,21 @@ class Engine:
         self._backlog: dict[str, deque[Work]] = {}
         self._waiting = 0
         self._unrecorded = 0
-        self._outcomes: queue.SimpleQueue[Outcome | None] = queue.SimpleQueue()
+        self._outcomes: queue.SimpleQueue[Outcome | Release | None] = queue.SimpleQueue()
         self._recorder: threading.Thread | None = None
         self._stopping = False
+        #: Paced deliveries not granted a send slot yet, in line per endpoint budget key.
+        self._paced: dict[str, deque[Work]] = {}
+        #: When each line's head is asked next: a heap of (monotonic time, tie-break, key),
+        #: and the current time per key (heap entries that disagree are stale).
+        self._due: list[tuple[float, int, str]] = []
+        self._due_at: dict[str, float] = {}
+        self._seq = itertools.count()
+        self._pacer: threading.Thread | None = None
+        #: When the deliveries handed back to the queue per endpoint are due (monotonic).
+        self._handed_back: dict[str, list[float]] = {}
+        # A claim held longer than STUCK_AFTER is not sent: hold well within it.
+        self.pacing_hold = min(settings.pacing_hold, settings.stuck_after / 2)
         http_session(state)  # created once, before any sending thread needs it
         if recorder:
             self._recorder = threading.Thread(target=self._record_loop, name="trakkr-record", daemon=True)
@@ -136,13 +159,142 @@ class Engine:
         delivery waits at most one more wave of its host than a job's own backlog.
         """
         with self._cond:
+            ready = 0
             for work in works:
+                if work.rate_limit and work.endpoint is not None and work.problem is None:
+                    self._pace(work)
+                    continue
                 self._backlog.setdefault(work.host, deque()).append(work)
-            self._waiting += len(works)
+                ready += 1
+            self._waiting += ready
             self._unrecorded += len(works)
             self._start_waiting()
             while self._waiting > self.concurrency or any(len(w) > self.per_host for w in self._backlog.values()):
                 self._cond.wait(1.0)
+
+    # -- pacing ------------------------------------------------------------------------------
+
+    def _pace(self, work: Work) -> None:
+        """Put ``work`` in its endpoint's line (holding the lock); start the pacer if needed."""
+        line = self._paced.get(work.pace_key)
+        if line is None:
+            line = self._paced[work.pace_key] = deque()
+            self._schedule(work.pace_key, time.monotonic())
+        line.append(work)
+        if self._pacer is None:
+            self._pacer = threading.Thread(target=self._pace_loop, name="trakkr-pace", daemon=True)
+            self._pacer.start()
+        self._cond.notify_all()
+
+    def _schedule(self, key: str, when: float) -> None:
+        self._due_at[key] = when
+        heapq.heappush(self._due, (when, next(self._seq), key))
+
+    def _next_due(self) -> tuple[str, Work] | None:
+        """Wait for the next line whose head is due; ``None`` once stopping (holding the lock)."""
+        while not self._stopping:
+            now = time.monotonic()
+            while self._due and self._due_at.get(self._due[0][2]) != self._due[0][0]:
+                heapq.heappop(self._due)  # stale: rescheduled since
+            if self._due and self._due[0][0] <= now:
+                _, _, key = heapq.heappop(self._due)
+                del self._due_at[key]
+                line = self._paced.get(key)
+                if line:
+                    return key, line[0]
+                self._paced.pop(key, None)
+                continue
+            self._cond.wait(self._due[0][0] - now if self._due else None)
+        return None
+
+    def _pace_loop(self) -> None:
+        while True:
+            with self._cond:
+                due = self._next_due()
+            if due is None:
+                return
+            key, head = due
+            try:
+                wait = ratelimit.acquire(self.state, key, head.rate_limit)
+            except Exception:  # never let the pacer die: send rather than strand the line
+                log.exception("trakkr_webhooks: pacing of %s failed; sending without it", head.delivery_id)
+                wait = 0.0
+            releases: list[Release] = []
+            with self._cond:
+                line = self._paced.get(key)
+                if not line or line[0] is not head:  # flushed by stop() meanwhile
+                    continue
+                now = time.monotonic()
+                if wait <= 0:
+                    line.popleft()
+                    if line:
+                        self._schedule(key, now)
+                    else:
+                        del self._paced[key]
+                    # It holds a slot of its budget now: first in its host's line.
+                    self._backlog.setdefault(head.host, deque()).appendleft(head)
+                    self._waiting += 1
+                    self._start_waiting()
+                else:
+                    releases = self._release_far(key, line, wait)
+                    if line:
+                        self._schedule(key, now + wait)
+                    else:
+                        del self._paced[key]
+                self._cond.notify_all()
+            for item in releases:
+                self._outcomes.put(item)
+
+    def _release_far(self, key: str, line: deque[Work], wait: float) -> list[Release]:
+        """Take out of ``line`` the deliveries expected to wait longer than ``PACING_HOLD``
+        (the head ``wait`` seconds, the others :func:`.pacing.eta` more), each to be handed
+        back to the queue for its expected time (holding the lock)."""
+        limit = line[0].rate_limit
+        now, clock = ids.utcnow(), time.monotonic()
+        # Deliveries of this endpoint handed back earlier and not due yet are ahead in line.
+        due = [t for t in self._handed_back.get(key, ()) if t > clock]
+        ahead = len(due)
+        kept: deque[Work] = deque()
+        out: list[Release] = []
+        for i, work in enumerate(line):
+            eta = wait + pacing.eta(limit, ahead + i)
+            if eta > self.pacing_hold:
+                out.append(Release(work, now + timedelta(seconds=eta)))
+                due.append(clock + eta)
+            else:
+                kept.append(work)
+        if due:
+            self._handed_back[key] = due
+        else:
+            self._handed_back.pop(key, None)
+        line.clear()
+        line.extend(kept)
+        return out
+
+    def _flush_paced(self) -> None:
+        """Hand every delivery still in a pacing line back to the queue (shutdown)."""
+        now = ids.utcnow()
+        with self._cond:
+            works = [w for line in self._paced.values() for w in line]
+            self._paced.clear()
+            self._due.clear()
+            self._due_at.clear()
+        for work in works:
+            self._outcomes.put(Release(work, now))
+
+    def _after_answer(self, outcome: Outcome) -> None:
+        """Share what the endpoint said about its budget: a deferral, or none left for a while."""
+        work = outcome.work
+        if not work.rate_limit:
+            return
+        seconds = outcome.decision.delay if outcome.decision.deferred else None
+        if seconds is None:
+            seconds = pacing.remaining_hold(outcome.answer.headers)
+        if seconds:
+            try:
+                ratelimit.hold(self.state, work.pace_key, seconds)
+            except Exception:
+                log.exception("trakkr_webhooks: could not hold endpoint budget for %s", work.delivery_id)
 
     def _start_waiting(self) -> None:
         """Hand waiting attempts to idle threads while slots are free (holding the lock)."""
@@ -181,6 +333,7 @@ class Engine:
                     )
                 else:
                     outcome = attempt_or_fail(self.state, work)
+                    self._after_answer(outcome)
             except Exception:  # only if even the failure cannot be made: `sending` until the sweep
                 log.exception("trakkr_webhooks: attempt %d of %s failed unexpectedly", work.attempt, work.delivery_id)
             with self._cond:
@@ -205,7 +358,7 @@ class Engine:
 
     # -- recording -------------------------------------------------------------------------
 
-    def _next_group(self, first_timeout: float | None = None) -> list[Outcome] | None:
+    def _next_group(self, first_timeout: float | None = None) -> list[Outcome | Release] | None:
         """The next group of finished attempts to record; ``None`` once stopped (or after
         ``first_timeout`` seconds without any)."""
         try:
@@ -214,7 +367,7 @@ class Engine:
             return None
         if first is None:
             return None
-        group = [first]
+        group: list[Outcome | Release] = [first]
         deadline = time.monotonic() + RECORD_WAIT
         while len(group) < RECORD_GROUP:
             left = deadline - time.monotonic()
@@ -232,9 +385,13 @@ class Engine:
             group.append(item)
         return group
 
-    def _record_group(self, group: list[Outcome]) -> list[Result]:
+    def _record_group(self, group: list[Outcome | Release]) -> list[Result]:
         try:
-            return record_each(self.state, group)
+            releases = [item for item in group if isinstance(item, Release)]
+            if releases:
+                release_each(self.state, releases)
+            outcomes = [item for item in group if isinstance(item, Outcome)]
+            return record_each(self.state, outcomes) if outcomes else []
         finally:
             with self._cond:
                 self._unrecorded -= len(group)
@@ -246,7 +403,7 @@ class Engine:
             while (group := self._next_group()) is not None:
                 self._record_group(group)
 
-    def record_here(self) -> Iterator[tuple[list[Outcome], list[Result]]]:
+    def record_here(self) -> Iterator[tuple[list[Outcome | Release], list[Result]]]:
         """Record finished attempts on the caller's thread (an engine without a recorder) until
         nothing is in flight; yields each group and its results (an empty list if it failed)."""
         if self._recorder is not None:
@@ -277,6 +434,7 @@ class Engine:
 
     def stop(self, timeout: float) -> None:
         """Finish what is in flight (at most ``timeout`` seconds), then stop the threads."""
+        self._flush_paced()
         if not self.wait_idle(timeout):
             log.warning(
                 "trakkr_webhooks: %d attempts still in flight at shutdown; the sweep will re-enqueue them",
@@ -284,9 +442,12 @@ class Engine:
             )
         with self._cond:
             self._stopping = True  # what still waits stays `sending`: the sweep re-enqueues it
+            self._cond.notify_all()
         self._outcomes.put(None)
         if self._recorder is not None:
             self._recorder.join(timeout=5)
+        if self._pacer is not None:
+            self._pacer.join(timeout=5)
         self._pool.shutdown(wait=False, cancel_futures=True)
         if self.state.local.engine is self:
             self.state.local.engine = None
@@ -315,6 +476,20 @@ def _record_retrying(state: WebhooksState, group: Sequence[Outcome]) -> list[Res
                 raise
             time.sleep(pause)
     raise AssertionError("unreachable")  # pragma: no cover - the last pass returns or raises
+
+
+def release_each(state: WebhooksState, releases: Sequence[Release]) -> None:
+    """:func:`record.release`, retried on a transient error; what still cannot be written stays
+    ``sending`` (the sweep re-enqueues it after ``STUCK_AFTER``)."""
+    for pause in (*RECORD_RETRY_PAUSES, None):
+        try:
+            release(state, releases)
+            return
+        except Exception as exc:
+            if pause is None or not transient(exc):
+                log.error("trakkr_webhooks: could not hand back %d paced deliveries (%r)", len(releases), exc)
+                return
+            time.sleep(pause)
 
 
 def record_each(state: WebhooksState, group: Sequence[Outcome]) -> list[Result]:
@@ -396,8 +571,11 @@ def run_to_completion(state: WebhooksState, delivery_ids: Sequence[str]) -> dict
         # recording here keeps going until every one of them is recorded.
         engine.submit(todo)
         for group, results in engine.record_here():
-            if not results:
-                counts["error"] = counts.get("error", 0) + len(group)
+            paced = sum(isinstance(item, Release) for item in group)
+            if paced:
+                counts["paced"] = counts.get("paced", 0) + paced
+            if not results and len(group) > paced:
+                counts["error"] = counts.get("error", 0) + len(group) - paced
             for result in results:
                 counts[result.status] = counts.get(result.status, 0) + 1
     finally:

@@ -103,6 +103,8 @@ def _define(db: Any) -> Models:
 
         headers = sa.Column(sa.JSON, nullable=False, default=dict)
         template = sa.Column(sa.JSON, nullable=True)
+        # Pacing: its own send rate (a list of windows; [] = none), or NULL for its provider's.
+        rate_limit = sa.Column(sa.JSON, nullable=True)
 
         # Endpoint health.
         disabled_reason = sa.Column(sa.Text, nullable=True)
@@ -146,6 +148,10 @@ def _define(db: Any) -> Models:
         status = sa.Column(sa.String(16), nullable=False, default=PENDING)
         is_test = sa.Column(sa.Boolean, nullable=False, default=False)
         attempt_count = sa.Column(sa.Integer, nullable=False, default=0)
+        # Attempts answered 429 (or 503 + Retry-After): they do not use up a retry, but their
+        # waits add up to at most MAX_RATE_LIMIT_WAIT seconds.
+        deferrals = sa.Column(sa.Integer, nullable=False, default=0, server_default="0")
+        deferred_seconds = sa.Column(sa.Float, nullable=False, default=0.0, server_default="0")
         next_attempt_at = sa.Column(TS, nullable=True)
         enqueued_at = sa.Column(TS, nullable=True)
         claimed_at = sa.Column(TS, nullable=True)
@@ -170,7 +176,7 @@ def _define(db: Any) -> Models:
         started_at = sa.Column(TS, nullable=False)
         duration_ms = sa.Column(sa.Float, nullable=True)
         status_code = sa.Column(sa.Integer, nullable=True)
-        outcome = sa.Column(sa.String(16), nullable=False)  # succeeded / retry / failed
+        outcome = sa.Column(sa.String(16), nullable=False)  # succeeded / retry / deferred / failed
         error_type = sa.Column(sa.String(128), nullable=True)
         error_message = sa.Column(sa.Text, nullable=True)
         response_headers = sa.Column(sa.JSON, nullable=True)

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from . import dispatch, health, ids, retry
 from .attempt import Outcome
+from .claim import Work
 from .models import FAILED, RETRYING, SENDING, SUCCEEDED
 from .state import WebhooksState
 
@@ -61,7 +62,7 @@ def record(state: WebhooksState, outcomes: Sequence[Outcome]) -> list[Result]:
         next_at = (
             o.finished + timedelta(seconds=cast(float, decision.delay)) if decision.retry else None
         )  # retries carry a delay
-        status = {retry.SUCCEEDED: SUCCEEDED, retry.RETRY: RETRYING}.get(decision.outcome, FAILED)
+        status = SUCCEEDED if decision.outcome == retry.SUCCEEDED else RETRYING if decision.retry else FAILED
         problem = f"{answer.error_type}: {answer.error_message}" if answer.error else decision.reason
         attempts.append(
             dict(
@@ -89,6 +90,8 @@ def record(state: WebhooksState, outcomes: Sequence[Outcome]) -> list[Result]:
                 next_attempt_at=next_at,
                 updated_at=o.finished,
                 completed_at=None if decision.retry else o.finished,
+                b_deferred=1 if decision.deferred else 0,
+                b_waited=float(decision.delay or 0.0) if decision.deferred else 0.0,
             )
         )
         results.append(
@@ -121,12 +124,12 @@ def record(state: WebhooksState, outcomes: Sequence[Outcome]) -> list[Result]:
     try:
         session.execute(
             table.update()
-            .where(
-                table.c.id == sa.bindparam("b_id"),
-                table.c.status == SENDING,
-                table.c.attempt_count == sa.bindparam("b_number"),
-            )
-            .values(**{k: sa.bindparam(k) for k in updates[0] if not k.startswith("b_")}),
+            .where(*_still_claimed(table))
+            .values(
+                **{k: sa.bindparam(k) for k in updates[0] if not k.startswith("b_")},
+                deferrals=table.c.deferrals + sa.bindparam("b_deferred"),
+                deferred_seconds=table.c.deferred_seconds + sa.bindparam("b_waited"),
+            ),
             updates,
         )
         recorded = _recorded_here(state, updates)
@@ -147,6 +150,73 @@ def record(state: WebhooksState, outcomes: Sequence[Outcome]) -> list[Result]:
         except Exception as exc:  # Redis down: the sweep enqueues overdue retries
             log.warning("trakkr_webhooks: could not schedule %d retries (%s); the sweep will", len(retries), exc)
     return results
+
+
+def _still_claimed(table: sa.Table) -> tuple[Any, ...]:
+    """WHERE the row is still this claim's (``b_id`` at attempt ``b_number``, ``sending``): a
+    row the sweep re-queued meanwhile is left alone."""
+    return (
+        table.c.id == sa.bindparam("b_id"),
+        table.c.status == SENDING,
+        table.c.attempt_count == sa.bindparam("b_number"),
+    )
+
+
+@dataclass(frozen=True)
+class Release:
+    """A claimed delivery handed back unsent: its endpoint's budget is spent until ``at``."""
+
+    work: Work
+    at: datetime
+
+
+def release(state: WebhooksState, releases: Sequence[Release]) -> int:
+    """Hand claimed, unsent deliveries back to the queue until their endpoint's budget allows
+    (``retrying`` at ``at``, the claim's attempt number given back: nothing was sent, so no
+    attempt is on record). Returns how many were still claimed here. Needs an app context."""
+    if not releases:
+        return 0
+    table = state.models.Delivery.__table__
+    session = state.db.session
+    now = ids.utcnow()
+    rows = [
+        dict(b_id=r.work.delivery_id, b_number=r.work.attempt, next_attempt_at=r.at, updated_at=now) for r in releases
+    ]
+    try:
+        session.execute(
+            table.update()
+            .where(*_still_claimed(table))
+            .values(
+                status=RETRYING,
+                attempt_count=table.c.attempt_count - 1,
+                next_attempt_at=sa.bindparam("next_attempt_at"),
+                updated_at=sa.bindparam("updated_at"),
+            ),
+            rows,
+        )
+        held = {
+            row.id
+            for row in session.execute(
+                sa.select(table.c.id).where(
+                    table.c.id.in_([r["b_id"] for r in rows]),
+                    table.c.status == RETRYING,
+                    table.c.next_attempt_at.isnot(None),
+                )
+            )
+        }
+        session.commit()
+    except Exception:
+        session.rollback()
+        raise
+    retries = [(r.work.delivery_id, r.at) for r in releases if r.work.delivery_id in held]
+    if retries:
+        try:
+            dispatch.schedule_retries(state, retries)
+        except Exception as exc:  # Redis down: the sweep enqueues them when due
+            log.warning(
+                "trakkr_webhooks: could not schedule %d paced deliveries (%s); the sweep will", len(retries), exc
+            )
+    return len(retries)
 
 
 def _recorded_here(state: WebhooksState, updates: Sequence[dict[str, Any]]) -> dict[str, bool]:

@@ -29,10 +29,11 @@ from datetime import datetime, timezone
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
+from flask import current_app, has_app_context
 from marshmallow import Schema, ValidationError, fields, validates
 from marshmallow.validate import Length, Range
 
-from . import auth, ids, providers, signing
+from . import auth, ids, pacing, providers, signing
 from .config import Settings
 from .models import DELIVERY_STATUSES
 from .rules import (
@@ -51,6 +52,7 @@ from .rules import (
     text_problems,
     url_problems,
 )
+from .state import get_state
 
 #: Fields of the webhook object a client cannot set.
 READ_ONLY_FIELDS: tuple[str, ...] = (
@@ -78,6 +80,7 @@ WRITABLE_FIELDS: tuple[str, ...] = (
     "headers",
     "template",
     "signing_secret",
+    "rate_limit",
 )
 #: A new webhook's values before the request's fields are laid over them.
 CREATE_DEFAULTS: dict[str, Any] = {
@@ -88,6 +91,7 @@ CREATE_DEFAULTS: dict[str, Any] = {
     "headers": {},
     "template": None,
     "signing_secret": None,
+    "rate_limit": None,
     **dict.fromkeys(auth.CREDENTIAL_COLUMNS),
 }
 
@@ -199,6 +203,36 @@ class SigningSecret(CheckedString):
 # -- input schemas ----------------------------------------------------------------------
 
 
+#: How a rate limit looks in the OpenAPI document (input and output).
+RATE_LIMIT_SCHEMA: dict[str, Any] = {
+    "type": "array",
+    "nullable": True,
+    "maxItems": pacing.MAX_WINDOWS,
+    "items": {
+        "type": "object",
+        "required": ["requests", "per_seconds"],
+        "additionalProperties": False,
+        "properties": {
+            "requests": {"type": "integer", "minimum": 1, "maximum": pacing.MAX_REQUESTS},
+            "per_seconds": {"type": "number", "minimum": 0.001, "maximum": pacing.MAX_WINDOW_SECONDS},
+        },
+    },
+}
+
+
+class RateLimitField(fields.Field[list[dict[str, Any]]]):
+    """A webhook's send rate: a list of ``{"requests", "per_seconds"}`` windows (``[]``: no
+    pacing; ``null``: its provider's published limit). Stored normalised (:func:`.pacing.dump`)."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> list[dict[str, Any]]:
+        if isinstance(value, str) or not isinstance(value, list):
+            raise ValidationError('must be a list of windows such as [{"requests": 5, "per_seconds": 2}], or null')
+        try:
+            return cast("list[dict[str, Any]]", pacing.dump(pacing.parse(value)))
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
 class _WebhookInput(Schema):
     """Every field a client may send; per-field checks only (see :func:`merge` for the rest)."""
 
@@ -256,6 +290,14 @@ class _WebhookInput(Schema):
         },
     )
     template = fields.Raw(allow_none=True, metadata={"description": "Body template: a JSON object or array"})
+    rate_limit = RateLimitField(
+        allow_none=True,
+        metadata={
+            **RATE_LIMIT_SCHEMA,
+            "description": "The most this webhook is sent: every window holds at once (at most `requests` in any "
+            "`per_seconds`). null: its provider's published limit (Slack, Discord, Teams) or none; []: no pacing",
+        },
+    )
     signing_secret = SigningSecret(
         allow_none=True,
         metadata={
@@ -612,6 +654,19 @@ class WebhookSchema(Schema):
         lambda w: dict(w.headers or {}), metadata={"type": "object", "additionalProperties": {"type": "string"}}
     )
     template = fields.Raw(allow_none=True, metadata={"description": "A JSON object or array, or null"})
+    rate_limit = fields.Raw(
+        allow_none=True,
+        metadata={**RATE_LIMIT_SCHEMA, "description": "The webhook's own send rate, or null for its provider's"},
+    )
+    effective_rate_limit = fields.Function(
+        lambda w: pacing.dump(effective_rate_limit(w)),
+        metadata={
+            **RATE_LIMIT_SCHEMA,
+            "nullable": False,
+            "description": "The send rate deliveries are held to: its own, else TRAKKR_WEBHOOKS_RATE_LIMITS for "
+            "its provider, else the provider's published limit; [] when not paced",
+        },
+    )
     created_at = fields.Function(
         lambda w: ids.isoformat(w.created_at), metadata={"type": "string", "format": "date-time"}
     )
@@ -646,6 +701,17 @@ class WebhookSchema(Schema):
         allow_none=True,
         metadata={"type": "string", "format": "date-time", "description": "When the current run of failures began"},
     )
+
+
+def effective_rate_limit(webhook: Any) -> pacing.RateLimit:
+    """The rate a webhook's deliveries are held to (:func:`.pacing.effective`, with the current
+    app's ``TRAKKR_WEBHOOKS_RATE_LIMITS`` when there is an app context)."""
+    provider = webhook.provider or "webhook"
+    entry = providers.get(provider)
+    configured: Mapping[str, pacing.RateLimit] = {}
+    if has_app_context():
+        configured = get_state(current_app).settings.rate_limits
+    return pacing.effective(webhook.rate_limit, provider, configured, entry.rate_limit if entry else ())
 
 
 def _grace_end(webhook: Any) -> str | None:
@@ -694,7 +760,14 @@ class AttemptSchema(Schema):
     started_at = _time("started_at")
     duration_ms = fields.Float(required=True, allow_none=True)
     status_code = fields.Integer(required=True, allow_none=True, metadata={"description": "null: no HTTP answer"})
-    outcome = fields.String(required=True, metadata={"description": "succeeded, retry or failed"})
+    outcome = fields.String(
+        required=True,
+        metadata={
+            "enum": ["succeeded", "retry", "deferred", "failed"],
+            "description": "succeeded; retry (a failure, retried); deferred (rate limited: 429 or 503 with "
+            "Retry-After; the next attempt waits as asked and uses up no retry); failed",
+        },
+    )
     error_type = fields.String(required=True, allow_none=True)
     error_message = fields.String(required=True, allow_none=True)
     response_headers = fields.Dict(required=True, allow_none=True)
@@ -717,6 +790,15 @@ class DeliverySchema(Schema):
     status = fields.String(required=True, metadata={"enum": list(DELIVERY_STATUSES)})
     is_test = fields.Boolean(required=True)
     attempt_count = fields.Integer(required=True, metadata={"minimum": 0})
+    deferrals = fields.Function(
+        lambda row: row.deferrals or 0,
+        required=True,
+        metadata={
+            "type": "integer",
+            "minimum": 0,
+            "description": "Attempts answered 429 (or 503 with Retry-After): they use up no retry",
+        },
+    )
     last_status_code = fields.Integer(required=True, allow_none=True)
     last_error = fields.String(required=True, allow_none=True)
     next_attempt_at = _time("next_attempt_at", nullable=True)

@@ -76,6 +76,8 @@ OBJECT_KEYS = {
     "consecutive_failures",
     "failing_since",
     "unreadable_credentials",
+    "rate_limit",
+    "effective_rate_limit",
 }
 
 
@@ -1371,3 +1373,58 @@ def test_edits_lock_the_row_for_no_key_update(app, client):
                 assert locking and all("FOR NO KEY UPDATE" in s for s in locking), locking
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
+
+
+# -- rate_limit (pacing) ------------------------------------------------------------------
+
+
+def test_rate_limit_defaults_to_the_platforms_published_limit(client) -> None:
+    slack = create(client, url="https://hooks.slack.com/services/T000/B000/XXXX")
+    assert slack["rate_limit"] is None
+    assert slack["effective_rate_limit"] == [{"requests": 1, "per_seconds": 1}]
+    discord = create(client, url="https://discord.com/api/webhooks/123/abc")
+    assert discord["effective_rate_limit"] == [{"requests": 5, "per_seconds": 2}, {"requests": 30, "per_seconds": 60}]
+    plain = create(client)
+    assert plain["rate_limit"] is None and plain["effective_rate_limit"] == []
+
+
+def test_rate_limit_is_settable_on_create_and_patch_and_normalised(app, client) -> None:
+    obj = create(client, rate_limit=[{"requests": 10, "per_seconds": 60}, {"per_seconds": 1.5, "requests": 2}])
+    expected = [{"requests": 2, "per_seconds": 1.5}, {"requests": 10, "per_seconds": 60}]
+    assert obj["rate_limit"] == expected and obj["effective_rate_limit"] == expected
+    assert stored(app, obj["id"]).rate_limit == expected
+    patched = client.patch(f"/webhooks/{obj['id']}", json={"rate_limit": []}).get_json()
+    assert patched["rate_limit"] == [] and patched["effective_rate_limit"] == []
+    back = client.patch(f"/webhooks/{obj['id']}", json={"rate_limit": None}).get_json()
+    assert back["rate_limit"] is None and back["effective_rate_limit"] == []
+
+
+def test_rate_limit_from_config_overrides_the_provider_default(make_app) -> None:
+    app = make_app(TRAKKR_WEBHOOKS_RATE_LIMITS={"slack": ["3/2s"]})
+    obj = create(app.test_client(), url="https://hooks.slack.com/services/T000/B000/YYYY")
+    assert obj["effective_rate_limit"] == [{"requests": 3, "per_seconds": 2}]
+
+
+@pytest.mark.parametrize(
+    "value,message",
+    [
+        ("5/2s", "must be a list of windows"),
+        ({"requests": 5, "per_seconds": 2}, "must be a list of windows"),
+        ([{"requests": 0, "per_seconds": 2}], "window 0: 'requests' must be between 1 and 100000, got 0"),
+        ([{"requests": 5}], "window 0: a window needs both 'requests' and 'per_seconds'"),
+        ([{"requests": 5, "per_seconds": 0}], "window 0: 'per_seconds' must be between 0.001 and 86400"),
+        ([{"requests": 5, "per_seconds": 2, "burst": 3}], "window 0: unknown key(s) ['burst']"),
+        ([{"requests": True, "per_seconds": 2}], "window 0: 'requests' must be a whole number"),
+        ([{"requests": 5, "per_seconds": "2"}], "window 0: 'per_seconds' must be a number of seconds"),
+        ([[1, 1]] * 9, "at most 8 windows, got 9"),
+    ],
+)
+def test_a_bad_rate_limit_is_400_naming_the_field(client, value, message) -> None:
+    response = client.post("/webhooks", json=body(rate_limit=value))
+    assert response.status_code == 400
+    error = response.get_json()["error"]
+    assert list(error["fields"]) == ["rate_limit"]
+    assert message in error["fields"]["rate_limit"][0]
+    obj = create(client)
+    response = client.patch(f"/webhooks/{obj['id']}", json={"rate_limit": value})
+    assert response.status_code == 400 and list(response.get_json()["error"]["fields"]) == ["rate_limit"]

@@ -19,7 +19,7 @@ from e2e.helpers import emit, make_webhook, new_brand
 from e2e.helpers import process as _run
 from e2e.helpers import update_delivery as _update
 from e2e.receiver import Reply
-from flask_trakkr_webhooks import claim, crypto, get_state, ids
+from flask_trakkr_webhooks import claim, crypto, get_state, ids, pacing
 
 
 @pytest.fixture
@@ -176,3 +176,45 @@ def test_claim_load_never_raises_for_a_bad_row(new_app, receiver):
     problems = sorted((w.problem or ("", ""))[0] for w in works)
     assert problems == ["", "DecryptionError"]
     assert [w.endpoint is None for w in works if w.problem] == [True]
+
+
+# -- pacing and per-endpoint concurrency -----------------------------------------------------
+
+
+def _loaded(app, delivery_ids):
+    with app.app_context():
+        state = get_state(app)
+        return {w.delivery_id: w for w in claim.load(state, claim.claim(state, delivery_ids))}
+
+
+def test_load_carries_the_effective_rate_and_the_concurrency_unit(new_app, receiver):
+    app = new_app(TRAKKR_WEBHOOKS_SHARED_HOSTS=["localhost"], TRAKKR_WEBHOOKS_RATE_LIMITS={"discord": ["2/s"]})
+    make_webhook(app, receiver.url + "/slack/a", provider="slack")
+    make_webhook(app, receiver.url + "/slack/b", provider="slack")
+    make_webhook(app, receiver.url + "/discord", provider="discord")
+    make_webhook(app, receiver.url + "/own", rate_limit=[{"requests": 7, "per_seconds": 3}])
+    make_webhook(app, receiver.url + "/plain")
+    make_webhook(app, receiver.url.replace("127.0.0.1", "localhost") + "/listed")
+    emit(app)
+    works = {w.endpoint.url.rsplit("/", 1)[-1]: w for w in _loaded(app, _ids(app)).values()}
+    assert works["a"].rate_limit == works["b"].rate_limit == (pacing.Window(1, 1.0),)
+    assert works["discord"].rate_limit == (pacing.Window(2, 1.0),)  # config beats the platform's
+    assert works["own"].rate_limit == (pacing.Window(7, 3.0),)
+    assert works["plain"].rate_limit == () and works["listed"].rate_limit == ()
+    # A shared platform host: one concurrency unit per webhook URL; other hosts: per host.
+    assert works["a"].per_endpoint and works["b"].per_endpoint and works["a"].host != works["b"].host
+    assert not works["plain"].per_endpoint and works["plain"].host == works["own"].host
+    assert works["listed"].per_endpoint  # TRAKKR_WEBHOOKS_SHARED_HOSTS
+    assert works["a"].pace_key == pacing.key(works["a"].endpoint.url)
+
+
+def test_deferrals_do_not_count_towards_the_attempts_a_claim_may_use(new_app, receiver):
+    app = new_app(TRAKKR_WEBHOOKS_RETRY_DELAYS=[1, 2, 4])
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    [delivery_id] = _ids(app)
+    # 6 attempts so far, 5 of them deferrals: the next claim is retry 1, not "gave up".
+    _update(app, delivery_id, status="retrying", attempt_count=6, deferrals=5, deferred_seconds=12.0)
+    [work] = _loaded(app, [delivery_id]).values()
+    assert work.skip is None and work.attempt == 7 and work.retries_used == 2
+    assert (work.deferrals, work.deferred_seconds) == (5, 12.0)

@@ -82,6 +82,10 @@ WRONG_TYPES = {
     "SECRET_GRACE_PERIOD": "1d",
     "DISABLE_AFTER_FAILURES": "15",
     "DISABLE_AFTER_HOURS": b"24",
+    "RATE_LIMITS": {"slack": "fast"},
+    "MAX_RATE_LIMIT_WAIT": -1,
+    "SHARED_HOSTS": [""],
+    "PACING_HOLD": "30",
 }
 
 

@@ -169,6 +169,7 @@ def test_delivery_and_attempt_schemas_match_what_the_deliveries_api_dumps(docume
         status="pending",
         is_test=False,
         attempt_count=0,
+        deferrals=0,
         last_status_code=None,
         last_error=None,
         next_attempt_at=None,
