@@ -164,18 +164,20 @@ class BenchApp:
 
         return get_state(self.app)
 
-    def add_webhooks(self, urls: Sequence[str], secret: str | None = SECRET) -> list[str]:
-        """One webhook per URL for the bench brand (one bulk INSERT); return their ids."""
+    def add_webhooks(
+        self, urls: Sequence[str], secret: str | None = SECRET, *, provider: str = "webhook", brand: Any = None
+    ) -> list[str]:
+        """One webhook per URL for the bench brand (or ``brand``), one bulk INSERT; return their ids."""
         from flask_trakkr_webhooks import ids
 
         now = ids.utcnow()
         rows = [
             dict(
                 id=ids.new_id(ids.WEBHOOK),
-                brand_id=self.brand["id"],
+                brand_id=(brand or self.brand)["id"],
                 url=url,
                 events=[EVENT_TYPE],
-                provider="webhook",
+                provider=provider,
                 active=True,
                 auth_type="none",
                 signing_secret=secret,
@@ -191,10 +193,10 @@ class BenchApp:
             self.app.db.session.commit()
         return [r["id"] for r in rows]
 
-    def emit(self, events: int = 1) -> list[str]:
+    def emit(self, events: int = 1, *, brand: Any = None) -> list[str]:
         """``events`` emits in one transaction, then commit (which enqueues); return the event ids."""
         with self.app.app_context():
-            out = [self.app.webhooks.emit(EVENT_TYPE, brand=self.brand, data=DATA) for _ in range(events)]
+            out = [self.app.webhooks.emit(EVENT_TYPE, brand=brand or self.brand, data=DATA) for _ in range(events)]
             self.app.db.session.commit()
         return out
 
