@@ -27,7 +27,7 @@ def test_every_config_key_is_documented_once_with_its_default() -> None:
         shown = table[PREFIX + key].strip("`")
         if value is None:
             assert shown == "none", key
-        elif isinstance(value, (list, bool, int, float)):
+        elif isinstance(value, (list, dict, bool, int, float)):
             assert json.loads(shown.lower()) == json.loads(json.dumps(value).lower()), key
         else:
             assert shown == value, key
