@@ -301,8 +301,8 @@ class _WebhookInput(Schema):
     signing_secret = SigningSecret(
         allow_none=True,
         metadata={
-            "description": 'HMAC-SHA256 signing secret; "generate" makes a new whsec_ secret (answered '
-            "in the response); null removes it. Setting it replaces the secret at once: "
+            "description": 'HMAC-SHA256 signing secret. Absent on create, or "generate": a new whsec_ secret '
+            "(answered in the response); null: unsigned (on PATCH: removes it). Setting it replaces the secret at once: "
             "use POST /webhooks/{id}/rotate-secret for a grace period"
         },
     )
@@ -486,6 +486,9 @@ def _origin(url: str) -> tuple[str, str, int | None] | str:
 def prepare_create(body: Mapping[str, Any], settings: Settings, event_types: Iterable[str]) -> dict[str, Any]:
     """Validate a create body; answer every writable column's value (``ValidationError`` otherwise)."""
     loaded = _load(WebhookCreateSchema(settings, event_types), body)
+    if "signing_secret" not in loaded:
+        # Signed by default (the contract): only an explicit null opts out.
+        loaded["signing_secret"] = signing.generate_secret()
     return merge(CREATE_DEFAULTS, loaded)
 
 

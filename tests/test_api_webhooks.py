@@ -105,6 +105,16 @@ def stored(app, webhook_id: str):
 # -- create -------------------------------------------------------------------------------
 
 
+def test_create_without_signing_secret_is_signed_and_explicit_null_opts_out(client) -> None:
+    generated = client.post("/webhooks", json=body()).get_json()["signing_secret"]
+    other = client.post("/webhooks", json=body()).get_json()["signing_secret"]
+    assert generated.startswith("whsec_") and other.startswith("whsec_") and generated != other
+    unsigned = client.post("/webhooks", json=body(signing_secret=None))
+    assert unsigned.status_code == 201
+    assert unsigned.get_json()["signing_secret"] is None
+    assert client.get(f"/webhooks/{unsigned.get_json()['id']}").get_json()["signing_secret"] is None
+
+
 def test_create_answers_201_with_the_webhook_object_and_location(client) -> None:
     response = client.post("/webhooks", json=body(description="Team alerts"))
     assert response.status_code == 201
@@ -123,7 +133,8 @@ def test_create_answers_201_with_the_webhook_object_and_location(client) -> None
     assert obj["auth_type"] == "none"
     assert obj["headers"] == {}
     assert obj["template"] is None
-    assert obj["signing_secret"] is None
+    # Signed by default: a generated whsec_ secret (32 random bytes), answered once here.
+    assert re.match(r"^whsec_[A-Za-z0-9+/]{43}=$", obj["signing_secret"])
     assert obj["disabled_reason"] is None and obj["disabled_at"] is None
     assert ISO.match(obj["created_at"]) and obj["created_at"] == obj["updated_at"]
 

@@ -110,8 +110,7 @@ def _seed(app) -> dict[tuple[str, str], str]:
         (dict(auth_type="api_key", api_key_header="X-Key", api_key_value="key-value-3"), "generate"),
     ):
         body = {"url": "https://r.example/h", "events": ["visibility_changed"], "brand_id": BRAND, **auth}
-        if secret:
-            body["signing_secret"] = secret
+        body["signing_secret"] = secret  # None: an explicit null, unsigned
         created = client.post("/webhooks", json=body).get_json()
         for column in ("auth_token", "auth_password", "api_key_value"):
             if column in auth:
