@@ -2,16 +2,87 @@
 
 from __future__ import annotations
 
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
 import click
-from flask import current_app
-from flask.cli import AppGroup
+import redis.exceptions
+import sqlalchemy.exc
+from flask import Flask, current_app
+from flask.cli import AppGroup, NoAppException, ScriptInfo
 
 from . import crypto, dispatch
+from .errors import ConfigError, NotInitialisedError
 from .state import get_state
 from .worker import run_worker
 
-#: ``flask --app HOST webhooks ...``
-webhooks_cli = AppGroup("webhooks", help="Deliver and inspect webhooks (flask-trakkr-webhooks).")
+
+def _redis_url(app: Flask | None) -> str:
+    """``app``'s Redis URL with any password masked, or the setting's name."""
+    url = app.config.get("TRAKKR_WEBHOOKS_REDIS_URL") if app is not None else None
+    if not isinstance(url, str):
+        return "TRAKKR_WEBHOOKS_REDIS_URL"
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.netloc.rsplit("@", 1)[-1]
+        parts = parts._replace(netloc=f"{parts.username or ''}:***@{host}")
+    return urlunsplit(parts)
+
+
+def explain(exc: BaseException, app: Flask | None = None) -> str | None:
+    """One line saying what is missing and how to fix it, for the failures a setup meets
+    (no app, no Redis, no database, no key, a bad setting); ``None`` for anything else."""
+    if isinstance(exc, NoAppException):
+        return f"{exc.format_message()} Name the app with --app or FLASK_APP, e.g. `flask --app myapp webhooks worker`."
+    if isinstance(exc, (NotInitialisedError, ConfigError, crypto.EncryptionKeyError)):
+        return str(exc)
+    if isinstance(exc, (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError)):
+        return f"cannot reach Redis at {_redis_url(app)} ({exc}): start Redis or set TRAKKR_WEBHOOKS_REDIS_URL."
+    if isinstance(
+        exc, (sqlalchemy.exc.OperationalError, sqlalchemy.exc.InterfaceError, sqlalchemy.exc.ProgrammingError)
+    ):
+        reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
+        if "no such table" in reason or "does not exist" in reason:
+            return (
+                f"the webhook tables are missing ({reason}): create them with db.create_all() "
+                "in the app's context, or your migrations."
+            )
+        return f"cannot use the database ({reason}): check SQLALCHEMY_DATABASE_URI and that the database is up."
+    if isinstance(exc, RuntimeError) and "SQLALCHEMY_DATABASE_URI" in str(exc):
+        return f"{exc} e.g. app.config['SQLALCHEMY_DATABASE_URI'] = 'sqlite:///app.db'."
+    return None
+
+
+class WebhooksGroup(AppGroup):
+    """The command group: a setup problem (no app, Redis, database or key) ends the command
+    with one line naming the fix and exit status 1, not a traceback (``--verbose`` shows it)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the subcommand, turning a setup failure into one line (see the class)."""
+        try:
+            return super().invoke(ctx)
+        except NoAppException as exc:  # a usage error to click; one line here like the rest
+            if ctx.params.get("verbose"):
+                raise
+            raise click.ClickException(str(explain(exc))) from None
+        except click.exceptions.ClickException:
+            raise
+        except Exception as exc:
+            # The app context is gone by now; the app Flask's CLI loaded is still known.
+            app = getattr(ctx.find_object(ScriptInfo), "_loaded_app", None)
+            problem = explain(exc, app)
+            if problem is None or ctx.params.get("verbose"):
+                raise
+            raise click.ClickException(problem) from None
+
+
+#: ``flask --app HOST webhooks ...``. Also a ``flask.commands`` plugin, so that commands
+#: that need no app (``generate-key``) run even when the app cannot load yet.
+webhooks_cli = WebhooksGroup(
+    "webhooks",
+    help="Deliver and inspect webhooks (flask-trakkr-webhooks).",
+    params=[click.Option(["-v", "--verbose"], is_flag=True, help="Show the traceback of a failure.")],
+)
 
 
 @webhooks_cli.command("worker")
@@ -39,6 +110,8 @@ def dispatch_command() -> None:
     try:
         result = dispatch.sweep(state, pending_grace=0)
     except Exception as exc:
+        if explain(exc) is not None:
+            raise  # a setup problem: the group says it in one line
         raise click.ClickException(f"could not dispatch: {type(exc).__name__}: {exc}") from None
     counts = result.as_dict()
     click.echo(
@@ -48,7 +121,7 @@ def dispatch_command() -> None:
     )
 
 
-@webhooks_cli.command("generate-key")
+@webhooks_cli.command("generate-key", with_appcontext=False)
 def generate_key_command() -> None:
     """Print a new Fernet key for TRAKKR_WEBHOOKS_ENCRYPTION_KEY (nothing is stored).
 

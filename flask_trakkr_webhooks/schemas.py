@@ -302,7 +302,8 @@ class _WebhookInput(Schema):
         allow_none=True,
         metadata={
             "description": 'HMAC-SHA256 signing secret. Absent on create, or "generate": a new whsec_ secret '
-            "(answered in the response); null: unsigned (on PATCH: removes it). Setting it replaces the secret at once: "
+            "(answered in the response); null: unsigned (on PATCH: removes it). "
+            "Setting it replaces the secret at once: "
             "use POST /webhooks/{id}/rotate-secret for a grace period"
         },
     )

@@ -7,6 +7,10 @@ decrypts with the new key alone.
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import pytest
 import sqlalchemy as sa
 from cryptography.fernet import Fernet, InvalidToken
@@ -58,7 +62,7 @@ def test_dispatch_says_why_when_redis_is_down(make_app):
     emit(worker_app)
     result = worker_app.test_cli_runner().invoke(args=["webhooks", "dispatch"])
     assert result.exit_code == 1
-    assert "could not dispatch: ConnectionError" in result.output
+    assert "cannot reach Redis at redis://127.0.0.1:1/0" in result.output and "Traceback" not in result.output
 
 
 def test_cli_help_names_the_commands(worker_app):
@@ -191,3 +195,81 @@ def test_rotate_key_without_the_old_key_fails_and_changes_nothing(make_app):
     assert result.exit_code == 1
     assert "cannot decrypt a stored webhook credential" in result.output
     assert _raw(wrong) == before
+
+
+# -- setup problems: one line naming the fix, exit 1, no traceback ------------------------------
+
+HOST_APP = """
+from flask import Flask
+from flask_sqlalchemy import SQLAlchemy
+from flask_trakkr_webhooks import TrakkrWebhooks
+
+app = Flask(__name__)
+app.config.update({config})
+db = SQLAlchemy(app)
+webhooks = TrakkrWebhooks(app, db)
+"""
+
+
+def _flask(tmp_path, config: dict, *args: str, app: str | None = "myapp") -> subprocess.CompletedProcess[str]:
+    """``flask [--app myapp] webhooks ARGS`` in a fresh process, as a person runs it, in ``tmp_path``
+    holding ``myapp.py`` built from ``config``."""
+    (tmp_path / "myapp.py").write_text(HOST_APP.format(config=repr(config)))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_", "TRAKKR_WEBHOOKS_"))}
+    command = [sys.executable, "-m", "flask", *(["--app", app] if app else []), "webhooks", *args]
+    return subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+
+
+def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = [line for line in done.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("Error: "), done.stderr
+    return lines[0]
+
+
+def test_generate_key_runs_where_the_app_cannot_load_yet(tmp_path):
+    # No key and no database configured: the app itself fails at import.
+    done = _flask(tmp_path, {}, "generate-key")
+    assert done.returncode == 0, done.stderr
+    key = done.stdout.strip()
+    assert Fernet(key).decrypt(Fernet(key).encrypt(b"x")) == b"x"
+
+
+def test_a_missing_encryption_key_is_one_line_naming_generate_key(tmp_path):
+    line = _one_line_error(_flask(tmp_path, {"SQLALCHEMY_DATABASE_URI": "sqlite:///app.db"}, "worker"))
+    assert "TRAKKR_WEBHOOKS_ENCRYPTION_KEY" in line and "flask webhooks generate-key" in line
+
+
+def test_a_missing_database_uri_is_one_line(tmp_path):
+    line = _one_line_error(
+        _flask(tmp_path, {"TRAKKR_WEBHOOKS_ENCRYPTION_KEY": Fernet.generate_key().decode()}, "dispatch")
+    )
+    assert "SQLALCHEMY_DATABASE_URI" in line
+
+
+def test_no_app_is_one_line_naming_flask_app(tmp_path):
+    line = _one_line_error(_flask(tmp_path, {}, "dispatch", app=None))
+    assert "FLASK_APP" in line and "--app" in line
+
+
+BASE = {"SQLALCHEMY_DATABASE_URI": "sqlite:///app.db", "TRAKKR_WEBHOOKS_ENCRYPTION_KEY": Fernet.generate_key().decode()}
+
+
+def test_redis_down_is_one_line_naming_the_url_and_verbose_shows_the_traceback(tmp_path):
+    config = {**BASE, "TRAKKR_WEBHOOKS_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}
+    with_tables = {**config}
+    (tmp_path / "make_tables.py").write_text(
+        HOST_APP.format(config=repr(with_tables)) + "\nwith app.app_context():\n    db.create_all()\n"
+    )
+    subprocess.run([sys.executable, "make_tables.py"], cwd=tmp_path, check=True, timeout=60)
+    line = _one_line_error(_flask(tmp_path, config, "worker", "--burst"))
+    assert "cannot reach Redis at redis://:***@127.0.0.1:1/0" in line and "TRAKKR_WEBHOOKS_REDIS_URL" in line
+    assert "hunter2" not in line
+    verbose = _flask(tmp_path, config, "--verbose", "worker", "--burst")
+    assert verbose.returncode == 1 and "Traceback" in verbose.stderr
+
+
+def test_missing_tables_are_one_line_naming_create_all(tmp_path):
+    line = _one_line_error(_flask(tmp_path, BASE, "dispatch"))
+    assert "webhook tables are missing" in line and "db.create_all()" in line
