@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import Any, TypeGuard
 from uuid import UUID
 
-from .ids import isoformat
+from .ids import canonical_uuid, isoformat
 
 _NAME = re.compile(r"^[a-z][a-z0-9_.]{0,62}\Z")
 
@@ -648,18 +648,27 @@ def _plain(value: Any, path: str, depth: int, max_depth: int) -> Any:
     raise TypeError(f"{_where(path)} is a {type(value).__name__}, which cannot be sent as JSON")
 
 
+#: A brand id as the API and ``emit`` take it (shown in messages).
+EXAMPLE_BRAND_ID = "8d3f3c1e-6b2a-4f0e-9c7d-2a5b1e4f6a90"
+
+
 def normalise_brand(brand: Any) -> dict[str, Any]:
     """The payload's ``brand`` object ``{"id", "name", "website"}`` from what a host passes."""
     if not isinstance(brand, Mapping):
         raise TypeError(f"brand must be a mapping with 'id', 'name', 'website', not {type(brand).__name__}")
-    brand_id = brand.get("id")
-    if isinstance(brand_id, UUID):
-        brand_id = str(brand_id)
-    if not isinstance(brand_id, str) or not brand_id.strip():
-        raise ValueError("brand['id'] is required: the brand's id (a UUID string)")
-    if len(brand_id) > 36:
-        raise ValueError(f"brand['id'] must be at most 36 characters (a UUID), got {len(brand_id)}")
-    _check_text(brand_id, "brand['id']")
+    given = brand.get("id")
+    if given is None or (isinstance(given, str) and not given.strip()):
+        raise ValueError(f"brand['id'] is required: the brand's id, a UUID string such as {EXAMPLE_BRAND_ID!r}")
+    # Any UUID spelling is accepted and kept as given (webhooks match it canonically).
+    brand_id = str(given) if isinstance(given, UUID) else given if canonical_uuid(given) else None
+    if brand_id is None:
+        # The API keeps webhooks under UUID brand ids only: any other id could never match one.
+        shown = repr(given) if len(repr(given)) <= 60 else repr(given)[:57] + "..."
+        kind = "" if isinstance(given, str) else f"{type(given).__name__} "
+        raise ValueError(
+            f"brand['id'] must be a UUID (32 hex digits, hyphens optional, e.g. {EXAMPLE_BRAND_ID!r}), "
+            f"got {kind}{shown}"
+        )
     out: dict[str, Any] = {"id": brand_id}
     for key in ("name", "website"):
         value = brand.get(key)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import datetime, timezone
-from typing import overload
+from typing import Any, overload
 
 WEBHOOK = "wh"
 EVENT = "evt"
@@ -50,3 +51,14 @@ def isoformat(value: datetime | None) -> str | None:
     if value is None:
         return None
     return value.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\Z", re.IGNORECASE)
+
+
+def canonical_uuid(value: Any) -> str | None:
+    """``value`` as a lower-case hyphenated UUID, or ``None`` when it is not one."""
+    if not isinstance(value, str) or not _UUID.fullmatch(value):
+        return None
+    hexed = value.replace("-", "").lower()
+    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"

@@ -11,6 +11,7 @@ module is kept as an alias.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 
 from flask import current_app, has_app_context
@@ -19,6 +20,7 @@ from . import engine
 from .claim import Work, prepare
 from .record import Result, record
 from .state import WebhooksState, get_state
+from .worker import APP_ENV_VARS, load_app
 
 
 def run_batch(delivery_ids: list[str]) -> dict[str, int]:
@@ -29,14 +31,19 @@ def run_batch(delivery_ids: list[str]) -> dict[str, int]:
     runs to completion here.
 
     The worker binds it: ``flask webhooks worker``, or ``rq worker -j
-    flask_trakkr_webhooks.worker.FlaskJob`` with ``TRAKKR_WEBHOOKS_APP`` / ``FLASK_APP``.
+    flask_trakkr_webhooks.worker.FlaskJob``. Under a plain ``rq worker`` (no app context)
+    the job loads the host app named by ``TRAKKR_WEBHOOKS_APP`` or ``FLASK_APP`` itself;
+    without either it fails in one line, and its deliveries stay open for the sweep of the
+    next worker that has the app (or ``flask webhooks dispatch``).
     """
     if not has_app_context():
-        raise RuntimeError(
-            "flask_trakkr_webhooks jobs need the host app's context: run `flask --app HOST webhooks worker`, "
-            "or `rq worker --with-scheduler -j flask_trakkr_webhooks.worker.FlaskJob QUEUE` with "
-            "TRAKKR_WEBHOOKS_APP=HOST (or FLASK_APP) set"
-        )
+        if not any(os.environ.get(name) for name in APP_ENV_VARS):
+            raise RuntimeError(
+                "flask_trakkr_webhooks jobs need the host app: set FLASK_APP (or TRAKKR_WEBHOOKS_APP) to it, "
+                "e.g. FLASK_APP='myapp:create_app()', or run `flask --app HOST webhooks worker`"
+            )
+        with load_app().app_context():
+            return run_batch(delivery_ids)
     state = get_state(current_app._get_current_object())  # type: ignore[attr-defined]  # werkzeug LocalProxy
     running = engine.current(state)
     if running is not None:  # our worker: hand off and take the next job at once

@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import templating
+from .ids import canonical_uuid  # noqa: F401  (re-exported: the API's id rules live here)
 
 # -- limits and names -------------------------------------------------------------------
 
@@ -64,7 +65,6 @@ RESERVED_HEADER_PREFIXES: tuple[str, ...] = ("x-trakkr-",)
 
 # RFC 7230 token: the characters a header name may use.
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
-_UUID = re.compile(r"^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}\Z", re.IGNORECASE)
 _HOST_LABEL = re.compile(r"^(?!-)[a-z0-9_-]{1,63}(?<!-)\Z", re.IGNORECASE)
 _BAD_PERCENT = re.compile(r"%(?![0-9A-Fa-f]{2})")
 
@@ -191,14 +191,6 @@ def _host_problems(host: str, *, bracketed: bool) -> list[str]:
     if labels[-1].isdigit():
         return [f"has an invalid host name {shown(host)} (its last label is numeric)"]
     return []
-
-
-def canonical_uuid(value: Any) -> str | None:
-    """``value`` as a lower-case hyphenated UUID, or ``None`` when it is not one."""
-    if not isinstance(value, str) or not _UUID.fullmatch(value):
-        return None
-    hexed = value.replace("-", "").lower()
-    return f"{hexed[:8]}-{hexed[8:12]}-{hexed[12:16]}-{hexed[16:20]}-{hexed[20:]}"
 
 
 def invalid_unicode(value: Any, path: str = "") -> dict[str, list[str]]:

@@ -379,11 +379,15 @@ def test_sample_payload_for_the_test_route():
     payload = sample_payload(
         "keyword.ranked",
         spec=types.spec("keyword.ranked"),
-        brand={"id": "b-1", **events.SAMPLE_BRAND},
+        brand={"id": "0b3e2a4c-1d5f-4a6b-8c7d-9e0f1a2b3c4d", **events.SAMPLE_BRAND},
         event_id="evt_x",
         timestamp=now,
     )
-    assert payload["brand"] == {"id": "b-1", "name": "Acme (test)", "website": "https://acme.example"}
+    assert payload["brand"] == {
+        "id": "0b3e2a4c-1d5f-4a6b-8c7d-9e0f1a2b3c4d",
+        "name": "Acme (test)",
+        "website": "https://acme.example",
+    }
     assert payload["event"]["id"] == payload["meta"]["event_id"] == "evt_x"
     assert payload["meta"]["test"] is True
     assert payload["summary"] == "Acme (test) now ranks #3 for 'ai visibility'"

@@ -265,7 +265,10 @@ def test_registered_event_types_are_accepted_and_summarised(app):
         (dict(brand="acme"), TypeError, "brand must be a mapping"),
         (dict(brand={"name": "Acme"}), ValueError, r"brand\['id'\] is required"),
         (dict(brand={"id": ""}), ValueError, r"brand\['id'\] is required"),
-        (dict(brand={"id": "x" * 37}), ValueError, "at most 36 characters"),
+        (dict(brand={"id": "x" * 37}), ValueError, r"brand\['id'\] must be a UUID .*got 'xxxx"),
+        # The README's friction points: an int id said "is required"; "acme" was taken and never matched.
+        (dict(brand={"id": 42}), ValueError, r"brand\['id'\] must be a UUID .*got int 42$"),
+        (dict(brand={"id": "acme"}), ValueError, r"brand\['id'\] must be a UUID \(32 hex digits.*got 'acme'$"),
         (dict(brand={"id": BRAND_ID, "name": 7}), TypeError, r"brand\['name'\] must be a string"),
         (dict(data=[1, 2]), TypeError, "data must be a mapping"),
         (dict(data={"when": object()}), TypeError, "data.when is a object, which cannot be sent as JSON"),

@@ -201,6 +201,48 @@ def test_a_worker_killed_mid_delivery_is_recovered_by_the_sweep(e2e_app, receive
     assert (second["number"], second["status_code"]) == (2, 200)
 
 
+def _plain_rq_worker(app, env_app: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """``rq worker --burst --with-scheduler QUEUE`` exactly as RQ ships it: no job or worker class."""
+    settings = get_state(app).settings
+    env = {k: v for k, v in os.environ.items() if k not in ("FLASK_APP", "TRAKKR_WEBHOOKS_APP")}
+    env.update(env_for(app), PYTHONPATH=os.pathsep.join([str(ROOT), str(TESTS)]), **env_app)
+    return subprocess.run(
+        [sys.executable, "-m", "rq.cli", "worker", "--burst", "--with-scheduler", "--url", settings.redis_url]
+        + [settings.queue],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_truly_plain_rq_worker_delivers_with_flask_app_set(e2e_app, receiver):
+    app = e2e_app()
+    make_webhook(app, receiver.url + "/hooks")
+    event_id = emit(app)
+    done = _plain_rq_worker(app, {"FLASK_APP": "e2e.hostapp:create_app"})
+    assert done.returncode == 0, done.stderr
+    assert receiver.wait_for(1, timeout=5)[0].signature_ok
+    assert _terminal(app, event_id)["status"] == "succeeded"
+
+
+def test_a_plain_rq_worker_without_the_app_fails_the_job_in_one_line_and_loses_nothing(e2e_app, receiver):
+    app = e2e_app()
+    make_webhook(app, receiver.url + "/hooks")
+    event_id = emit(app)
+    done = _plain_rq_worker(app, {})
+    output = done.stdout + done.stderr
+    assert "flask_trakkr_webhooks jobs need the host app: set FLASK_APP" in output
+    assert receiver.received == []
+    # The job failed; its delivery is still open and the next worker with the app delivers it.
+    result = app.test_cli_runner().invoke(args=["webhooks", "dispatch"])
+    assert result.exit_code == 0 and "lost jobs 1" in result.output, result.output
+    assert _plain_rq_worker(app, {"FLASK_APP": "e2e.hostapp:create_app"}).returncode == 0
+    assert receiver.wait_for(1, timeout=5)[0].signature_ok
+    assert _terminal(app, event_id)["status"] == "succeeded"
+
+
 @pytest.mark.parametrize(
     "worker_class",
     [[], ["-w", "flask_trakkr_webhooks.worker.DeliveryWorker"]],
