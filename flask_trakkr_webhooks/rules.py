@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from . import templating
-from .ids import canonical_uuid  # noqa: F401  (re-exported: the API's id rules live here)
+from .ids import canonical_uuid as canonical_uuid  # re-exported: the API takes its id rules from here
 
 # -- limits and names -------------------------------------------------------------------
 
