@@ -317,7 +317,7 @@ def test_an_unknown_event_type_is_400_on_event(brand_app, brand_client):
     known = ", ".join(sorted(brand_app.webhooks.event_types))
     assert _error(brand_client.post(f"/webhooks/{hook}/preview", json={"event": "nope"}), 400) == {
         "type": "invalid_request",
-        "message": f"Invalid request: event unknown event type 'nope'; known: {known}",
+        "message": f"Invalid request: event: unknown event type 'nope'; known: {known}",
         "fields": {"event": [f"unknown event type 'nope'; known: {known}"]},
     }
 

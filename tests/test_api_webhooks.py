@@ -625,7 +625,7 @@ def url_error(response: Any) -> str:
     assert error["type"] == "invalid_request"
     assert list(error["fields"]) == ["url"]
     [message] = error["fields"]["url"]
-    assert error["message"] == f"Invalid request: url {message}"
+    assert error["message"] == f"Invalid request: url: {message}"
     return message
 
 
@@ -1439,3 +1439,36 @@ def test_a_bad_rate_limit_is_400_naming_the_field(client, value, message) -> Non
     obj = create(client)
     response = client.patch(f"/webhooks/{obj['id']}", json={"rate_limit": value})
     assert response.status_code == 400 and list(response.get_json()["error"]["fields"]) == ["rate_limit"]
+
+
+# -- local development receivers: one setting; every reason at once ------------------------------
+
+
+def test_a_local_http_receiver_needs_only_allow_private_networks(make_app):
+    # REQUIRE_HTTPS stays on (its default): plain http may reach an admitted private receiver.
+    client = make_app(TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True).test_client()
+    for url in ("http://127.0.0.1:8000/hooks", "http://localhost:5001/hooks", "http://10.1.2.3/hooks"):
+        response = client.post("/webhooks", json={**BASE, "url": url})
+        assert response.status_code == 201, response.get_json()
+
+
+def test_http_to_a_public_receiver_still_needs_https(make_app):
+    client = make_app(TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True).test_client()
+    message = url_error(client.post("/webhooks", json={**BASE, "url": "http://receiver.example.com/hooks"}))
+    assert message.startswith("must use https (TRAKKR_WEBHOOKS_REQUIRE_HTTPS is on;")
+
+
+def test_a_url_refused_for_two_reasons_says_both_in_one_answer(client):
+    response = client.post("/webhooks", json={**BASE, "url": "http://127.0.0.1:8000/hooks"})
+    assert response.status_code == 400
+    https, loopback = response.get_json()["error"]["fields"]["url"]
+    assert https.startswith("must use https (TRAKKR_WEBHOOKS_REQUIRE_HTTPS is on;")
+    assert loopback.startswith("the URL's host 127.0.0.1, a loopback address;")
+    assert "TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS = True" in loopback
+
+
+def test_a_http_url_with_private_networks_allowed_only_through_a_cidr(make_app):
+    client = make_app(TRAKKR_WEBHOOKS_ALLOWED_CIDRS=["10.20.0.0/16"]).test_client()
+    assert client.post("/webhooks", json={**BASE, "url": "http://10.20.1.5/hooks"}).status_code == 201
+    refused = client.post("/webhooks", json={**BASE, "url": "http://10.30.1.5/hooks"})
+    assert len(refused.get_json()["error"]["fields"]["url"]) == 2

@@ -78,7 +78,7 @@ def invalid(error: ValidationError) -> APIError:
     if api_error.fields:
         name, messages = next(iter(api_error.fields.items()))
         more = len(api_error.fields) - 1
-        api_error.message = f"Invalid request: {name} {messages[0]}" + (
+        api_error.message = f"Invalid request: {name}: {messages[0]}" + (
             f" (and {more} more field{'s' if more > 1 else ''}; see error.fields)" if more else ""
         )
     return api_error

@@ -53,6 +53,12 @@ HOST_REFUSED = (
     "TRAKKR_WEBHOOKS_ALLOWED_CIDRS)"
 )
 
+#: Plain http to a public destination while REQUIRE_HTTPS is on.
+HTTPS_REQUIRED = (
+    "must use https (TRAKKR_WEBHOOKS_REQUIRE_HTTPS is on; plain http is allowed only to private "
+    "receivers admitted by TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS or TRAKKR_WEBHOOKS_ALLOWED_CIDRS)"
+)
+
 log = logging.getLogger("flask_trakkr_webhooks")
 
 
@@ -78,16 +84,30 @@ def _vet_url(url: str) -> None:
     whether the name resolves to a refused address or does not resolve: what it resolves to
     goes to the operator's log only. The same check runs again before every delivery (a
     name can be re-pointed after it is saved).
+
+    ``REQUIRE_HTTPS`` is judged here too, once the destination is known: plain ``http`` is
+    allowed to a destination that is private and admitted (``ALLOW_PRIVATE_NETWORKS`` or
+    ``ALLOWED_CIDRS``: a development receiver on this machine needs that one setting), never
+    to a public one. Every reason a URL is refused is answered at once.
     """
+    settings = get_state().settings
+    problems: list[str] = []
+    needs_https = settings.require_https and urlsplit(url).scheme.lower() == "http"
     try:
-        ssrf.check_url(url, **ssrf.settings_kwargs(get_state().settings))
+        addresses = ssrf.check_url(url, **ssrf.settings_kwargs(settings))
     except ssrf.MalformedURL as exc:  # about the text the caller sent, not about DNS
         raise invalid(ValidationError({"url": [str(exc)]})) from None
     except ssrf.SSRFError as exc:  # BlockedAddress, UnresolvableHost
+        if needs_https:
+            problems.append(HTTPS_REQUIRED)
         if isinstance(exc, ssrf.BlockedAddress) and _is_ip_literal(url):
-            raise invalid(ValidationError({"url": [str(exc)]})) from None
-        log.warning("webhook URL refused at save time: %s", exc)
-        raise invalid(ValidationError({"url": [HOST_REFUSED]})) from None
+            problems.append(str(exc))
+        else:
+            log.warning("webhook URL refused at save time: %s", exc)
+            problems.append(HOST_REFUSED)
+        raise invalid(ValidationError({"url": problems})) from None
+    if needs_https and any(ssrf.classify(address) is None for address in addresses):
+        raise invalid(ValidationError({"url": [HTTPS_REQUIRED]}))
 
 
 def _is_ip_literal(url: str) -> bool:
