@@ -183,6 +183,11 @@ def run(args: argparse.Namespace) -> int:
             raise RuntimeError(f"seeding failed: {seeded.stderr}")
         brand = json.loads(seeded.stdout.strip().splitlines()[-1])[0]
         say(f"host:     brand {brand['name']} ({brand['id']}), API key {brand['api_key']}")
+        # The receiver also accepts the current secret of each of the brand's webhooks, so it
+        # keeps verifying after the docs' rotate-secret examples.
+        receiver_env.update(
+            RECEIVER_SECRETS_URL=f"http://127.0.0.1:{host_port}/webhooks", RECEIVER_API_KEY=brand["api_key"]
+        )
 
         children.start(
             "receiver",
@@ -230,13 +235,25 @@ def run(args: argparse.Namespace) -> int:
         seen_attempts: set[str] = set()
         final: dict[str, dict] = {}
         deadline = time.monotonic() + args.timeout
+        # A receipt is printed just before the attempt that delivered it (the receiver answers
+        # before the worker records the attempt), so the output reads in the order things happen.
+        held: dict[tuple[str, str], str] = {}  # receipts whose attempt is not on record yet
+        waiting: dict[tuple[str, str], str] = {}  # attempts whose receipt has not arrived yet
         while time.monotonic() < deadline:
             children.check_alive()
             while not children.lines.empty():
                 name, line = children.lines.get()
-                say(line)
                 if line.startswith("receiver: verified"):
                     receipts += 1
+                    parts = line.split()
+                    key = (parts[2], "templated" if parts[3] == "templated" else "signed")
+                    if key in waiting:  # its attempt was on record before this line arrived
+                        say(line)
+                        say(waiting.pop(key))
+                    else:
+                        held[key] = line
+                    continue
+                say(line)
             for label, hook in hooks.items():
                 listing = api(http, "GET", f"{base}/webhooks/{hook['id']}/deliveries", params={"limit": 100})
                 for item in listing["data"]:
@@ -247,17 +264,27 @@ def run(args: argparse.Namespace) -> int:
                                 continue
                             seen_attempts.add(attempt["id"])
                             outcome = attempt.get("status_code") or attempt.get("error_type")
-                            say(
+                            text = (
                                 f"attempt:  {item['id']} {label:<9} #{attempt['number']} -> {outcome} "
                                 f"({attempt.get('duration_ms') or 0:.0f} ms) {attempt.get('outcome', '')}"
                             )
+                            key = (item.get("event_id", ""), label)
+                            if attempt.get("outcome") != "succeeded":
+                                say(text)
+                            elif key in held:
+                                say(held.pop(key))
+                                say(text)
+                            else:  # the receipt line is still on its way from the receiver
+                                waiting[key] = text
                         if item["status"] in ("succeeded", "failed", "cancelled"):
                             final[item["id"]] = dict(detail, hook=label)
-            if len(final) >= expected and receipts >= expected:
+            if len(final) >= expected and receipts >= expected and not waiting:
                 break
             time.sleep(0.3)
         # Drain what the receiver printed last.
         time.sleep(0.2)
+        for line in [*held.values(), *waiting.values()]:
+            say(line)
         while not children.lines.empty():
             say(children.lines.get()[1])
 
@@ -279,8 +306,10 @@ def run(args: argparse.Namespace) -> int:
 
         if args.keep_running and ok:
             say(f"\nrunning: host {base}  receiver {receiver}  redis {redis_url}")
-            say("for the README's curl examples, in another terminal:")
-            say(f"  export API={base} KEY={brand['api_key']} WH={hooks['signed']['id']}")
+            retried = next((d for d in final.values() if d["hook"] == "signed" and d.get("attempt_count", 1) > 1), None)
+            dlv = (retried or next(d for d in final.values() if d["hook"] == "signed"))["id"]
+            say("for the docs' curl examples (docs/rest-api.md and the pages it links), in another terminal:")
+            say(f"  export API={base} KEY={brand['api_key']} WH={hooks['signed']['id']} DLV={dlv} RX={receiver}")
             say('  curl -s "$API/webhooks" -H "Authorization: Bearer $KEY"')
             say("Ctrl-C stops everything.")
             try:

@@ -5,7 +5,10 @@ event once (idempotency keyed on ``meta.event_id``) and prints a line per event.
 
     python -m example_app.receiver --port 9000
 
-Environment: ``RECEIVER_SIGNING_SECRET`` (required); ``RECEIVER_BEARER_TOKEN`` (optional:
+Environment: ``RECEIVER_SIGNING_SECRET`` (required); ``RECEIVER_SECRETS_URL`` and
+``RECEIVER_API_KEY`` (optional: the host's ``/webhooks`` list and a key for it; the current
+signing secret of every webhook listed there is accepted too, so the demo's receiver keeps
+verifying after a secret is rotated through the API); ``RECEIVER_BEARER_TOKEN`` (optional:
 when set, requests must carry it); ``RECEIVER_REDIS_URL`` (optional: keep the idempotency
 keys in Redis instead of memory); ``RECEIVER_FAIL_ONCE`` (optional: an event type whose
 first delivery fails with a 500, to show a retry).
@@ -36,8 +39,29 @@ def make_store(name: str) -> Any:
     return MemoryStore()
 
 
-def create_receiver(secret: str, token: str | None = None, fail_once: str | None = None) -> Flask:
-    """The receiver app: one route for standard payloads, one for templated ones."""
+def secret_source(secret: str, secrets_url: str | None, api_key: str | None) -> Any:
+    """``secret``, or, with ``secrets_url``, a callable that also accepts the current secret of
+    every webhook the host lists there (asked again for each request: a demo's volume)."""
+    if not secrets_url:
+        return secret
+
+    def secrets() -> list[str]:
+        import requests
+
+        try:
+            listing = requests.get(
+                secrets_url, params={"limit": 100}, headers={"Authorization": f"Bearer {api_key}"}, timeout=5
+            ).json()
+        except (requests.RequestException, ValueError):
+            return [secret]
+        return [secret] + [hook["signing_secret"] for hook in listing.get("data", []) if hook.get("signing_secret")]
+
+    return secrets
+
+
+def create_receiver(secret: Any, token: str | None = None, fail_once: str | None = None) -> Flask:
+    """The receiver app: one route for standard payloads, one for templated ones. ``secret``:
+    what ``verify_webhook`` takes (a string, a list, or a callable: :func:`secret_source`)."""
     app = Flask("example_receiver")
     # One store per endpoint: the same event reaches both, and each must process it once.
     store, templated_store = make_store("trakkr"), make_store("templated")
@@ -95,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     if not secret:
         print("receiver: set RECEIVER_SIGNING_SECRET", file=sys.stderr)
         return 2
-    app = create_receiver(secret, os.environ.get("RECEIVER_BEARER_TOKEN"), os.environ.get("RECEIVER_FAIL_ONCE"))
+    source = secret_source(secret, os.environ.get("RECEIVER_SECRETS_URL"), os.environ.get("RECEIVER_API_KEY"))
+    app = create_receiver(source, os.environ.get("RECEIVER_BEARER_TOKEN"), os.environ.get("RECEIVER_FAIL_ONCE"))
     import logging
 
     from werkzeug.serving import make_server
