@@ -61,6 +61,74 @@ DEFAULTS: dict[str, Any] = {
 }
 
 
+#: What each key means (the docs' configuration table is generated from this and DEFAULTS).
+DESCRIPTIONS: dict[str, str] = {
+    "REDIS_URL": "Redis for RQ (queue, scheduler, enqueue de-duplication)",
+    "QUEUE": "RQ queue name",
+    "URL_PREFIX": "where the REST API is mounted",
+    "REQUIRE_HTTPS": 'refuse `http://` webhook URLs ("must be HTTPS in production")',
+    "ALLOW_PRIVATE_NETWORKS": (
+        "allow URLs that resolve to loopback, private, link-local, CGNAT or unique-local addresses "
+        "(multicast, broadcast and unspecified stay refused)"
+    ),
+    "ALLOWED_CIDRS": (
+        'networks allowed even when private, e.g. `["10.20.0.0/16"]` for self-hosted receivers (list or '
+        "comma-separated string)"
+    ),
+    "RETRY_DELAYS": "seconds before retry 1, 2, 3 (its length is the number of retries)",
+    "TIMEOUT": (
+        "seconds per attempt, as one bound on the whole attempt: connect, TLS, send, status, headers and the "
+        "kept body (not per read)"
+    ),
+    "MAX_RETRY_AFTER": "cap, in seconds, on the `Retry-After` of a 429 or a 503",
+    "OPEN_API": "without an access policy, allow every API request (otherwise 403)",
+    "ENCRYPTION_KEY": (
+        "Fernet key(s) for credentials at rest: one key, a comma-separated string or a list; the first "
+        "encrypts, all decrypt. Required unless `app.testing` or `app.debug` (`flask webhooks generate-key`)"
+    ),
+    "MAX_REQUEST_BYTES": "largest API request body (413 above)",
+    "MAX_PAYLOAD_BYTES": "largest event payload `emit` accepts (`ValueError` above)",
+    "MAX_PAYLOAD_DEPTH": (
+        "deepest nesting of objects and arrays `emit` accepts in `data` and `workflow` (the object itself is "
+        "level 1; at most `100`; `ValueError` above)"
+    ),
+    "MAX_TEMPLATE_BYTES": "largest `template`, as compact JSON",
+    "MAX_HEADERS": "most custom headers per webhook",
+    "MAX_HEADER_BYTES": "total size of a webhook's custom header names and values",
+    "MAX_EVENTS_PER_WEBHOOK": "most event types one webhook subscribes to",
+    "RESPONSE_BODY_LIMIT": "bytes of each response body kept in the attempt log",
+    "PAGE_SIZE": "default `limit` of list endpoints",
+    "MAX_PAGE_SIZE": "largest `limit` of list endpoints",
+    "CONCURRENCY": "deliveries in flight at once in one worker process",
+    "PER_HOST_CONCURRENCY": (
+        "of those, most to one host (to one URL on shared platform hosts), so one slow endpoint cannot starve the rest"
+    ),
+    "BATCH_SIZE": "deliveries carried by one RQ job",
+    "SWEEP_INTERVAL": "seconds between the worker's sweeps for pending or stuck deliveries",
+    "STUCK_AFTER": (
+        "seconds after which a claimed but unfinished delivery (its worker died) is queued again; keep it "
+        "above `TIMEOUT`"
+    ),
+    "SECRET_GRACE_PERIOD": "seconds a rotated-out signing secret keeps signing (24 h)",
+    "DISABLE_AFTER_FAILURES": "consecutive failed deliveries after which a webhook is disabled (0: never) …",
+    "DISABLE_AFTER_HOURS": "… provided the failures span at least this many hours",
+    "RATE_LIMITS": (
+        'per-provider send rates overriding the platforms\' published ones, e.g. `{"slack": ["1/s"]}` ([rate '
+        "limits](rate-limits.md))"
+    ),
+    "MAX_RATE_LIMIT_WAIT": (
+        "most seconds one delivery waits in all on 429 / 503 + `Retry-After` answers before it fails"
+    ),
+    "SHARED_HOSTS": (
+        "more hosts (besides Slack's, Discord's and Teams') whose endpoints are capped per URL, not per host"
+    ),
+    "PACING_HOLD": (
+        "most seconds a claimed delivery waits in a worker for its endpoint's budget before it is handed back"
+        " to the queue"
+    ),
+}
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings of one app (read from ``app.config`` once, at ``init_app``)."""
