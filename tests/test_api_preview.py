@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import base64
 import json
-import uuid
 from datetime import datetime
 from typing import Any
 
@@ -21,7 +20,7 @@ from flask_trakkr_webhooks.api.common import sample_payload
 from flask_trakkr_webhooks.api.preview import MASK, mask_headers
 from receiver_kit import verify_signature
 
-HIDDEN_BRAND = str(uuid.uuid4())
+HIDDEN_BRAND = "9e8d7c6b-5a49-4382-a1b0-c9d8e7f6a5b4"  # fixed: test ids stay stable under xdist
 
 
 SECRET = "preview-signing-secret-0123456789"

@@ -22,9 +22,9 @@ from flask_trakkr_webhooks.config import load_settings
 from flask_trakkr_webhooks.crypto import DecryptionError, EncryptedText, KeyRing
 
 TABLE = "crypto_test_secrets"
-OLD = Fernet.generate_key().decode()
-NEW = Fernet.generate_key().decode()
-OTHER = Fernet.generate_key().decode()
+OLD = "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE="
+NEW = "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI="
+OTHER = "AwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwMDAwM="
 
 
 def secret_model(db: SQLAlchemy) -> Any:
