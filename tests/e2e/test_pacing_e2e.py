@@ -188,10 +188,11 @@ def test_a_paced_endpoint_holds_up_no_one_and_long_waits_go_back_to_the_queue(e2
         make_webhook(app, rx.url + "/slow", events=["citation_gained"], rate_limit=["1/4s"])
         make_webhook(app, receiver.url + "/fast", events=["citation_gained"])
         start_worker(app)
-        started = time.monotonic()
         _burst(app, 3)
         receiver.wait_for(3, timeout=10)
-        assert time.monotonic() - started < 3.0  # not behind the paced endpoint's line
+        # Not behind the paced endpoint's line: all three are in while it has had one at most
+        # (its second may go 4.4 s after its first).
+        assert len([a for a in rx.arrivals if a[1] == "/slow"]) <= 1
 
         def handed_back() -> list[dict[str, Any]] | None:
             rows = [r for r in deliveries(app) if r["status"] == "retrying"]
