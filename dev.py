@@ -2,7 +2,7 @@
 """The README's two commands, runnable with nothing but Python 3.10+.
 
     python3 dev.py demo [--keep-running]   # the whole system, end to end
-    python3 dev.py test [pytest args...]   # the test suite
+    python3 dev.py test [pytest args...]   # the test suite, in parallel (pytest -n auto)
 
 Both create ``.venv`` beside this file when it is missing (or when the project's
 dependencies changed), install the receiver kit (./receiver_kit) and the project into it,
@@ -75,7 +75,9 @@ def main(argv: list[str]) -> int:
     python = ensure_venv(EXTRAS[command])
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     if command == "test":
-        args = [str(python), "-m", "pytest", *rest]
+        # In parallel, one pytest-xdist worker per core, unless the caller chose (-n 0: serial).
+        parallel = [] if any(a == "-n" or a.startswith(("-n", "--numprocesses")) for a in rest) else ["-n", "auto"]
+        args = [str(python), "-m", "pytest", *parallel, *rest]
     else:
         args = [str(python), "-m", "example_app.demo", *rest]
     # A child (not exec) so the venv's interpreter runs on every platform; we pass
