@@ -5,6 +5,7 @@ from __future__ import annotations
 import multiprocessing
 import time
 import uuid
+from typing import Any
 
 import pytest
 from flask import Flask
@@ -64,7 +65,7 @@ def test_redis_down_grants_and_holds_nothing(make_app) -> None:
     assert ratelimit.hold(state, "k", 5) == 5.0
 
 
-def _hammer(redis_url: str, queue: str, key: str, until: float, out: multiprocessing.Queue) -> None:
+def _hammer(redis_url: str, queue: str, key: str, start: Any, out: multiprocessing.Queue) -> None:
     app = Flask("hammer")
     app.config.update(
         TESTING=True,
@@ -81,6 +82,8 @@ def _hammer(redis_url: str, queue: str, key: str, until: float, out: multiproces
     state = get_state(app)
     limit = pacing.parse(["5/1s"])
     grants = []
+    start.wait(timeout=60)  # both set up (slow on a loaded machine): then 3 s side by side
+    until = time.time() + 3.0
     while time.time() < until:
         wait = ratelimit.acquire(state, key, limit)
         if wait == 0.0:
@@ -95,9 +98,9 @@ def test_two_processes_never_exceed_the_rate_together(app: Flask) -> None:
     key = _key()
     ctx = multiprocessing.get_context("fork")
     out: multiprocessing.Queue = ctx.Queue()
-    until = time.time() + 3.0
+    start = ctx.Barrier(2)
     procs = [
-        ctx.Process(target=_hammer, args=(state.settings.redis_url, state.settings.queue, key, until, out))
+        ctx.Process(target=_hammer, args=(state.settings.redis_url, state.settings.queue, key, start, out))
         for _ in range(2)
     ]
     for p in procs:
