@@ -15,6 +15,8 @@ from .errors import ConfigError
 from .events import MAX_DATA_DEPTH, MAX_DATA_DEPTH_LIMIT
 
 PREFIX = "TRAKKR_WEBHOOKS_"
+#: ``TRAKKR_WEBHOOKS_LOG_FORMAT`` values: the per-attempt log line as text or as one JSON object.
+LOG_FORMATS = ("text", "json")
 
 #: Every configuration key (without the prefix) and its default.
 DEFAULTS: dict[str, Any] = {
@@ -58,6 +60,15 @@ DEFAULTS: dict[str, Any] = {
     # Most seconds a claimed delivery waits in a worker's memory for its endpoint's budget;
     # a longer wait hands it back to the queue until then.
     "PACING_HOLD": 30,
+    # Observability (docs: operations).
+    "METRICS": True,
+    "METRICS_PORT": None,
+    "METRICS_ADDRESS": "127.0.0.1",
+    "LOG_FORMAT": "text",
+    "STATUS_MAX_BACKLOG_AGE": 300,
+    "STATUS_MIN_WORKERS": 1,
+    "STATUS_MIN_SUCCESS_RATE": 0.5,
+    "STATUS_MAX_DISABLED_ENDPOINTS": None,
 }
 
 
@@ -99,6 +110,14 @@ class Settings:
     max_rate_limit_wait: float = 3600
     shared_hosts: frozenset[str] = frozenset()
     pacing_hold: float = 30
+    metrics: bool = True
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+    log_format: str = "text"
+    status_max_backlog_age: float = 300
+    status_min_workers: int = 1
+    status_min_success_rate: float = 0.5
+    status_max_disabled_endpoints: int | None = None
 
 
 def apply_defaults(config: dict[str, Any]) -> None:
@@ -187,6 +206,13 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         shared = [h.strip() for h in shared.split(",") if h.strip()]
     if not isinstance(shared, (list, tuple, set, frozenset)) or not all(isinstance(h, str) and h for h in shared):
         raise ConfigError(f"{PREFIX}SHARED_HOSTS must be a list of host names, got {shared!r}")
+    log_format = get("LOG_FORMAT")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"{PREFIX}LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+
+    def optional(key: str, minimum: float, maximum: float | None = None) -> int | None:
+        return None if get(key) is None else number(key, minimum, integer=True, maximum=maximum)
+
     known = {PREFIX + k for k in DEFAULTS}
     extra = {k: v for k, v in config.items() if k.startswith(PREFIX) and k not in known}
     return Settings(
@@ -224,4 +250,12 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         max_rate_limit_wait=number("MAX_RATE_LIMIT_WAIT", 0),
         shared_hosts=frozenset(h.lower().rstrip(".") for h in shared),
         pacing_hold=number("PACING_HOLD", 0),
+        metrics=flag("METRICS"),
+        metrics_port=optional("METRICS_PORT", 1, 65535),
+        metrics_address=text("METRICS_ADDRESS"),
+        log_format=log_format,
+        status_max_backlog_age=number("STATUS_MAX_BACKLOG_AGE", 0),
+        status_min_workers=number("STATUS_MIN_WORKERS", 0, integer=True),
+        status_min_success_rate=number("STATUS_MIN_SUCCESS_RATE", 0, maximum=1),
+        status_max_disabled_endpoints=optional("STATUS_MAX_DISABLED_ENDPOINTS", 0),
     )

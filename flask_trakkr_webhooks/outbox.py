@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import dispatch, events, ids
+from . import dispatch, events, ids, metrics
 from .rows import insert_deliveries
 from .rules import canonical_uuid
 from .state import WebhooksState
@@ -119,6 +119,8 @@ def emit(
     delivery_ids = insert_deliveries(state, [(event_id, webhook_id) for webhook_id in webhook_ids], now=now)
     if delivery_ids:
         track(state, session(), delivery_ids)
+    if state.settings.metrics:
+        metrics.emitted(event_type)
     return event_id
 
 
