@@ -15,10 +15,12 @@ plain values).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -26,6 +28,8 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from .models import PENDING, QUEUED, RETRYING, SENDING
+
+log = logging.getLogger("flask_trakkr_webhooks")
 
 #: The prefix of every metric.
 PREFIX = "trakkr_webhooks_"
@@ -68,6 +72,8 @@ ENDPOINTS_DISABLED = Counter(
 #: The backlog gauge's name (:class:`BacklogCollector`, registered by the worker) and its
 #: statuses: the open ones (finished deliveries are counted by ``deliveries_total``).
 BACKLOG = PREFIX + "backlog"
+#: Seconds the longest-waiting delivery has waited (same collector; 0 when none waits).
+OLDEST_WAITING = PREFIX + "oldest_waiting_seconds"
 BACKLOG_STATUSES = (PENDING, QUEUED, SENDING, RETRYING)
 
 #: Every metric family this package exposes, as Prometheus names it (the dashboard's test reads it).
@@ -79,6 +85,7 @@ EXPOSED = (
     PREFIX + "emits_total",
     PREFIX + "in_flight",
     BACKLOG,
+    OLDEST_WAITING,
     PREFIX + "endpoints_disabled_total",
 )
 
@@ -157,43 +164,62 @@ def disabled(reason: str) -> None:
     _child(ENDPOINTS_DISABLED, reason).inc()
 
 
-class BacklogCollector(Collector):
-    """``backlog{status}``: deliveries per status, read on scrape with ``read`` (at most every
-    ``ttl`` seconds: a scrape never costs more than one grouped COUNT per ``ttl``)."""
+@dataclass(frozen=True)
+class Backlog:
+    """What :class:`BacklogCollector` reads: open deliveries per status, and the oldest one's wait."""
 
-    def __init__(self, read: Callable[[], Mapping[str, int]], ttl: float = 5.0) -> None:
-        self._read = read
+    counts: Mapping[str, int]
+    oldest_waiting: float | None
+
+
+class BacklogCollector(Collector):
+    """``backlog{status}`` and ``oldest_waiting_seconds``, read on scrape with ``read`` (at most
+    every ``ttl`` seconds: scrapes never cost more than a few indexed queries per ``ttl``)."""
+
+    def __init__(self, read: Callable[[], Backlog], ttl: float = 5.0) -> None:
+        self.read = read
         self._ttl = ttl
         self._lock = threading.Lock()
-        self._cached: tuple[float, Mapping[str, int]] | None = None
+        self._cached: tuple[float, Backlog] | None = None
 
-    def _counts(self) -> Mapping[str, int]:
+    def _snapshot(self) -> Backlog:
         with self._lock:
             now = time.monotonic()
             if self._cached is None or now - self._cached[0] >= self._ttl:
-                self._cached = (now, self._read())
+                self._cached = (now, self.read())
             return self._cached[1]
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        """The gauge family, one sample per open delivery status (0 when none)."""
+        """The two gauge families (every open status, 0 when none); none when the database fails
+        (the rest of the scrape still answers)."""
+        try:
+            snapshot = self._snapshot()
+        except Exception:
+            log.warning("trakkr_webhooks: could not read the backlog for /metrics", exc_info=True)
+            return
         family = GaugeMetricFamily(BACKLOG, "Open deliveries by status (read from the database).", labels=("status",))
-        counts = self._counts()
         for status in BACKLOG_STATUSES:
-            family.add_metric((status,), float(counts.get(status, 0)))
+            family.add_metric((status,), float(snapshot.counts.get(status, 0)))
         yield family
+        yield GaugeMetricFamily(
+            OLDEST_WAITING,
+            "Seconds the longest-waiting open delivery has waited (0: none waits).",
+            value=snapshot.oldest_waiting or 0.0,
+        )
 
 
 _backlog: BacklogCollector | None = None
 
 
-def register_backlog(read: Callable[[], Mapping[str, int]], registry: CollectorRegistry = REGISTRY) -> None:
-    """Expose ``backlog{status}`` in ``registry``, counted by ``read`` (once per process)."""
+def register_backlog(read: Callable[[], Backlog], registry: CollectorRegistry = REGISTRY) -> BacklogCollector:
+    """Expose the backlog in ``registry``, read by ``read`` (once per process: later calls swap ``read``)."""
     global _backlog
     if _backlog is not None:
-        _backlog._read = read
-        return
+        _backlog.read = read
+        return _backlog
     _backlog = BacklogCollector(read)
     registry.register(_backlog)
+    return _backlog
 
 
 def serve(port: int, address: str = "127.0.0.1") -> Any:

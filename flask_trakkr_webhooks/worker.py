@@ -38,7 +38,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
-from . import dispatch, engine, metrics, status
+from . import dispatch, engine, ids, metrics, status
 from .state import WebhooksState, get_state
 
 log = logging.getLogger("flask_trakkr_webhooks")
@@ -330,10 +330,10 @@ def serve_metrics(app: Flask, port: int) -> None:
     read from the app's database on scrape (at most every 5 s)."""
     state = get_state(app)
 
-    def read_backlog() -> dict[str, int]:
+    def read_backlog() -> metrics.Backlog:
         with app.app_context():
             try:
-                return status.backlog(state)
+                return metrics.Backlog(status.backlog(state), status.oldest_waiting(state, ids.utcnow()))
             finally:
                 state.db.session.remove()
 

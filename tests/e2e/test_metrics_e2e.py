@@ -202,6 +202,7 @@ def test_scraped_counters_equal_the_database_after_a_mix_of_outcomes(e2e_app, pa
     assert by(samples, "trakkr_webhooks_backlog", "status") == {}
     assert {s for (s, labels) in samples if s == "trakkr_webhooks_backlog"} == {"trakkr_webhooks_backlog"}
     assert samples[("trakkr_webhooks_in_flight", ())] == 0.0
+    assert samples[("trakkr_webhooks_oldest_waiting_seconds", ())] == 0.0
     # One structured line per attempt in the worker's log (text format), no URL in any.
     lines = [line for line in worker.output().splitlines() if "delivery_id=" in line]
     assert len(lines) == db["attempt_count"]
