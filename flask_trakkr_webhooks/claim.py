@@ -71,6 +71,8 @@ class Work:
     #: the delivery was written by its emit (the lag to its success).
     provider: str = "webhook"
     emitted_at: datetime | None = None
+    #: The emit's trace context (W3C ``traceparent``), the parent of the attempt's span.
+    trace_context: str | None = None
 
     @property
     def retries_used(self) -> int:
@@ -186,6 +188,7 @@ def load(
             D.deferrals,
             D.deferred_seconds,
             D.created_at.label("emitted_at"),
+            D.trace_context,
             W.c.id.label("webhook_id"),
             *(_raw(W.c[name]) for name in _ENDPOINT_COLUMNS),
         )
@@ -252,6 +255,7 @@ def load(
                 per_endpoint=pace[2],
                 provider=row.provider or "webhook",
                 emitted_at=row.emitted_at,
+                trace_context=row.trace_context,
             )
         )
     _record_lost_attempts(state, claimed, now)

@@ -69,6 +69,7 @@ DEFAULTS: dict[str, Any] = {
     "STATUS_MIN_WORKERS": 1,
     "STATUS_MIN_SUCCESS_RATE": 0.5,
     "STATUS_MAX_DISABLED_ENDPOINTS": None,
+    "TRACEPARENT_HEADER": False,
 }
 
 
@@ -118,6 +119,7 @@ class Settings:
     status_min_workers: int = 1
     status_min_success_rate: float = 0.5
     status_max_disabled_endpoints: int | None = None
+    traceparent_header: bool = False
 
 
 def apply_defaults(config: dict[str, Any]) -> None:
@@ -258,4 +260,5 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         status_min_workers=number("STATUS_MIN_WORKERS", 0, integer=True),
         status_min_success_rate=number("STATUS_MIN_SUCCESS_RATE", 0, maximum=1),
         status_max_disabled_endpoints=optional("STATUS_MAX_DISABLED_ENDPOINTS", 0),
+        traceparent_header=flag("TRACEPARENT_HEADER"),
     )
