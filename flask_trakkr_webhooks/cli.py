@@ -10,6 +10,7 @@ from flask import current_app
 from flask.cli import AppGroup
 
 from . import crypto, dispatch, status
+from .progress import Progress
 from .state import get_state
 from .worker import run_worker
 
@@ -78,7 +79,9 @@ def rotate_key_command() -> None:
     """
     state = get_state()
     try:
-        counts = crypto.rotate(state.db.session, state.models)
+        counts = crypto.rotate(
+            state.db.session, state.models, progress=lambda table, rows: Progress(f"{table}: re-encrypting", rows)
+        )
     except (RuntimeError, ValueError) as exc:  # no key, or a value under a key no longer configured
         state.db.session.rollback()
         raise click.ClickException(str(exc)) from None
