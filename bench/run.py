@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.run            # full run (about 10 minutes on 2 cores); writes bench/RESULTS.md
     .venv/bin/python -m bench.run --quick    # fewer repeats and deliveries; prints only
-    .venv/bin/python -m bench.run --only 1,3 # some sections (1 instant, 2 100 ms, 3 emit, 4 kit, 5 memory)
+    .venv/bin/python -m bench.run --only 1,3 # some sections (1 instant, 2 100 ms, 3 emit, 4 kit, 5 memory, 6 metrics)
 
 Each measurement is repeated and shown as ``median (min–max)`` beside its baseline,
 measured in the same invocation. Redis: the machine's at 127.0.0.1:6379 when it
@@ -188,6 +188,61 @@ def section_instant(
         )
         if run.failed:
             report.add(f"| | {run.failed} deliveries did not succeed | | | | | | |")
+
+
+def section_metrics(
+    report: Report, databases: dict[str, str | None], redis_url: str, quick: bool, log: Callable[[str], None]
+) -> None:
+    """6: instant receiver with metrics on (served on a port) vs off."""
+    layout = throughput.Layout(webhooks=50, ports=4, events=20 if quick else 40)
+    pairs, repeats = (2, 3) if quick else (5, 4)
+    report.add(
+        "",
+        "## 6. Metrics on vs off (instant receiver)",
+        "",
+        f"Section 1's setup on SQLite, {layout.deliveries:,} deliveries per round. Each arm is a fresh worker "
+        f"process running {repeats} rounds, the first not counted (warm-up); "
+        f"the arms alternate ({pairs} pairs, the order swapped each pair), "
+        "so both see the same machine load. On: `TRAKKR_WEBHOOKS_METRICS` with `METRICS_PORT` served; off: "
+        "`TRAKKR_WEBHOOKS_METRICS = False`. The per-attempt log line is written in both.",
+        "",
+        "| arm | deliveries/s | worker CPU per delivery |",
+        "|---|---|---|",
+    )
+    rates: dict[str, list[float]] = {"off": [], "on": []}
+    cpu: dict[str, list[float]] = {"off": [], "on": []}
+    arms = {
+        "off": {"TRAKKR_WEBHOOKS_METRICS": False},
+        "on": {"TRAKKR_WEBHOOKS_METRICS": True, "TRAKKR_WEBHOOKS_METRICS_PORT": common.free_port()},
+    }
+    for pair in range(pairs):
+        for arm in ("off", "on") if pair % 2 == 0 else ("on", "off"):
+            log(f"  6. metrics {arm}, pair {pair + 1}")
+            with common.database("sqlite") as db:
+                run = throughput.throughput(
+                    db,
+                    redis_url,
+                    delay=0.0,
+                    layout=layout,
+                    repeats=repeats,
+                    baseline_threads=0,
+                    log=log,
+                    config=arms[arm],
+                )
+            rates[arm].extend(run.worker[1:])
+            cpu[arm].append(run.cpu_us)
+    summary = {arm: common.stats(values) for arm, values in rates.items()}
+    for arm in ("off", "on"):
+        report.add(f"| {arm} | {fmt(summary[arm])} | {common.stats(cpu[arm]).median:,.0f} µs |")
+    ratio = summary["on"].median / summary["off"].median
+    cpu_ratio = common.stats(cpu["on"]).median / common.stats(cpu["off"]).median
+    ok = ratio >= 0.95
+    report.add("", f"On ÷ off: throughput (medians) **{ratio:.3f}**; worker CPU per delivery {cpu_ratio:.3f}")
+    report.target(
+        "6. metrics on ÷ off, instant receiver: ≥ 0.95",
+        f"{ratio:.3f} × ({summary['on'].median:,.0f} vs {summary['off'].median:,.0f}/s)",
+        ok,
+    )
 
 
 def section_delayed(
@@ -387,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command line entry point."""
     parser = argparse.ArgumentParser(description="flask-trakkr-webhooks benchmarks")
     parser.add_argument("--quick", action="store_true", help="fewer repeats and deliveries; RESULTS.md untouched")
-    parser.add_argument("--only", default="1,2,3,4,5", help="sections to run, e.g. 1,3")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="sections to run, e.g. 1,3")
     parser.add_argument("--write", action="store_true", help="write RESULTS.md even with --quick or --only")
     args = parser.parse_args(argv)
     only = {int(x) for x in args.only.split(",") if x.strip()}
@@ -413,11 +468,13 @@ def main(argv: list[str] | None = None) -> int:
             section_kit(report, redis_url, args.quick, log)
         if 5 in only:
             section_memory(report, databases, redis_url, args.quick, log)
+        if 6 in only:
+            section_metrics(report, databases, redis_url, args.quick, log)
     header.append(f"- Mode: {'quick' if args.quick else 'full'}; took {time.monotonic() - started:.0f} s")
     print("\nTargets:")
     for name, measured, ok in report.targets:
         print(f"  {name}: {measured} -> {'not measured' if ok is None else ('met' if ok else 'NOT MET')}")
-    if args.write or (not args.quick and only == {1, 2, 3, 4, 5}):
+    if args.write or (not args.quick and only == {1, 2, 3, 4, 5, 6}):
         write_results(report, header)
     return 0
 

@@ -139,6 +139,7 @@ def throughput(
     repeats: int,
     baseline_threads: int,
     log: Callable[[str], None] = print,
+    config: dict[str, Any] | None = None,
 ) -> Run:
     """Rounds of one worker process delivering to a receiver answering after ``delay`` seconds,
     each followed by a round of plain ``requests`` loops (``baseline_threads`` of them) sending
@@ -147,7 +148,7 @@ def throughput(
 
     run = Run()
     with ReceiverProcess("--ports", str(layout.ports), "--delay", str(delay)) as rx:
-        bench = BenchApp(database_url, bench_config(redis_url))
+        bench = BenchApp(database_url, bench_config(redis_url, **(config or {})))
         settings = bench.state.settings
         run.settings = {
             "concurrency": settings.concurrency,

@@ -21,10 +21,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
+from typing import Any
 
 import requests
 
-from . import auth, ids, message, retry, ssrf
+from . import auth, ids, message, metrics, retry, ssrf, tracing
 from .claim import Work
 from .errors import MessageError
 from .state import WebhooksState
@@ -269,6 +270,7 @@ def perform(state: WebhooksState, work: Work) -> Outcome:
     Safe to run on any thread. Test deliveries are never retried.
     """
     settings = state.settings
+    span = _start_span(work) if tracing.AVAILABLE else None
     started = ids.utcnow()
     clock = time.perf_counter()
     assert work.endpoint is not None
@@ -284,6 +286,10 @@ def perform(state: WebhooksState, work: Work) -> Outcome:
         answer = Answer(error=retry.PERMANENT)
         _error(answer, exc)
     else:
+        if span is not None and settings.traceparent_header:
+            parent = tracing.traceparent(span)
+            if parent:
+                msg.headers[tracing.TRACEPARENT] = parent
         answer = send(state, msg, work.endpoint)
     duration_ms = round((time.perf_counter() - clock) * 1000.0, 3)
     finished = ids.utcnow()
@@ -303,4 +309,31 @@ def perform(state: WebhooksState, work: Work) -> Outcome:
         # Drop the "; retry 1 of 3" part: it would promise a retry that never comes.
         what = decision.reason.partition(";")[0]
         decision = retry.Decision(retry.FAILED, reason=f"{what} (test deliveries are not retried)")
+    if span is not None:
+        tracing.finish(
+            span,
+            {
+                "http.response.status_code": answer.status_code,
+                "trakkr_webhooks.result": metrics.result_class(answer.status_code, answer.error),
+                "trakkr_webhooks.outcome": decision.outcome,
+                "error.type": answer.error_type,
+            },
+            error=decision.reason if decision.outcome != retry.SUCCEEDED else None,
+        )
     return Outcome(work, answer, decision, started, finished, duration_ms)
+
+
+def _start_span(work: Work) -> Any:
+    """The attempt's span, a child of the emit's (its stored trace context); no URL (it may be a secret)."""
+    return tracing.start(
+        tracing.ATTEMPT_SPAN,
+        {
+            "trakkr_webhooks.delivery_id": work.delivery_id,
+            "trakkr_webhooks.event_id": work.event_id,
+            "trakkr_webhooks.event_type": work.event_type,
+            "trakkr_webhooks.webhook_id": work.webhook_id or "",
+            "trakkr_webhooks.provider": work.provider,
+            "trakkr_webhooks.attempt": work.attempt,
+        },
+        parent=work.trace_context,
+    )

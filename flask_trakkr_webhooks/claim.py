@@ -25,7 +25,7 @@ from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 
-from . import auth, crypto, dispatch, ids, message, pacing, providers, retry
+from . import auth, crypto, dispatch, ids, message, metrics, pacing, providers, retry
 from .models import CANCELLED, FAILED, PENDING, QUEUED, RETRYING, SENDING
 from .state import WebhooksState
 
@@ -67,6 +67,12 @@ class Work:
     #: Its host serves many independent endpoints (Slack, Discord, Teams, ``SHARED_HOSTS``):
     #: the concurrency cap applies per webhook URL, not per host.
     per_endpoint: bool = False
+    #: The webhook's provider (the metrics' label, also when there is no endpoint) and when
+    #: the delivery was written by its emit (the lag to its success).
+    provider: str = "webhook"
+    emitted_at: datetime | None = None
+    #: The emit's trace context (W3C ``traceparent``), the parent of the attempt's span.
+    trace_context: str | None = None
 
     @property
     def retries_used(self) -> int:
@@ -181,6 +187,8 @@ def load(
             D.event_id,
             D.deferrals,
             D.deferred_seconds,
+            D.created_at.label("emitted_at"),
+            D.trace_context,
             W.c.id.label("webhook_id"),
             *(_raw(W.c[name]) for name in _ENDPOINT_COLUMNS),
         )
@@ -245,6 +253,9 @@ def load(
                 rate_limit=pace[0],
                 pace_key=pace[1],
                 per_endpoint=pace[2],
+                provider=row.provider or "webhook",
+                emitted_at=row.emitted_at,
+                trace_context=row.trace_context,
             )
         )
     _record_lost_attempts(state, claimed, now)
@@ -391,6 +402,9 @@ def finish_skipped(state: WebhooksState, works: Iterable[Work]) -> None:
             )
         )
     session.commit()
+    if state.settings.metrics:
+        for work in works:
+            metrics.finished(work.event_type, work.provider, cast("tuple[str, str]", work.skip)[0])
 
 
 def prepare(state: WebhooksState, delivery_ids: Sequence[str]) -> list[Work]:

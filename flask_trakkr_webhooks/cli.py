@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -11,8 +13,9 @@ import sqlalchemy.exc
 from flask import Flask, current_app
 from flask.cli import AppGroup, NoAppException, ScriptInfo
 
-from . import crypto, dispatch
+from . import crypto, dispatch, status
 from .errors import ConfigError, NotInitialisedError
+from .progress import Progress
 from .state import get_state
 from .worker import run_worker
 
@@ -88,14 +91,21 @@ webhooks_cli = WebhooksGroup(
 @webhooks_cli.command("worker")
 @click.option("--burst", is_flag=True, help="Quit when the queue is empty (scheduled retries stay for later).")
 @click.option("--name", default=None, help="Worker name (default: RQ's random name).")
-def worker_command(burst: bool, name: str | None) -> None:
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    default=None,
+    help="Serve Prometheus metrics at http://TRAKKR_WEBHOOKS_METRICS_ADDRESS:PORT/metrics "
+    "(default: TRAKKR_WEBHOOKS_METRICS_PORT; none: not served).",
+)
+def worker_command(burst: bool, name: str | None, metrics_port: int | None) -> None:
     """Run an RQ worker with its scheduler on the webhooks queue, in this app's context.
 
     Deliveries of a job are sent concurrently (TRAKKR_WEBHOOKS_CONCURRENCY threads,
     TRAKKR_WEBHOOKS_PER_HOST_CONCURRENCY per host); forgotten deliveries are swept
     every TRAKKR_WEBHOOKS_SWEEP_INTERVAL seconds.
     """
-    run_worker(current_app._get_current_object(), burst=burst, name=name)  # type: ignore[attr-defined]  # werkzeug LocalProxy
+    run_worker(current_app._get_current_object(), burst=burst, name=name, metrics_port=metrics_port)  # type: ignore[attr-defined]  # werkzeug LocalProxy
 
 
 @webhooks_cli.command("dispatch")
@@ -141,10 +151,33 @@ def rotate_key_command() -> None:
     """
     state = get_state()
     try:
-        counts = crypto.rotate(state.db.session, state.models)
+        counts = crypto.rotate(
+            state.db.session, state.models, progress=lambda table, rows: Progress(f"{table}: re-encrypting", rows)
+        )
     except (RuntimeError, ValueError) as exc:  # no key, or a value under a key no longer configured
         state.db.session.rollback()
         raise click.ClickException(str(exc)) from None
     for column, count in counts.items():
         click.echo(f"{column}: {count} re-encrypted")
     click.echo(f"re-encrypted {sum(counts.values())} values with the first key")
+
+
+@webhooks_cli.command("status")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def status_command(as_json: bool) -> None:
+    """Report the backlog, the oldest waiting delivery, live workers, disabled and failing
+    webhooks and the success rate of the last 5 minutes; exit 0 when healthy, 1 when not.
+
+    The thresholds are TRAKKR_WEBHOOKS_STATUS_* (docs/operations.md). A database error
+    exits 1 too, saying so.
+    """
+    try:
+        report = status.check(get_state())
+    except Exception as exc:
+        if as_json:
+            click.echo(json.dumps({"healthy": False, "problems": [f"cannot read the database: {type(exc).__name__}"]}))
+        else:
+            click.echo(f"webhooks: UNHEALTHY\n  problem: cannot read the database: {type(exc).__name__}: {exc}")
+        sys.exit(1)
+    click.echo(json.dumps(report.as_dict(), indent=2) if as_json else status.render(report))
+    sys.exit(0 if report.healthy else 1)

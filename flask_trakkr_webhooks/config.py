@@ -15,6 +15,8 @@ from .errors import ConfigError
 from .events import MAX_DATA_DEPTH, MAX_DATA_DEPTH_LIMIT
 
 PREFIX = "TRAKKR_WEBHOOKS_"
+#: ``TRAKKR_WEBHOOKS_LOG_FORMAT`` values: the per-attempt log line as text or as one JSON object.
+LOG_FORMATS = ("text", "json")
 
 #: Every configuration key (without the prefix) and its default.
 DEFAULTS: dict[str, Any] = {
@@ -58,6 +60,16 @@ DEFAULTS: dict[str, Any] = {
     # Most seconds a claimed delivery waits in a worker's memory for its endpoint's budget;
     # a longer wait hands it back to the queue until then.
     "PACING_HOLD": 30,
+    # Observability (docs: operations).
+    "METRICS": True,
+    "METRICS_PORT": None,
+    "METRICS_ADDRESS": "127.0.0.1",
+    "LOG_FORMAT": "text",
+    "STATUS_MAX_BACKLOG_AGE": 300,
+    "STATUS_MIN_WORKERS": 1,
+    "STATUS_MIN_SUCCESS_RATE": 0.5,
+    "STATUS_MAX_DISABLED_ENDPOINTS": None,
+    "TRACEPARENT_HEADER": False,
 }
 
 
@@ -126,6 +138,23 @@ DESCRIPTIONS: dict[str, str] = {
         "most seconds a claimed delivery waits in a worker for its endpoint's budget before it is handed back"
         " to the queue"
     ),
+    "METRICS": (
+        "count Prometheus metrics in this process ([operations](operations.md)); `False` makes every count a no-op"
+    ),
+    "METRICS_PORT": "port on which `flask webhooks worker` serves `/metrics` (`--metrics-port` overrides)",
+    "METRICS_ADDRESS": "address the worker's metrics server binds to",
+    "LOG_FORMAT": (
+        "the per-attempt log line (logger `flask_trakkr_webhooks.attempts`): `text` or `json` (one JSON object a line)"
+    ),
+    "STATUS_MAX_BACKLOG_AGE": (
+        "`flask webhooks status` is unhealthy when the oldest waiting delivery is older (seconds)"
+    ),
+    "STATUS_MIN_WORKERS": "… or when fewer live workers serve the queue",
+    "STATUS_MIN_SUCCESS_RATE": (
+        "… or when fewer finished attempts succeeded over the last 5 minutes (0 to 1; none finished: healthy)"
+    ),
+    "STATUS_MAX_DISABLED_ENDPOINTS": "… or when more webhooks are disabled (none: not checked)",
+    "TRACEPARENT_HEADER": "with the `[otel]` extra: send each attempt's W3C `traceparent` header to the receiver",
 }
 
 
@@ -167,6 +196,15 @@ class Settings:
     max_rate_limit_wait: float = 3600
     shared_hosts: frozenset[str] = frozenset()
     pacing_hold: float = 30
+    metrics: bool = True
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
+    log_format: str = "text"
+    status_max_backlog_age: float = 300
+    status_min_workers: int = 1
+    status_min_success_rate: float = 0.5
+    status_max_disabled_endpoints: int | None = None
+    traceparent_header: bool = False
 
 
 def apply_defaults(config: dict[str, Any]) -> None:
@@ -255,6 +293,13 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         shared = [h.strip() for h in shared.split(",") if h.strip()]
     if not isinstance(shared, (list, tuple, set, frozenset)) or not all(isinstance(h, str) and h for h in shared):
         raise ConfigError(f"{PREFIX}SHARED_HOSTS must be a list of host names, got {shared!r}")
+    log_format = get("LOG_FORMAT")
+    if log_format not in LOG_FORMATS:
+        raise ConfigError(f"{PREFIX}LOG_FORMAT must be one of {', '.join(LOG_FORMATS)}, got {log_format!r}")
+
+    def optional(key: str, minimum: float, maximum: float | None = None) -> int | None:
+        return None if get(key) is None else number(key, minimum, integer=True, maximum=maximum)
+
     known = {PREFIX + k for k in DEFAULTS}
     extra = {k: v for k, v in config.items() if k.startswith(PREFIX) and k not in known}
     return Settings(
@@ -292,4 +337,13 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         max_rate_limit_wait=number("MAX_RATE_LIMIT_WAIT", 0),
         shared_hosts=frozenset(h.lower().rstrip(".") for h in shared),
         pacing_hold=number("PACING_HOLD", 0),
+        metrics=flag("METRICS"),
+        metrics_port=optional("METRICS_PORT", 1, 65535),
+        metrics_address=text("METRICS_ADDRESS"),
+        log_format=log_format,
+        status_max_backlog_age=number("STATUS_MAX_BACKLOG_AGE", 0),
+        status_min_workers=number("STATUS_MIN_WORKERS", 0, integer=True),
+        status_min_success_rate=number("STATUS_MIN_SUCCESS_RATE", 0, maximum=1),
+        status_max_disabled_endpoints=optional("STATUS_MAX_DISABLED_ENDPOINTS", 0),
+        traceparent_header=flag("TRACEPARENT_HEADER"),
     )

@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextvars
 import dataclasses
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any, cast
@@ -37,6 +37,7 @@ from flask import current_app, has_app_context
 from sqlalchemy.types import TypeDecorator
 
 from .errors import ConfigError, TrakkrWebhooksError
+from .progress import Progress
 from .state import EXTENSION_KEY, WebhooksState
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -260,13 +261,21 @@ def encrypted_columns(models: Any) -> list[tuple[sa.Table, list[sa.Column[Any]]]
     return found
 
 
-def rotate(session: Any, models: Any, *, keys: Any = _UNSET, commit: bool = True) -> dict[str, int]:
+def rotate(
+    session: Any,
+    models: Any,
+    *,
+    keys: Any = _UNSET,
+    commit: bool = True,
+    progress: Callable[[str, int], Progress] | None = None,
+) -> dict[str, int]:
     """Re-encrypt every credential column with the first key; return counts per ``table.column``.
 
     Values already encrypted with the first key are left alone, legacy plaintext values
     are encrypted, values under an older key (still configured) are re-encrypted. With
     ``keys`` given it uses those instead of the current app's setting. ``commit=True``
-    commits the session (including anything else pending in it).
+    commits the session (including anything else pending in it). ``progress(table, rows)``
+    makes a :class:`~.progress.Progress` advanced per row read.
     """
     ring = keyring_for(keys) if keys is not _UNSET else current_keyring()
     if ring is None:
@@ -279,7 +288,10 @@ def rotate(session: Any, models: Any, *, keys: Any = _UNSET, commit: bool = True
         rows = session.execute(sa.select(*primary, *raw)).all()
         for column in columns:
             counts[f"{table.name}.{column.name}"] = 0
+        bar = progress(table.name, len(rows)) if progress is not None else None
         for row in rows:
+            if bar is not None:
+                bar.advance()
             mapping = row._mapping
             changes = {}
             for column in columns:
@@ -291,6 +303,8 @@ def rotate(session: Any, models: Any, *, keys: Any = _UNSET, commit: bool = True
             if changes:
                 where = [p == mapping[p.name] for p in primary]
                 session.execute(sa.update(table).where(*where).values(changes))
+        if bar is not None:
+            bar.close()
     if commit:
         session.commit()
     return counts

@@ -56,7 +56,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import Flask
 
-from . import ids, pacing, ratelimit, retry
+from . import ids, metrics, pacing, ratelimit, retry
 from .attempt import MAX_ERROR_CHARS, Answer, Outcome, http_session, perform
 from .claim import Work, prepare
 from .record import Release, Result, record, release
@@ -143,6 +143,8 @@ class Engine:
         # A claim held longer than STUCK_AFTER is not sent: hold well within it.
         self.pacing_hold = min(settings.pacing_hold, settings.stuck_after / 2)
         http_session(state)  # created once, before any sending thread needs it
+        if settings.metrics:
+            metrics.track_in_flight(self)
         if recorder:
             self._recorder = threading.Thread(target=self._record_loop, name="trakkr-record", daemon=True)
             self._recorder.start()

@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from blinker import Namespace
 from flask import current_app
 
-from . import ids
+from . import ids, metrics
 from .rows import cancel_open
 from .state import WebhooksState
 
@@ -81,6 +81,8 @@ class Disabled:
 
     webhook_id: str
     reason: str
+    #: ``gone`` (a 410 answer) or ``failing`` (a streak): the metrics' label.
+    kind: str = "failing"
 
 
 def streaks(finished: Iterable[Finished]) -> list[Streak]:
@@ -171,6 +173,7 @@ def account(state: WebhooksState, finished: Sequence[Finished], *, now: datetime
     disabled: list[Disabled] = []
     for streak in changes:
         reason: str | None
+        kind = "gone" if streak.gone is not None else "failing"
         if streak.gone is not None:
             reason = gone_reason(streak.gone)
         elif streak.failures:
@@ -178,7 +181,7 @@ def account(state: WebhooksState, finished: Sequence[Finished], *, now: datetime
         else:
             continue
         if reason is not None and disable(state, streak.webhook_id, reason, now=now):
-            disabled.append(Disabled(streak.webhook_id, reason))
+            disabled.append(Disabled(streak.webhook_id, reason, kind))
     return disabled
 
 
@@ -230,6 +233,9 @@ def notify(state: WebhooksState, disabled: Sequence[Disabled]) -> None:
     """Tell the host about webhooks disabled by a committed transaction (needs an app context)."""
     if not disabled:
         return
+    if state.settings.metrics:
+        for item in disabled:
+            metrics.disabled(item.kind)
     app = current_app._get_current_object()  # type: ignore[attr-defined]  # werkzeug LocalProxy
     session = state.db.session
     handlers = list(state.hooks.disabled_handlers)

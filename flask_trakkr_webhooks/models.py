@@ -160,6 +160,8 @@ def _define(db: Any) -> Models:
         created_at = sa.Column(TS, nullable=False, default=ids.utcnow)
         updated_at = sa.Column(TS, nullable=False, default=ids.utcnow, onupdate=ids.utcnow)
         completed_at = sa.Column(TS, nullable=True)
+        #: The W3C ``traceparent`` of the emit's span ([otel] extra; docs/operations.md), or NULL.
+        trace_context = sa.Column(sa.String(64), nullable=True)
 
         event = db.relationship(Event, lazy="joined")
         webhook = db.relationship(Webhook, lazy="select")

@@ -31,7 +31,7 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from . import dispatch, events, ids
+from . import dispatch, events, ids, metrics, tracing
 from .rows import insert_deliveries
 from .rules import canonical_uuid
 from .state import WebhooksState
@@ -71,6 +71,29 @@ def emit(
     without an id, data that is not JSON or a payload over ``MAX_PAYLOAD_BYTES``;
     ``TypeError`` for arguments of the wrong type. Nothing is written when it raises.
     """
+    if not tracing.AVAILABLE:
+        return _emit(state, event_type, brand=brand, data=data, workflow=workflow, summary=summary)
+    span = tracing.start(tracing.EMIT_SPAN, {"trakkr_webhooks.event_type": str(event_type)})
+    error = None
+    try:
+        return _emit(state, event_type, brand=brand, data=data, workflow=workflow, summary=summary, span=span)
+    except Exception as exc:
+        error = f"{type(exc).__name__}: {exc}"
+        raise
+    finally:
+        tracing.finish(span, {}, error)
+
+
+def _emit(
+    state: WebhooksState,
+    event_type: str,
+    *,
+    brand: Mapping[str, Any],
+    data: Mapping[str, Any],
+    workflow: Mapping[str, Any] | None,
+    summary: str | None,
+    span: Any = None,
+) -> str:
     known = state.event_types
     if not isinstance(event_type, str):
         raise TypeError(f"event_type must be a string, not {type(event_type).__name__}")
@@ -116,9 +139,15 @@ def emit(
         sa.insert(models.Event.__table__),
         [dict(id=event_id, type=event_type, brand_id=brand_id, payload=payload, created_at=now)],
     )
-    delivery_ids = insert_deliveries(state, [(event_id, webhook_id) for webhook_id in webhook_ids], now=now)
+    traced: dict[str, Any] = {}
+    if span is not None:
+        span.set_attributes({"trakkr_webhooks.event_id": event_id, "trakkr_webhooks.deliveries": len(webhook_ids)})
+        traced = {"trace_context": tracing.traceparent(span)}
+    delivery_ids = insert_deliveries(state, [(event_id, webhook_id) for webhook_id in webhook_ids], now=now, **traced)
     if delivery_ids:
         track(state, session(), delivery_ids)
+    if state.settings.metrics:
+        metrics.emitted(event_type)
     return event_id
 
 

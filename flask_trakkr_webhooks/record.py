@@ -16,7 +16,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from . import dispatch, health, ids, retry
+from . import dispatch, health, ids, observe, retry
 from .attempt import Outcome
 from .claim import Work
 from .models import FAILED, RETRYING, SENDING, SUCCEEDED
@@ -142,6 +142,7 @@ def record(state: WebhooksState, outcomes: Sequence[Outcome]) -> list[Result]:
     except Exception:
         session.rollback()
         raise
+    observe.recorded(state, outcomes, recorded)
     health.notify(state, disabled)
     retries = [r for r in retries if recorded.get(r[0])]
     if retries:

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import sqlalchemy as sa
 
-from . import ids
+from . import ids, metrics
 from .models import CANCELLABLE, CANCELLED, PENDING
 from .state import WebhooksState
 
@@ -69,6 +69,8 @@ def cancel_open(state: WebhooksState, webhook_id: str, reason: str, *, now: date
     """
     now = now or ids.utcnow()
     table = state.models.Delivery.__table__
+    if state.settings.metrics:
+        _count_cancelled(state, sa.and_(table.c.webhook_id == webhook_id, table.c.status.in_(CANCELLABLE)))
     done = cast(
         "sa.CursorResult[Any]",  # an UPDATE answers with a CursorResult (rowcount)
         state.db.session.execute(
@@ -84,3 +86,17 @@ def cancel_open(state: WebhooksState, webhook_id: str, reason: str, *, now: date
         ),
     )
     return int(done.rowcount or 0)
+
+
+def _count_cancelled(state: WebhooksState, where: Any) -> None:
+    """Count the deliveries ``where`` selects as cancelled, by event type and provider (one query)."""
+    m = state.models
+    D, E, W = m.Delivery.__table__, m.Event.__table__, m.Webhook.__table__
+    rows = state.db.session.execute(
+        sa.select(E.c.type, W.c.provider, sa.func.count())
+        .select_from(D.join(E, E.c.id == D.c.event_id).join(W, W.c.id == D.c.webhook_id))
+        .where(where, D.c.is_test.is_(False))
+        .group_by(E.c.type, W.c.provider)
+    ).all()
+    for event_type, provider, count in rows:
+        metrics.finished(event_type, provider, "cancelled", int(count))

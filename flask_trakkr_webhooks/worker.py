@@ -38,7 +38,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
-from . import dispatch, engine
+from . import dispatch, engine, ids, metrics, status
 from .state import WebhooksState, get_state
 
 log = logging.getLogger("flask_trakkr_webhooks")
@@ -313,10 +313,46 @@ class DeliveryWorker(SimpleWorker):
             self._sweeping.release()
 
 
-def run_worker(app: Flask, *, burst: bool = False, name: str | None = None) -> bool:
-    """Run a :class:`DeliveryWorker` with RQ's scheduler on the app's queue; return whether it worked."""
+def _log_to_stderr() -> None:
+    """The package's log lines (one per attempt included) on stderr at INFO, unless the host
+    configured logging itself (a handler on the root logger or on ours)."""
+    ours = logging.getLogger("flask_trakkr_webhooks")
+    if ours.handlers or logging.getLogger().handlers:
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    ours.addHandler(handler)
+    ours.setLevel(logging.INFO)
+
+
+def serve_metrics(app: Flask, port: int) -> None:
+    """Serve this process's metrics at ``http://METRICS_ADDRESS:port/metrics``, with the backlog
+    read from the app's database on scrape (at most every 5 s)."""
+    state = get_state(app)
+
+    def read_backlog() -> metrics.Backlog:
+        with app.app_context():
+            try:
+                return metrics.Backlog(status.backlog(state), status.oldest_waiting(state, ids.utcnow()))
+            finally:
+                state.db.session.remove()
+
+    metrics.register_backlog(read_backlog)
+    metrics.serve(port, state.settings.metrics_address)
+    log.info("trakkr_webhooks: metrics at http://%s:%s/metrics", state.settings.metrics_address, port)
+
+
+def run_worker(app: Flask, *, burst: bool = False, name: str | None = None, metrics_port: int | None = None) -> bool:
+    """Run a :class:`DeliveryWorker` with RQ's scheduler on the app's queue; return whether it worked.
+
+    ``metrics_port`` (default ``TRAKKR_WEBHOOKS_METRICS_PORT``): serve Prometheus metrics there.
+    """
     state = get_state(app)
     settings = state.settings
+    _log_to_stderr()
+    port = metrics_port if metrics_port is not None else settings.metrics_port
+    if port is not None:
+        serve_metrics(app, port)
     # A claimed delivery may wait behind its host's attempts in flight, one wave the engine
     # keeps waiting (engine.Engine.submit) and its own batch.
     per_host = max(1, min(settings.per_host_concurrency, settings.concurrency))

@@ -36,7 +36,7 @@ LAYERS: dict[str, int] = {
         0,
     ),
     # crypto is here because models' encrypted columns need its column type.
-    **dict.fromkeys(("config", "state", "models", "crypto"), 1),
+    **dict.fromkeys(("config", "state", "models", "crypto", "metrics", "tracing", "progress"), 1),
     **dict.fromkeys(
         (
             "outbox",
@@ -53,6 +53,8 @@ LAYERS: dict[str, int] = {
             "schemas",
             "openapi",
             "testing",
+            "observe",
+            "status",
         ),
         2,
     ),
