@@ -279,6 +279,7 @@ def run(args: argparse.Namespace) -> int:
 
         if args.keep_running and ok:
             say(f"\nrunning: host {base}  receiver {receiver}  redis {redis_url}")
+            say(f"portal:  {base}/webhooks/portal  (sign in with the API key {brand['api_key']})")
             say("for the README's curl examples, in another terminal:")
             say(f"  export API={base} KEY={brand['api_key']} WH={hooks['signed']['id']}")
             say('  curl -s "$API/webhooks" -H "Authorization: Bearer $KEY"')

@@ -58,6 +58,9 @@ DEFAULTS: dict[str, Any] = {
     # Most seconds a claimed delivery waits in a worker's memory for its endpoint's budget;
     # a longer wait hands it back to the queue until then.
     "PACING_HOLD": 30,
+    # The web portal (docs: portal): off by default; mounted at PORTAL_PREFIX when on.
+    "PORTAL": False,
+    "PORTAL_PREFIX": "/webhooks/portal",
 }
 
 
@@ -99,6 +102,8 @@ class Settings:
     max_rate_limit_wait: float = 3600
     shared_hosts: frozenset[str] = frozenset()
     pacing_hold: float = 30
+    portal: bool = False
+    portal_prefix: str = "/webhooks/portal"
 
 
 def apply_defaults(config: dict[str, Any]) -> None:
@@ -187,6 +192,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         shared = [h.strip() for h in shared.split(",") if h.strip()]
     if not isinstance(shared, (list, tuple, set, frozenset)) or not all(isinstance(h, str) and h for h in shared):
         raise ConfigError(f"{PREFIX}SHARED_HOSTS must be a list of host names, got {shared!r}")
+    portal_prefix = get("PORTAL_PREFIX")
+    if not isinstance(portal_prefix, str) or not portal_prefix.startswith("/") or not portal_prefix.strip("/"):
+        raise ConfigError(f"{PREFIX}PORTAL_PREFIX must start with '/' and name a path, got {portal_prefix!r}")
     known = {PREFIX + k for k in DEFAULTS}
     extra = {k: v for k, v in config.items() if k.startswith(PREFIX) and k not in known}
     return Settings(
@@ -224,4 +232,6 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         max_rate_limit_wait=number("MAX_RATE_LIMIT_WAIT", 0),
         shared_hosts=frozenset(h.lower().rstrip(".") for h in shared),
         pacing_hold=number("PACING_HOLD", 0),
+        portal=flag("PORTAL"),
+        portal_prefix=portal_prefix.rstrip("/"),
     )

@@ -86,6 +86,8 @@ WRONG_TYPES = {
     "MAX_RATE_LIMIT_WAIT": -1,
     "SHARED_HOSTS": [""],
     "PACING_HOLD": "30",
+    "PORTAL": "true",
+    "PORTAL_PREFIX": 5,
 }
 
 
