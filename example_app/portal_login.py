@@ -51,7 +51,8 @@ def require_login() -> BaseResponse | None:
         and signed_in_brand() is None
         and request.endpoint != f"{BLUEPRINT_NAME}.static"
     ):
-        return redirect(url_for("example_login.login", next=request.full_path))
+        asked = request.full_path if request.query_string else request.path
+        return redirect(url_for("example_login.login", next=asked))
     return None
 
 
@@ -82,7 +83,7 @@ def login() -> BaseResponse:
     session.clear()
     session[SESSION_BRAND] = brand.id
     target = request.form.get("next", "")
-    if not target.startswith("/") or target.startswith("//"):
+    if not target.startswith("/") or target.startswith("//") or target == url_for(f"{BLUEPRINT_NAME}.index"):
         target = url_for(f"{BLUEPRINT_NAME}.index", brand_id=brand.id)
     return redirect(target, 303)
 

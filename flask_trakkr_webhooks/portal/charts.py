@@ -120,5 +120,15 @@ def svg(buckets: Sequence[Bucket], title: str) -> Markup:
             parts.append(
                 f'<polyline points="{" ".join(points)}" fill="none" stroke="{colour}" stroke-width="2"{dash}/>'
             )
+            # A dot per hour, so an hour alone (no line to draw) shows as well.
+            for point in points:
+                cx, cy = point.split(",")
+                parts.append(f'<circle cx="{cx}" cy="{cy}" r="3" fill="{colour}"/>')
+    if buckets:
+        for tx, anchor, at in ((MARGIN, "start", buckets[0].start), (WIDTH - MARGIN, "end", buckets[-1].start)):
+            parts.append(
+                f'<text x="{tx}" y="{HEIGHT - MARGIN + 16}" font-size="11" fill="#333" text-anchor="{anchor}">'
+                f"{at:%Y-%m-%d %H:00} UTC</text>"
+            )
     parts.append("</svg>")
     return Markup("".join(parts))  # every value above is a number or escaped
