@@ -522,3 +522,20 @@ def test_event_catalog_lists_types_with_samples_per_provider(portal: Any) -> Non
         assert f"<code>{name}</code>" in page
     for provider in ("slack", "discord", "teams_webhook", "webhook"):
         assert f"<summary>{provider}</summary>" in page
+
+
+def test_host_overrides_the_base_layout(make_app: Any, tmp_path: Any) -> None:
+    folder = tmp_path / "templates" / "trakkr_webhooks" / "portal"
+    folder.mkdir(parents=True)
+    (tmp_path / "templates" / "layout.html").write_text(
+        "<html><title>{% block title %}{% endblock %}</title><body><header>Host app</header>"
+        "{% block main %}{% endblock %}</body></html>"
+    )
+    (folder / "base.html").write_text(
+        '{% extends "layout.html" %}'
+        '{% block main %}<div id="host">{% block content %}{% endblock %}</div>{% endblock %}'
+    )
+    app = make_app(TRAKKR_WEBHOOKS_PORTAL=True, SECRET_KEY="k")
+    app.template_folder = str(tmp_path / "templates")
+    page = text(app.test_client().get(f"{P}/events"))
+    assert "<header>Host app</header>" in page and '<div id="host">\n<h1>Event catalog</h1>' in page
