@@ -84,7 +84,7 @@ def measure(client: Any, path: str, repeats: int) -> list[float]:
     return times
 
 
-def run(kind: str, count: int, repeats: int) -> list[tuple[str, Any, int]]:
+def run(kind: str, count: int, repeats: int) -> list[tuple[str, Any, Any]]:
     """The rows of one database: ``(page, stats, deliveries shown)``."""
     with redis_server() as (redis_url, _), database(kind) as database_url:
         bench = BenchApp(database_url, bench_config(redis_url, TRAKKR_WEBHOOKS_PORTAL=True, SECRET_KEY="bench"))
@@ -107,10 +107,12 @@ def run(kind: str, count: int, repeats: int) -> list[tuple[str, Any, int]]:
             ("since 3 days ago", f"{base}?since={since}"),
             ("page at the 50,000th delivery (cursor)", f"{base}?starting_after={delivery_ids[count // 2]}"),
             ("failed, from the 50,000th (cursor)", f"{base}?status=failed&starting_after={delivery_ids[count // 2]}"),
+            ("webhooks list (success rates over 7 days)", f"/webhooks/portal?brand_id={bench.brand['id']}"),
+            ("health (7 days of deliveries, hourly)", f"{base}/health"),
         ]
         rows = []
         for label, path in pages:
-            shown = client.get(path).get_data(as_text=True).count("<code>dlv_")
+            shown = client.get(path).get_data(as_text=True).count("<code>dlv_") or "–"
             rows.append((label, stats(measure(client, path, repeats)), shown))
         with bench.app.app_context():
             bench.app.db.session.remove()
