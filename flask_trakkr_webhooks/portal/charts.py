@@ -57,10 +57,10 @@ def percentile(values: Sequence[float], pct: float) -> float | None:
 def hourly(
     now: datetime,
     hours: int,
-    deliveries: Iterable[tuple[datetime, str]],
+    deliveries: Iterable[tuple[datetime, str, int]],
     attempts: Iterable[tuple[datetime, float | None]],
 ) -> list[Bucket]:
-    """``hours`` buckets ending with the current hour: ``deliveries`` are ``(completed_at, status)``,
+    """``hours`` buckets ending with the current hour: ``deliveries`` are ``(completed_at, status, count)``,
     ``attempts`` are ``(started_at, duration_ms)``; rows outside the window are ignored."""
     end = now.replace(minute=0, second=0, microsecond=0) + timedelta(hours=1)
     start = end - timedelta(hours=hours)
@@ -71,10 +71,10 @@ def hourly(
             return None
         return int((at - start).total_seconds() // 3600)
 
-    for at, status in deliveries:
+    for at, status, count in deliveries:
         i = index(at)
         if i is not None and status in buckets[i].counts:
-            buckets[i].counts[status] += 1
+            buckets[i].counts[status] += count
     for at, duration in attempts:
         i = index(at)
         if i is not None and duration is not None:

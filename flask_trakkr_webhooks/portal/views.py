@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
+from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -122,6 +123,22 @@ def parse_time(raw: str | None, name: str) -> datetime | None:
         except ValueError:
             continue
     raise APIError(400, f"{name} must be a date and time like 2024-06-01T09:30 (UTC).", {name: ["malformed"]})
+
+
+def epoch_hour(session: Any, column: Any) -> Any:
+    """SQL for the whole hours since 1970 of a UTC timestamp ``column`` (``None``: not SQLite nor PostgreSQL)."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        return sa.func.floor(sa.extract("epoch", column) / 3600)
+    if dialect == "sqlite":
+        return sa.cast(sa.func.strftime("%s", column), sa.Integer) // 3600  # integer division
+    return None
+
+
+@lru_cache(maxsize=1024)
+def hour_start(hour: int) -> datetime:
+    """The UTC datetime of ``hour`` whole hours since 1970."""
+    return datetime.fromtimestamp(hour * 3600, tz=timezone.utc)
 
 
 def success_rates(webhook_ids: list[str], now: datetime) -> dict[str, dict[str, float | None]]:
@@ -325,18 +342,30 @@ def health(webhook_id: str) -> str:
     D, A = state.models.Delivery, state.models.Attempt
     now = ids.utcnow()
     week = now - timedelta(days=7, hours=1)
-    done = state.db.session.execute(
-        sa.select(D.completed_at, D.status).where(
-            D.webhook_id == webhook.id, D.created_at >= week - timedelta(days=1), D.completed_at >= week
-        )
-    ).all()
-    tried = state.db.session.execute(
-        sa.select(A.started_at, A.duration_ms)
-        .join(D, D.id == A.delivery_id)
-        .where(D.webhook_id == webhook.id, D.created_at >= week - timedelta(days=1), A.started_at >= week)
-    ).all()
-    finished = [(ids.as_utc(at), status) for at, status in done if at is not None]
-    attempts = [(ids.as_utc(at), duration) for at, duration in tried]
+    session = state.db.session
+    recent = (D.webhook_id == webhook.id, D.created_at >= week - timedelta(days=1))
+    completed, started = epoch_hour(session, D.completed_at), epoch_hour(session, A.started_at)
+    if completed is not None and started is not None:
+        # Counted per hour by the database: no row-by-row datetimes in Python.
+        counts = session.execute(
+            sa.select(completed, D.status, sa.func.count())
+            .where(*recent, D.completed_at >= week)
+            .group_by(completed, D.status)
+        ).all()
+        durations = session.execute(
+            sa.select(started, A.duration_ms)
+            .join(D, D.id == A.delivery_id)
+            .where(*recent, A.started_at >= week, A.duration_ms.is_not(None))
+        ).all()
+        finished = [(hour_start(int(hour)), status, int(n)) for hour, status, n in counts]
+        attempts = [(hour_start(int(hour)), duration) for hour, duration in durations]
+    else:  # another database: read the rows
+        done = session.execute(sa.select(D.completed_at, D.status).where(*recent, D.completed_at >= week)).all()
+        tried = session.execute(
+            sa.select(A.started_at, A.duration_ms).join(D, D.id == A.delivery_id).where(*recent, A.started_at >= week)
+        ).all()
+        finished = [(ids.as_utc(at), status, 1) for at, status in done if at is not None]
+        attempts = [(ids.as_utc(at), duration) for at, duration in tried]
     periods = []
     for label, hours in (("Last 24 hours", 24), ("Last 7 days", 24 * 7)):
         buckets = charts.hourly(now, hours, finished, attempts)
