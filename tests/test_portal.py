@@ -10,11 +10,10 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
-from conftest import LOCAL_CONFIG
 from cryptography.fernet import Fernet
 from flask import Flask
 
-from e2e.helpers import BRAND_ID, clear_queue, delivery_rows, emit, make_webhook, process_open, webhook_row
+from e2e.helpers import BRAND_ID, delivery_rows, emit, make_webhook, process_open, webhook_row
 from e2e.receiver import Receiver, Reply
 from flask_trakkr_webhooks import get_state, ids
 from flask_trakkr_webhooks.portal import security
@@ -25,17 +24,12 @@ HOSTILE = '<script>alert("x")</script><a href="javascript:alert(1)">click</a>'
 
 
 @pytest.fixture
-def portal_app(make_app: Any) -> Any:
-    """An app with the portal on, a policy allowing ``BRAND_ID`` only, and a brand lister."""
-    app = make_app(
-        policy=lambda brand_id: brand_id == BRAND_ID,
-        TRAKKR_WEBHOOKS_PORTAL=True,
-        SECRET_KEY="test-secret",
-        **LOCAL_CONFIG,
-    )
+def portal_app(new_app: Any) -> Any:
+    """An app delivering to local receivers with the portal on, a policy allowing ``BRAND_ID`` only,
+    and a brand lister."""
+    app = new_app(policy=lambda brand_id: brand_id == BRAND_ID, TRAKKR_WEBHOOKS_PORTAL=True, SECRET_KEY="test-secret")
     app.webhooks.portal_brands(lambda: [(BRAND_ID, "Acme"), (OTHER_BRAND, "Globex")])
-    yield app
-    clear_queue(app)
+    return app
 
 
 @pytest.fixture
