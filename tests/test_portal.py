@@ -299,6 +299,21 @@ def test_preview_renders_the_forms_template_without_saving(portal_app: Flask, po
     assert webhook_row(portal_app, hook).template is None
 
 
+def test_preview_of_a_new_webhook_uses_the_forms_url_and_template(portal: Any) -> None:
+    slack = post(portal, f"{P}/preview?brand_id={BRAND_ID}", {"url": "https://hooks.slack.com/services/T/B/x"})
+    answer = slack.get_json()
+    assert slack.status_code == 200 and answer["provider"] == "slack" and '"blocks"' in answer["body"]
+    templated = post(
+        portal,
+        f"{P}/preview?brand_id={BRAND_ID}",
+        {"url": "https://example.com/h", "template": '{"t": "{{ event.type }}"}', "event": "report_completed"},
+    ).get_json()
+    assert '"t": "report_completed"' in templated["body"]
+    bad = post(portal, f"{P}/preview?brand_id={BRAND_ID}", {"event": "nope"})
+    assert bad.status_code == 400 and bad.get_json() == {"error": "event must be a known event type"}
+    assert post(portal, f"{P}/preview?brand_id={OTHER_BRAND}", {}).status_code == 403
+
+
 # -- detail, log, attempts ----------------------------------------------------------------------------
 
 

@@ -30,9 +30,10 @@ from ..api.common import (
     may_manage,
     missing_policy_error,
     sample_event_type,
+    sample_payload,
     webhook_query,
 )
-from ..api.preview import build_preview, mask_headers
+from ..api.preview import mask_headers
 from ..claim import endpoint_of
 from ..errors import APIError
 from ..models import DELIVERY_STATUSES, FAILED, SUCCEEDED
@@ -54,6 +55,7 @@ def register(bp: Blueprint) -> None:
     bp.add_url_rule("/events", "events", event_catalog, methods=get)
     bp.add_url_rule("/detect", "detect", detect, methods=get)
     bp.add_url_rule("/new", "new_webhook", new_webhook, methods=[*get, *post])
+    bp.add_url_rule("/preview", "preview_new", preview_new, methods=post)
     bp.add_url_rule("/<webhook_id>", "webhook", webhook_detail, methods=get)
     bp.add_url_rule("/<webhook_id>/edit", "edit_webhook", edit_webhook, methods=[*get, *post])
     bp.add_url_rule("/<webhook_id>/health", "health", health, methods=get)
@@ -514,20 +516,49 @@ def edit_webhook(webhook_id: str) -> Any:
 
 
 def preview(webhook_id: str) -> Response | tuple[Response, int]:
-    """``POST /<id>/preview`` (the form's script): the body a sample event would get with the form's
-    template and provider, not saved; ``{"body": ...}`` or ``{"error": ...}`` (400)."""
+    """``POST /<id>/preview`` (the edit form's script): the body a sample event would get with the
+    form's template and provider (the webhook's credentials and headers), not saved."""
     webhook = webhook_or_404(webhook_id)
     state = get_state()
+    now = ids.utcnow()
     try:
         event_type = sample_event_type(state, webhook, request.form.get("event") or None)
-        shown = build_preview(webhook, event_type)
-        template_text = request.form.get("template", "").strip()
-        provider = request.form.get("provider") or providers.detect_provider(request.form.get("url") or webhook.url)
-        template = json.loads(template_text) if template_text else None
-        endpoint = replace(endpoint_of(webhook, ids.utcnow()), provider=provider, template=template)
-        body = message.render_body(endpoint, shown["payload"], state.event_types.spec(event_type))
     except APIError as exc:
         return jsonify({"error": exc.message}), 400
+    payload = sample_payload(state, webhook, event_type, event_id=ids.new_id(ids.EVENT), now=now)
+    return render_preview(endpoint_of(webhook, now), payload, event_type)
+
+
+def preview_new() -> Response | tuple[Response, int]:
+    """``POST /preview?brand_id=`` (the new-webhook form's script): as :func:`preview`, for a webhook
+    not created yet (the brand's sample event, the form's URL, format and template)."""
+    require_policy()
+    brand_id = brand_param()
+    state = get_state()
+    requested = request.form.get("event") or next(iter(state.event_types))
+    if requested not in state.event_types:
+        return jsonify({"error": "event must be a known event type"}), 400
+    payload = events.sample_payload(
+        requested,
+        spec=state.event_types.spec(requested),
+        brand={"id": brand_id, **events.SAMPLE_BRAND},
+        event_id=ids.new_id(ids.EVENT),
+        timestamp=ids.utcnow(),
+    )
+    return render_preview(message.Endpoint(url=request.form.get("url") or ""), payload, requested)
+
+
+def render_preview(
+    endpoint: message.Endpoint, payload: dict[str, Any], event_type: str
+) -> Response | tuple[Response, int]:
+    """``{"provider", "event_type", "body"}`` of ``payload`` sent to ``endpoint`` with the form's
+    provider (blank: detected from the form's URL) and template; ``{"error"}`` (400) when it cannot render."""
+    template_text = request.form.get("template", "").strip()
+    provider = request.form.get("provider") or providers.detect_provider(request.form.get("url") or endpoint.url)
+    try:
+        template = json.loads(template_text) if template_text else None
+        shown = replace(endpoint, provider=provider, template=template)
+        body = message.render_body(shown, payload, get_state().event_types.spec(event_type))
     except ValueError as exc:  # malformed JSON, a template or provider that cannot render
         return jsonify({"error": str(exc)}), 400
     return jsonify({"provider": provider, "event_type": event_type, "body": json.dumps(json.loads(body), indent=2)})

@@ -158,6 +158,7 @@ def test_portal_flows_in_chromium(site: dict[str, Any], browser_page: tuple[Any,
     page.get_by_role("link", name="New webhook").click()
     page.get_by_label("Endpoint URL").fill("https://hooks.slack.com/services/T0/B0/x")
     page.get_by_text("Detected format: slack").wait_for()
+    page.locator("#preview-body", has_text='"blocks"').wait_for()  # Slack's format, previewed live
     page.get_by_label("Endpoint URL").fill(f"{rx.url}/hooks/portal")
     page.get_by_text("Detected format: webhook").wait_for()
     page.get_by_label("Description").fill("Portal test hook")

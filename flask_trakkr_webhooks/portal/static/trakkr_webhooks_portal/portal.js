@@ -1,5 +1,5 @@
 /* flask-trakkr-webhooks portal: the only script (no inline scripts; the CSP allows 'self' only).
-   The form shows the provider detected from the URL as it is typed, and, when editing, a live
+   The form shows the provider detected from the URL as it is typed, and a live
    preview of the body a sample event would get. Every page works without it. */
 (function () {
   "use strict";
