@@ -46,6 +46,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         # Demo receivers run on 127.0.0.1 over plain HTTP; production keeps both guards on.
         TRAKKR_WEBHOOKS_REQUIRE_HTTPS=not local,
         TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=local,
+        # The web portal, behind this app's session login (portal_login.py).
+        TRAKKR_WEBHOOKS_PORTAL=True,
+        SECRET_KEY=os.environ.get("EXAMPLE_SECRET_KEY") or os.urandom(32),
     )
     if os.environ.get("TRAKKR_WEBHOOKS_ENCRYPTION_KEY"):
         app.config["TRAKKR_WEBHOOKS_ENCRYPTION_KEY"] = os.environ["TRAKKR_WEBHOOKS_ENCRYPTION_KEY"]
@@ -54,11 +57,14 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     db.init_app(app)
     webhooks.init_app(app, db)
 
-    from . import auth, cli, models, routes  # noqa: F401  (models register on db)
+    from . import auth, cli, models, portal_login, routes  # noqa: F401  (models register on db)
 
     webhooks.access_policy(auth.can_manage)
+    webhooks.portal_brands(portal_login.brands)
     app.before_request(auth.authenticate)
+    app.before_request(portal_login.require_login)
     app.register_blueprint(routes.bp)
+    app.register_blueprint(portal_login.bp)
     app.cli.add_command(cli.seed)
     app.cli.add_command(cli.simulate)
 

@@ -6,15 +6,24 @@ from flask import g, request
 from werkzeug.exceptions import Unauthorized
 
 from flask_trakkr_webhooks.api import PUBLIC_ENDPOINTS
+from flask_trakkr_webhooks.portal import BLUEPRINT_NAME as PORTAL
 
 from . import db
 from .models import Brand, hash_key
+from .portal_login import signed_in_brand
 
 
 def current_brand() -> Brand:
     """The brand whose API key is in ``Authorization: Bearer <key>``; 401 without a valid key."""
     if "brand" in g:
         return g.brand
+    if request.blueprint == PORTAL:
+        # Portal pages: the brand signed in with the session (portal_login.py), never a header.
+        signed_in = signed_in_brand()
+        if signed_in is None:
+            raise Unauthorized("Sign in first.")
+        g.brand = signed_in
+        return signed_in
     header = request.headers.get("Authorization", "")
     scheme, _, key = header.partition(" ")
     if scheme.lower() != "bearer" or not key.strip():

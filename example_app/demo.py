@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
             redis_url = server.url
             say(f"redis:    no Redis at REDIS_URL; started an embedded one at {redis_url}")
 
-        host_port, receiver_port = free_port(), free_port()
+        host_port, receiver_port, metrics_port = free_port(), free_port(), free_port()
         # Standard Webhooks form: "whsec_" + base64 of 32 random bytes.
         signing_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
         bearer = secrets.token_urlsafe(24)
@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> int:
             relay=True,
         )
         children.start("host", flask_cmd("run", "--port", str(host_port), "--no-reload"), env)
-        children.start("worker", flask_cmd("webhooks", "worker"), env)
+        children.start("worker", flask_cmd("webhooks", "worker", "--metrics-port", str(metrics_port)), env)
         base = f"http://127.0.0.1:{host_port}"
         receiver = f"http://127.0.0.1:{receiver_port}"
         wait_http(base + "/brands/me", children)
@@ -306,10 +306,14 @@ def run(args: argparse.Namespace) -> int:
 
         if args.keep_running and ok:
             say(f"\nrunning: host {base}  receiver {receiver}  redis {redis_url}")
+            say(f"portal:  {base}/webhooks/portal  (sign in with the API key {brand['api_key']})")
             retried = next((d for d in final.values() if d["hook"] == "signed" and d.get("attempt_count", 1) > 1), None)
             dlv = (retried or next(d for d in final.values() if d["hook"] == "signed"))["id"]
             say("for the docs' curl examples (docs/rest-api.md and the pages it links), in another terminal:")
-            say(f"  export API={base} KEY={brand['api_key']} WH={hooks['signed']['id']} DLV={dlv} RX={receiver}")
+            say(
+                f"  export API={base} KEY={brand['api_key']} WH={hooks['signed']['id']} DLV={dlv} RX={receiver}"
+                f" METRICS=http://127.0.0.1:{metrics_port}/metrics"
+            )
             say('  curl -s "$API/webhooks" -H "Authorization: Bearer $KEY"')
             say("Ctrl-C stops everything.")
             try:

@@ -70,6 +70,9 @@ DEFAULTS: dict[str, Any] = {
     "STATUS_MIN_SUCCESS_RATE": 0.5,
     "STATUS_MAX_DISABLED_ENDPOINTS": None,
     "TRACEPARENT_HEADER": False,
+    # The web portal (docs: portal): off by default; mounted at PORTAL_PREFIX when on.
+    "PORTAL": False,
+    "PORTAL_PREFIX": "/webhooks/portal",
 }
 
 
@@ -155,6 +158,8 @@ DESCRIPTIONS: dict[str, str] = {
     ),
     "STATUS_MAX_DISABLED_ENDPOINTS": "… or when more webhooks are disabled (none: not checked)",
     "TRACEPARENT_HEADER": "with the `[otel]` extra: send each attempt's W3C `traceparent` header to the receiver",
+    "PORTAL": "mount the web portal (webhooks, delivery logs, replay, health; [portal](portal.md))",
+    "PORTAL_PREFIX": "where the portal is mounted",
 }
 
 
@@ -205,6 +210,8 @@ class Settings:
     status_min_success_rate: float = 0.5
     status_max_disabled_endpoints: int | None = None
     traceparent_header: bool = False
+    portal: bool = False
+    portal_prefix: str = "/webhooks/portal"
 
 
 def apply_defaults(config: dict[str, Any]) -> None:
@@ -300,6 +307,9 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     def optional(key: str, minimum: float, maximum: float | None = None) -> int | None:
         return None if get(key) is None else number(key, minimum, integer=True, maximum=maximum)
 
+    portal_prefix = get("PORTAL_PREFIX")
+    if not isinstance(portal_prefix, str) or not portal_prefix.startswith("/") or not portal_prefix.strip("/"):
+        raise ConfigError(f"{PREFIX}PORTAL_PREFIX must start with '/' and name a path, got {portal_prefix!r}")
     known = {PREFIX + k for k in DEFAULTS}
     extra = {k: v for k, v in config.items() if k.startswith(PREFIX) and k not in known}
     return Settings(
@@ -346,4 +356,6 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         status_min_success_rate=number("STATUS_MIN_SUCCESS_RATE", 0, maximum=1),
         status_max_disabled_endpoints=optional("STATUS_MAX_DISABLED_ENDPOINTS", 0),
         traceparent_header=flag("TRACEPARENT_HEADER"),
+        portal=flag("PORTAL"),
+        portal_prefix=portal_prefix.rstrip("/"),
     )

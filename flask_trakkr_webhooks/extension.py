@@ -17,7 +17,8 @@ from .api import create_blueprint, register_app_error_handlers
 from .cli import webhooks_cli
 from .events import EventTypes
 from .models import models_for
-from .state import EXTENSION_KEY, AccessPolicy, DisabledHandler, Hooks, WebhooksState, get_state
+from .portal import mount as mount_portal
+from .state import EXTENSION_KEY, AccessPolicy, BrandLister, DisabledHandler, Hooks, WebhooksState, get_state
 
 if TYPE_CHECKING:  # pragma: no cover
     from flask_sqlalchemy import SQLAlchemy
@@ -67,7 +68,9 @@ class TrakkrWebhooks:
         ssrf.parse_cidrs(settings.allowed_cidrs)
         app.extensions[EXTENSION_KEY] = WebhooksState(db=db, models=models_for(db), settings=settings, hooks=self.hooks)
         app.register_blueprint(create_blueprint(), url_prefix=settings.url_prefix)
-        register_app_error_handlers(app, settings.url_prefix)
+        register_app_error_handlers(app, settings.url_prefix, settings.portal_prefix if settings.portal else None)
+        if settings.portal:
+            mount_portal(app, settings.portal_prefix)
         app.cli.add_command(webhooks_cli)
 
     # -- host hooks ---------------------------------------------------------------
@@ -80,6 +83,12 @@ class TrakkrWebhooks:
         to answer 401 when the caller is not authenticated at all.
         """
         self.hooks.access_policy = func
+        return func
+
+    def portal_brands(self, func: BrandLister) -> BrandLister:
+        """Decorator: register ``func() -> [(brand_id, name), ...]``, the brands the current user
+        may see, listed by the portal's brand picker (the access policy still decides each request)."""
+        self.hooks.portal_brands = func
         return func
 
     def on_disabled(self, func: DisabledHandler) -> DisabledHandler:

@@ -12,7 +12,7 @@ delivery engine's threads) live in :class:`ProcessResources`, made anew in each 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -38,6 +38,8 @@ EXTENSION_KEY = "trakkr_webhooks"
 AccessPolicy = Callable[[str], bool]
 #: Called with a webhook row after the sender disabled it.
 DisabledHandler = Callable[[Any], None]
+#: ``lister() -> [(brand_id, name), ...]``: the brands the current user may see (the portal's picker).
+BrandLister = Callable[[], Iterable[tuple[str, str]]]
 
 
 @dataclass
@@ -47,6 +49,7 @@ class Hooks:
     event_types: EventTypes = field(default_factory=EventTypes.builtin)
     access_policy: AccessPolicy | None = None
     disabled_handlers: list[DisabledHandler] = field(default_factory=list)
+    portal_brands: BrandLister | None = None
 
 
 @dataclass

@@ -58,7 +58,7 @@ LAYERS: dict[str, int] = {
         ),
         2,
     ),
-    **dict.fromkeys(("api", "cli", "jobs", "worker", "delivery"), 3),
+    **dict.fromkeys(("api", "cli", "jobs", "worker", "delivery", "portal"), 3),
     "extension": 4,
     "__init__": 5,
 }

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, Flask, Response, current_app, request
+from flask import Blueprint, Flask, Response, request
 from werkzeug.exceptions import HTTPException, MethodNotAllowed, NotFound
 from werkzeug.routing import RequestRedirect
 
 from ..errors import APIError
 from ..state import get_state
 from . import deliveries, openapi, preview, webhooks
-from .common import BLUEPRINT_NAME, error_response, register_error_handlers
+from .common import BLUEPRINT_NAME, error_response, missing_policy_error, register_error_handlers
 
 __all__ = ["BLUEPRINT_NAME", "PUBLIC_ENDPOINTS", "create_blueprint", "register_app_error_handlers"]
 
@@ -36,7 +36,7 @@ def create_blueprint() -> Blueprint:
     return bp
 
 
-def register_app_error_handlers(app: Flask, url_prefix: str) -> None:
+def register_app_error_handlers(app: Flask, url_prefix: str, exclude: str | None = None) -> None:
     """Answer 404/405 under the prefix as JSON; leave the host's other pages alone.
 
     Routing errors happen before a blueprint is chosen, so blueprint handlers never
@@ -44,12 +44,16 @@ def register_app_error_handlers(app: Flask, url_prefix: str) -> None:
     Werkzeug's routing redirects (a path with ``//`` is redirected, 308, to the path with
     single slashes) never reach an error handler at all: an app-level ``before_request``
     answers them, under the prefix, with a JSON 404 instead of an HTML redirect.
+    Paths under ``exclude`` (the portal's prefix, when it is under ours) are left alone.
     """
     prefix = url_prefix.rstrip("/")
+    skip = exclude.rstrip("/") if exclude else None
 
     def ours() -> bool:
         # "//webhooks//x" is under the prefix too: werkzeug would merge its slashes.
         path = re.sub("/{2,}", "/", request.path)
+        if skip and (path == skip or path.startswith(skip + "/")):
+            return False
         return path == prefix or path.startswith(prefix + "/") or not prefix
 
     def handler(error: HTTPException) -> HTTPException | Response:
@@ -98,9 +102,6 @@ def _guard_request() -> None:
             )
     if request.endpoint in PUBLIC_ENDPOINTS:
         return
-    if state.access_policy is None and not (current_app.testing or state.settings.open_api):
-        raise APIError(
-            403,
-            "No access policy is configured: register one with @webhooks.access_policy "
-            "(or set TRAKKR_WEBHOOKS_OPEN_API = True to allow every request).",
-        )
+    refused = missing_policy_error()
+    if refused is not None:
+        raise refused

@@ -273,6 +273,19 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return value
 
 
+def missing_policy_error() -> APIError | None:
+    """The 403 of the secure default: no access policy is configured (and neither testing nor
+    ``OPEN_API`` allows every request); ``None`` when requests may go on to the policy."""
+    state = get_state()
+    if state.access_policy is None and not (current_app.testing or state.settings.open_api):
+        return APIError(
+            403,
+            "No access policy is configured: register one with @webhooks.access_policy "
+            "(or set TRAKKR_WEBHOOKS_OPEN_API = True to allow every request).",
+        )
+    return None
+
+
 def may_manage(brand_id: str) -> bool:
     """Ask the host's access policy whether this request may manage webhooks of ``brand_id``.
 

@@ -15,6 +15,7 @@ and deliveries of another webhook, the answer is 404.
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -53,7 +54,8 @@ def register(bp: Blueprint) -> None:
 # -- helpers ----------------------------------------------------------------------------------
 
 
-def _delivery_or_404(webhook: Any, delivery_id: str) -> Any:
+def delivery_or_404(webhook: Any, delivery_id: str) -> Any:
+    """The delivery ``delivery_id`` of ``webhook``, or a 404 (another webhook's is a 404 too)."""
     found = None
     if DELIVERY_ID.match(delivery_id):
         state = get_state()
@@ -72,22 +74,7 @@ def list_deliveries(webhook_id: str) -> Response:
     state = get_state()
     webhook = get_or_404(webhook_id)
     limit = parse_limit(params.get("limit"), state.settings.page_size, state.settings.max_page_size)
-    D = state.models.Delivery
-    query = sa.select(D).where(D.webhook_id == webhook.id).order_by(D.created_at.desc(), D.id.desc())
-    status = params.get("status")
-    if status is not None:
-        if status not in DELIVERY_STATUSES:
-            raise invalid(ValidationError({"status": [f"must be one of {', '.join(DELIVERY_STATUSES)}"]}))
-        query = query.where(D.status == status)
-    if "starting_after" in params:
-        cursor_id = params["starting_after"]
-        cursor = state.db.session.get(D, cursor_id) if DELIVERY_ID.match(cursor_id) else None
-        if cursor is None or cursor.webhook_id != webhook.id:
-            raise invalid(ValidationError({"starting_after": ["must be the id of a delivery of this webhook"]}))
-        query = query.where(
-            sa.or_(D.created_at < cursor.created_at, sa.and_(D.created_at == cursor.created_at, D.id < cursor.id))
-        )
-    rows = state.db.session.execute(query.limit(limit + 1)).scalars().all()
+    rows = delivery_page(webhook, limit + 1, status=params.get("status"), starting_after=params.get("starting_after"))
     return jsonify(
         {
             "object": "list",
@@ -97,20 +84,68 @@ def list_deliveries(webhook_id: str) -> Response:
     )
 
 
+def delivery_page(
+    webhook: Any,
+    wanted: int,
+    *,
+    status: str | None = None,
+    starting_after: str | None = None,
+    event_type: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Any]:
+    """Up to ``wanted`` deliveries of ``webhook``, newest first, after the delivery ``starting_after``
+    (a keyset cursor on ``(created_at, id)``, served by the log's index), filtered by ``status``,
+    ``event_type`` and ``since <= created_at < until``. 400 (``APIError``) on a bad status or cursor.
+    The API's list and the portal's delivery log both read pages through this."""
+    state = get_state()
+    D = state.models.Delivery
+    query = sa.select(D).where(D.webhook_id == webhook.id).order_by(D.created_at.desc(), D.id.desc())
+    if status is not None:
+        if status not in DELIVERY_STATUSES:
+            raise invalid(ValidationError({"status": [f"must be one of {', '.join(DELIVERY_STATUSES)}"]}))
+        query = query.where(D.status == status)
+    if event_type is not None:
+        Event = state.models.Event
+        # Correlated: checked row by row in the log's index order, so a page stops after its rows.
+        query = query.where(sa.exists().where(Event.id == D.event_id, Event.type == event_type))
+    if since is not None:
+        query = query.where(D.created_at >= since)
+    if until is not None:
+        query = query.where(D.created_at < until)
+    if starting_after is not None:
+        cursor = state.db.session.get(D, starting_after) if DELIVERY_ID.match(starting_after) else None
+        if cursor is None or cursor.webhook_id != webhook.id:
+            raise invalid(ValidationError({"starting_after": ["must be the id of a delivery of this webhook"]}))
+        query = query.where(
+            sa.or_(D.created_at < cursor.created_at, sa.and_(D.created_at == cursor.created_at, D.id < cursor.id))
+        )
+    return list(state.db.session.execute(query.limit(wanted)).scalars().all())
+
+
 def get_delivery(webhook_id: str, delivery_id: str) -> Response:
     """``GET /webhooks/<id>/deliveries/<delivery_id>``: the delivery with its payload and every attempt."""
     query_params()
     webhook = get_or_404(webhook_id)
-    return jsonify(dump_delivery(_delivery_or_404(webhook, delivery_id), detail=True))
+    return jsonify(dump_delivery(delivery_or_404(webhook, delivery_id), detail=True))
 
 
 def redeliver(webhook_id: str, delivery_id: str) -> Response:
     """``POST .../redeliver``: 202 and a new delivery of the same event, sent by a worker."""
     query_params()
     state = get_state()
-    webhook = get_or_404(webhook_id)
-    original = _delivery_or_404(webhook, delivery_id)
+    delivery_or_404(get_or_404(webhook_id), delivery_id)  # 404 before judging the body
     no_body_fields(json_body(required=False))
+    copy = redeliver_delivery(webhook_id, delivery_id)
+    return json_response(dump_delivery(state.db.session.get(state.models.Delivery, copy), detail=True), 202)
+
+
+def redeliver_delivery(webhook_id: str, delivery_id: str) -> str:
+    """A new delivery of the event of ``delivery_id`` (same ``meta.event_id``), enqueued once this
+    commits; its id. ``APIError``: 404 when not the caller's, 409 for a test or an inactive webhook."""
+    state = get_state()
+    webhook = get_or_404(webhook_id)
+    original = delivery_or_404(webhook, delivery_id)
     if original.is_test:
         raise APIError(409, "A test delivery cannot be redelivered: send a new one with POST /webhooks/<id>/test.")
     if not webhook.active:
@@ -119,14 +154,33 @@ def redeliver(webhook_id: str, delivery_id: str) -> Response:
     (copy_id,) = rows.insert_deliveries(state, [(original.event_id, webhook.id)])
     outbox.track(state, session(), [copy_id])  # enqueued once this commit succeeds
     session.commit()
-    return json_response(dump_delivery(session.get(state.models.Delivery, copy_id), detail=True), 202)
+    return str(copy_id)
 
 
 def test_webhook(webhook_id: str) -> Response:
     """``POST /webhooks/<id>/test``: one immediate attempt of a sample event; 200 with its result."""
     state, webhook, event_type = sample_request(webhook_id)
-    require_credentials(webhook, "send a test")  # 409 before anything is written
+    result, logged = send_test(webhook, event_type)
+    error = None
+    if result.status != "succeeded":
+        error = {"type": result.error_type or "http_error", "message": result.error_message}
+    return jsonify(
+        {
+            "object": "test_result",
+            "success": result.status == "succeeded",
+            "status_code": result.status_code,
+            "duration_ms": result.duration_ms,
+            "error": error,
+            "delivery": dump_delivery(logged, detail=True),
+        }
+    )
 
+
+def send_test(webhook: Any, event_type: str) -> tuple[Any, Any]:
+    """Send one immediate attempt of a sample ``event_type`` to ``webhook`` (found with the policy's
+    leave); the attempt's result and the logged test delivery. 409 for unreadable credentials."""
+    state = get_state()
+    require_credentials(webhook, "send a test")  # 409 before anything is written
     m = state.models
     session = state.db.session
     now = ids.utcnow()
@@ -149,17 +203,4 @@ def test_webhook(webhook_id: str) -> Response:
     session.commit()
     result = jobs.send_now(state, work)
     session.expire_all()
-    logged = session.get(m.Delivery, test_id)
-    error = None
-    if result.status != "succeeded":
-        error = {"type": result.error_type or "http_error", "message": result.error_message}
-    return jsonify(
-        {
-            "object": "test_result",
-            "success": result.status == "succeeded",
-            "status_code": result.status_code,
-            "duration_ms": result.duration_ms,
-            "error": error,
-            "delivery": dump_delivery(logged, detail=True),
-        }
-    )
+    return result, session.get(m.Delivery, test_id)

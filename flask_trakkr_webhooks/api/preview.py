@@ -26,12 +26,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from flask import Blueprint, Response, jsonify
 
 from .. import ids, message
 from ..claim import endpoint_of
 from ..errors import APIError
+from ..state import get_state
 from .common import require_credentials, sample_payload, sample_request
 
 #: What a masked credential looks like.
@@ -65,6 +67,13 @@ def mask_headers(headers: Mapping[str, str], endpoint: message.Endpoint) -> tupl
 def preview_webhook(webhook_id: str) -> Response:
     """``POST /webhooks/<id>/preview``: 200 with the body and headers a sample event would be sent with."""
     state, webhook, event_type = sample_request(webhook_id)
+    return jsonify(build_preview(webhook, event_type))
+
+
+def build_preview(webhook: Any, event_type: str) -> dict[str, Any]:
+    """The preview object (as ``POST /webhooks/<id>/preview`` answers) of a sample ``event_type``
+    for ``webhook``; 409 (``APIError``) when its request cannot be built."""
+    state = get_state()
     require_credentials(webhook, "preview the request")
     now = ids.utcnow()
     payload = sample_payload(state, webhook, event_type, event_id=ids.new_id(ids.EVENT), now=now)
@@ -81,20 +90,18 @@ def preview_webhook(webhook_id: str) -> Response:
         raise APIError(409, f"The webhook's request cannot be built, so every delivery would fail: {exc}") from None
     headers, masked = mask_headers(msg.headers, endpoint)
     text = msg.body.decode("utf-8")
-    return jsonify(
-        {
-            "object": "preview",
-            "webhook_id": webhook.id,
-            "event_type": event_type,
-            "subscribed": event_type in (webhook.events or []),
-            "method": "POST",
-            "url": msg.url,
-            "provider": endpoint.provider,
-            "templated": endpoint.template is not None,
-            "headers": headers,
-            "masked_headers": masked,
-            "body": json.loads(text),  # parsed back: the exact text is body_text
-            "body_text": text,
-            "payload": payload,
-        }
-    )
+    return {
+        "object": "preview",
+        "webhook_id": webhook.id,
+        "event_type": event_type,
+        "subscribed": event_type in (webhook.events or []),
+        "method": "POST",
+        "url": msg.url,
+        "provider": endpoint.provider,
+        "templated": endpoint.template is not None,
+        "headers": headers,
+        "masked_headers": masked,
+        "body": json.loads(text),  # parsed back: the exact text is body_text
+        "body_text": text,
+        "payload": payload,
+    }

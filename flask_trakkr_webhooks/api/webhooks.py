@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -41,6 +42,10 @@ from .common import (
     unreadable_error,
     webhook_query,
 )
+
+#: What the service functions take for a request body: read only once the webhook is found,
+#: so another brand's webhook is a 404 whatever the body (the API passes ``json_body``).
+Body = Callable[[], dict[str, Any]]
 
 #: Rows read per query while the unfiltered list looks for webhooks the policy allows.
 _SCAN_BATCH = 100
@@ -132,7 +137,16 @@ def _respond(webhook_id: str, status: int = 200) -> Response:
 def create_webhook() -> Response:
     """``POST /webhooks``: register an endpoint; 201 with the webhook object."""
     query_params()
-    body = json_body()
+    webhook = create(json_body())
+    response = _respond(webhook.id, 201)
+    response.headers["Location"] = url_for(f"{BLUEPRINT_NAME}.get_webhook", webhook_id=webhook.id)
+    return response
+
+
+def create(body: dict[str, Any]) -> Any:
+    """Register an endpoint from a request ``body`` (the fields of ``POST /webhooks``); the new
+    webhook, committed. ``APIError``: 403 for a brand the policy refuses, 400 for a bad field.
+    The API and the portal both create webhooks through this."""
     state = get_state()
     # Ask the policy before judging the rest, so an unauthenticated caller gets its 401/403.
     brand_id = canonical_uuid(body.get("brand_id"))
@@ -150,9 +164,7 @@ def create_webhook() -> Response:
     webhook.created_at = webhook.updated_at = now
     state.db.session.add(webhook)
     state.db.session.commit()
-    response = _respond(webhook.id, 201)
-    response.headers["Location"] = url_for(f"{BLUEPRINT_NAME}.get_webhook", webhook_id=webhook.id)
-    return response
+    return webhook
 
 
 def list_webhooks() -> Response:
@@ -243,9 +255,16 @@ def get_webhook(webhook_id: str) -> Response:
 def update_webhook(webhook_id: str) -> Response:
     """``PATCH /webhooks/<id>``: change some fields; the provider follows a new URL unless given."""
     query_params()
+    webhook = update(webhook_id, json_body)
+    return _respond(webhook.id)
+
+
+def update(webhook_id: str, read_body: Body) -> Any:
+    """Change the fields of ``body`` (as ``PATCH /webhooks/<id>``) and commit; the webhook.
+    ``APIError``: 404 when it is not the caller's, 400 for a bad field, 409 for unreadable credentials."""
     state = get_state()
     webhook = get_or_404(webhook_id, lock=True)
-    body = json_body()
+    body = read_body()  # after the 404: another brand's webhook is not told about its body
     try:
         changes = schemas.prepare_update(body, schemas.current_values(webhook), state.settings, state.event_types)
     except ValidationError as exc:
@@ -273,13 +292,19 @@ def update_webhook(webhook_id: str) -> Response:
             setattr(webhook, name, value)
         webhook.updated_at = ids.utcnow()
         state.db.session.commit()
-        return _respond(webhook.id)
-    return json_response(schemas.dump_webhook(webhook), 200)
+    return webhook
 
 
 def delete_webhook(webhook_id: str) -> Response:
     """``DELETE /webhooks/<id>``: soft delete; open deliveries are cancelled in the same transaction."""
     query_params()
+    webhook = delete(webhook_id)
+    return jsonify({"id": webhook.id, "object": "webhook", "deleted": True})
+
+
+def delete(webhook_id: str) -> Any:
+    """Soft-delete the webhook (404 when it is not the caller's), drop its credentials, cancel its
+    open deliveries, commit; the deleted webhook."""
     state = get_state()
     webhook = get_or_404(webhook_id, lock=True)
     now = ids.utcnow()
@@ -291,7 +316,7 @@ def delete_webhook(webhook_id: str) -> Response:
         setattr(webhook, column, None)
     rows.cancel_open(state, webhook.id, "the webhook was deleted", now=now)
     state.db.session.commit()
-    return jsonify({"id": webhook.id, "object": "webhook", "deleted": True})
+    return webhook
 
 
 def rotate_secret(webhook_id: str) -> Response:
@@ -303,10 +328,17 @@ def rotate_secret(webhook_id: str) -> Response:
     within the grace period replaces the previous secret with the one just retired.
     """
     query_params()
+    webhook = rotate(webhook_id, lambda: json_body(required=False))
+    return _respond(webhook.id)
+
+
+def rotate(webhook_id: str, read_body: Body) -> Any:
+    """Rotate the signing secret (as ``POST /webhooks/<id>/rotate-secret`` with ``body``) and
+    commit; the webhook, whose ``signing_secret`` is the new one."""
     state = get_state()
     webhook = get_or_404(webhook_id, lock=True)
     try:
-        loaded = schemas.load_request(schemas.RotateSecretSchema(), json_body(required=False))
+        loaded = schemas.load_request(schemas.RotateSecretSchema(), read_body())
     except ValidationError as exc:
         raise invalid(exc) from None
     # The current secret must be readable: it keeps signing during the grace period.
@@ -325,7 +357,7 @@ def rotate_secret(webhook_id: str) -> Response:
     webhook.signing_secret = new
     webhook.updated_at = now
     state.db.session.commit()
-    return _respond(webhook.id)
+    return webhook
 
 
 def replay_webhook(webhook_id: str) -> Response:
@@ -338,21 +370,7 @@ def replay_webhook(webhook_id: str) -> Response:
     webhook is inactive (re-enable it first: ``PATCH {"active": true}``).
     """
     query_params()
-    state = get_state()
-    webhook = get_or_404(webhook_id, lock=True)  # one replay at a time: the next sees these deliveries
-    try:
-        loaded = schemas.load_request(schemas.ReplaySchema(), json_body())
-    except ValidationError as exc:
-        raise invalid(exc) from None
-    if not webhook.active:
-        raise APIError(409, 'The webhook is inactive: activate it (PATCH {"active": true}) before replaying.')
-    session = state.db.session
-    replayed, more = replay.replay(
-        state, webhook, since=loaded["since"], statuses=loaded["status"], limit=loaded["limit"]
-    )
-    if replayed:
-        outbox.track(state, session(), [r.delivery_id for r in replayed])  # enqueued once this commits
-    session.commit()
+    webhook, loaded, replayed, more = replay_since(webhook_id, json_body)
     return json_response(
         {
             "object": "replay",
@@ -368,3 +386,24 @@ def replay_webhook(webhook_id: str) -> Response:
         },
         202,
     )
+
+
+def replay_since(webhook_id: str, read_body: Body) -> tuple[Any, dict[str, Any], list[Any], bool]:
+    """Replay (as ``POST /webhooks/<id>/replay`` with ``body``) and commit: the webhook, the
+    loaded body, the replayed deliveries and whether more were left."""
+    state = get_state()
+    webhook = get_or_404(webhook_id, lock=True)  # one replay at a time: the next sees these deliveries
+    try:
+        loaded = schemas.load_request(schemas.ReplaySchema(), read_body())
+    except ValidationError as exc:
+        raise invalid(exc) from None
+    if not webhook.active:
+        raise APIError(409, 'The webhook is inactive: activate it (PATCH {"active": true}) before replaying.')
+    session = state.db.session
+    replayed, more = replay.replay(
+        state, webhook, since=loaded["since"], statuses=loaded["status"], limit=loaded["limit"]
+    )
+    if replayed:
+        outbox.track(state, session(), [r.delivery_id for r in replayed])  # enqueued once this commits
+    session.commit()
+    return webhook, loaded, list(replayed), more
