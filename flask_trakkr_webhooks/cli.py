@@ -1,4 +1,4 @@
-"""The ``flask webhooks`` command group: ``worker``, ``dispatch``, ``generate-key`` and ``rotate-key``."""
+"""The ``flask webhooks`` command group: worker, dispatch, generate-key, rotate-key, db and prune."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import crypto, dispatch
+from . import crypto, dispatch, migrate
 from .state import get_state
 from .worker import run_worker
 
@@ -75,3 +75,45 @@ def rotate_key_command() -> None:
     for column, count in counts.items():
         click.echo(f"{column}: {count} re-encrypted")
     click.echo(f"re-encrypted {sum(counts.values())} values with the first key")
+
+
+@webhooks_cli.group("db")
+def db_group() -> None:
+    """The extension's tables, for hosts without Alembic (with Alembic: docs/upgrading.md)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade_command(revision: str) -> None:
+    """Upgrade the webhook tables to REVISION (default: the newest), in one transaction.
+
+    Tables made by db.create_all() before migrations shipped are recognised and their
+    revision recorded first; nothing is created twice.
+    """
+    try:
+        result = migrate.upgrade(get_state(), revision)
+    except Exception as exc:
+        raise click.ClickException(f"could not upgrade: {type(exc).__name__}: {exc}") from None
+    if result["adopted"]:
+        click.echo(f"existing tables recognised as revision {result['adopted']}")
+    click.echo(f"webhook tables: {result['before'] or 'none'} -> {result['after']}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+def db_downgrade_command(revision: str) -> None:
+    """Downgrade the webhook tables to REVISION (`base` drops them with every row)."""
+    try:
+        result = migrate.downgrade(get_state(), revision)
+    except Exception as exc:
+        raise click.ClickException(f"could not downgrade: {type(exc).__name__}: {exc}") from None
+    click.echo(f"webhook tables: {result['before'] or 'none'} -> {result['after'] or 'none'}")
+
+
+@db_group.command("current")
+def db_current_command() -> None:
+    """Print the revision of the webhook tables and the newest one."""
+    state = get_state()
+    with state.db.engine.connect() as connection:
+        found = migrate.current(connection)
+    click.echo(f"current: {found or 'none'}; head: {migrate.head()}")

@@ -30,13 +30,14 @@ LAYERS: dict[str, int] = {
             "signing",
             "retry",
             "pacing",
+            "duration",
             "_version",
             "providers",
         ),
         0,
     ),
     # crypto is here because models' encrypted columns need its column type.
-    **dict.fromkeys(("config", "state", "models", "crypto"), 1),
+    **dict.fromkeys(("config", "state", "models", "crypto", "migrations"), 1),
     **dict.fromkeys(
         (
             "outbox",
@@ -53,6 +54,8 @@ LAYERS: dict[str, int] = {
             "schemas",
             "openapi",
             "testing",
+            "migrate",
+            "retention",
         ),
         2,
     ),
