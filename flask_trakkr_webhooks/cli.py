@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 from flask import current_app
 from flask.cli import AppGroup
 
-from . import crypto, dispatch, migrate
+from . import crypto, dispatch, duration, migrate, retention
 from .state import get_state
 from .worker import run_worker
 
@@ -117,3 +119,56 @@ def db_current_command() -> None:
     with state.db.engine.connect() as connection:
         found = migrate.current(connection)
     click.echo(f"current: {found or 'none'}; head: {migrate.head()}")
+
+
+def _duration_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return duration.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _summary(counts: retention.PruneCounts, dry_run: bool) -> str:
+    deleted, dropped = ("would delete", "would drop") if dry_run else ("deleted", "dropped")
+    return (
+        f"{deleted} {counts.deliveries} deliveries, {counts.attempts} attempts, {counts.events} events; "
+        f"{dropped} {counts.bodies} response bodies"
+    )
+
+
+@webhooks_cli.command("prune")
+@click.option(
+    "--older-than",
+    callback=_duration_option,
+    metavar="DURATION",
+    help="Prune what finished (and bodies older than) this long ago, e.g. 90d, 12h (default: the settings).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Rows per transaction.")
+def prune_command(older_than: float | None, dry_run: bool, batch_size: int | None) -> None:
+    """Delete finished deliveries, their attempts and events past TRAKKR_WEBHOOKS_RETENTION, and drop
+    response bodies past TRAKKR_WEBHOOKS_BODY_RETENTION, in batches. Open deliveries are never deleted."""
+    state = get_state()
+    cutoffs = retention.Cutoffs.of(state, older_than)
+    if cutoffs.rows is None and cutoffs.bodies is None:
+        click.echo("nothing to prune: TRAKKR_WEBHOOKS_RETENTION and BODY_RETENTION are None (kept for ever)")
+        return
+    for what, moment in (("rows finished", cutoffs.rows), ("response bodies", cutoffs.bodies)):
+        if moment is not None:
+            click.echo(f"{what} before {moment.isoformat(timespec='seconds')}")
+    try:
+        planned = retention.plan(state, cutoffs)
+        if dry_run:
+            click.echo(_summary(planned, dry_run=True))
+            return
+        with click.progressbar(length=planned.rows, label="pruning", file=sys.stderr) as bar:
+
+            def advance(step: str, rows: int) -> None:
+                bar.update(rows)
+
+            done = retention.prune(state, cutoffs, batch_size=batch_size, progress=advance)
+    except Exception as exc:
+        raise click.ClickException(f"could not prune: {type(exc).__name__}: {exc}") from None
+    click.echo(_summary(done, dry_run=False))

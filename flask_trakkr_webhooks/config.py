@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import pacing
+from . import duration, pacing
 from .errors import ConfigError
 from .events import MAX_DATA_DEPTH, MAX_DATA_DEPTH_LIMIT
 
@@ -58,6 +58,15 @@ DEFAULTS: dict[str, Any] = {
     # Most seconds a claimed delivery waits in a worker's memory for its endpoint's budget;
     # a longer wait hands it back to the queue until then.
     "PACING_HOLD": 30,
+    # Retention (docs: retention): finished deliveries, their attempts and their events are
+    # deleted this long after they finished (None: kept for ever); response bodies and headers
+    # of attempts are dropped sooner, after BODY_RETENTION.
+    "RETENTION": "30d",
+    "BODY_RETENTION": "7d",
+    # Seconds between two scheduled prunes by the workers (one worker at a time); 0: none.
+    "PRUNE_INTERVAL": 3600,
+    # Rows deleted (or bodies dropped) per transaction of a prune.
+    "PRUNE_BATCH_SIZE": 1000,
 }
 
 
@@ -99,6 +108,10 @@ class Settings:
     max_rate_limit_wait: float = 3600
     shared_hosts: frozenset[str] = frozenset()
     pacing_hold: float = 30
+    retention: float | None = 30 * 86400
+    body_retention: float | None = 7 * 86400
+    prune_interval: float = 3600
+    prune_batch_size: int = 1000
 
 
 def apply_defaults(config: dict[str, Any]) -> None:
@@ -187,6 +200,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         shared = [h.strip() for h in shared.split(",") if h.strip()]
     if not isinstance(shared, (list, tuple, set, frozenset)) or not all(isinstance(h, str) and h for h in shared):
         raise ConfigError(f"{PREFIX}SHARED_HOSTS must be a list of host names, got {shared!r}")
+    retention, body_retention = _durations(get("RETENTION"), get("BODY_RETENTION"))
     known = {PREFIX + k for k in DEFAULTS}
     extra = {k: v for k, v in config.items() if k.startswith(PREFIX) and k not in known}
     return Settings(
@@ -224,4 +238,30 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         max_rate_limit_wait=number("MAX_RATE_LIMIT_WAIT", 0),
         shared_hosts=frozenset(h.lower().rstrip(".") for h in shared),
         pacing_hold=number("PACING_HOLD", 0),
+        retention=retention,
+        body_retention=body_retention,
+        prune_interval=number("PRUNE_INTERVAL", 0),
+        prune_batch_size=number("PRUNE_BATCH_SIZE", 1, integer=True),
     )
+
+
+def _durations(retention: Any, body_retention: Any) -> tuple[float | None, float | None]:
+    """RETENTION and BODY_RETENTION in seconds (``None``: kept for ever); bodies never outlive their rows."""
+    out: list[float | None] = []
+    for key, value in (("RETENTION", retention), ("BODY_RETENTION", body_retention)):
+        try:
+            seconds = None if value is None else duration.parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{PREFIX}{key}: {exc}") from None
+        if seconds is not None and seconds < 3600:
+            raise ConfigError(f"{PREFIX}{key} must be at least 1h (or None: kept for ever), got {value!r}")
+        out.append(seconds)
+    rows, bodies = out
+    if bodies is None:  # no shorter rule for bodies: they go with their rows
+        bodies = rows
+    if rows is not None and bodies is not None and bodies > rows:
+        raise ConfigError(
+            f"{PREFIX}BODY_RETENTION ({body_retention!r}) must not exceed {PREFIX}RETENTION ({retention!r}): "
+            "bodies go with their rows at the latest"
+        )
+    return rows, bodies
