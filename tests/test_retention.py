@@ -10,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 from flask import Flask
 
+from e2e.helpers import row_counts
 from flask_trakkr_webhooks import get_state, ids, retention
 from flask_trakkr_webhooks.models import DELIVERY_STATUSES, FINISHED
 from flask_trakkr_webhooks.testing import seed_history
@@ -31,28 +32,12 @@ def make_hook(app: Flask) -> str:
 
 
 def counts(app: Flask) -> dict[str, Any]:
-    """Rows per table, deliveries per status, and attempts still holding a body."""
+    """Rows per table and attempts holding a body (``row_counts``), and deliveries per status."""
     with app.app_context():
-        state = get_state(app)
-        m = state.models
-        with state.db.engine.connect() as connection:
-
-            def count(table: sa.Table, *where: Any) -> int:
-                return int(connection.scalar(sa.select(sa.func.count()).select_from(table).where(*where)) or 0)
-
-            A = m.Attempt.__table__
-            by_status = dict(
-                connection.execute(
-                    sa.select(m.Delivery.__table__.c.status, sa.func.count()).group_by(m.Delivery.__table__.c.status)
-                ).all()
-            )
-            return {
-                "events": count(m.Event.__table__),
-                "deliveries": count(m.Delivery.__table__),
-                "attempts": count(A),
-                "bodies": count(A, sa.or_(A.c.response_body.is_not(None), A.c.response_headers.is_not(None))),
-                "by_status": by_status,
-            }
+        D = get_state(app).models.Delivery.__table__
+        with get_state(app).db.engine.connect() as connection:
+            by_status = dict(connection.execute(sa.select(D.c.status, sa.func.count()).group_by(D.c.status)).all())
+    return {**row_counts(app), "by_status": by_status}
 
 
 @pytest.fixture
