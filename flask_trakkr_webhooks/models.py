@@ -130,7 +130,7 @@ def _define(db: Any) -> Models:
         __table_args__ = (
             sa.Index("ix_trakkr_webhook_events_brand_created", "brand_id", "created_at"),
             # Retention: events past the cutoff, oldest first.
-            sa.Index("ix_trakkr_webhook_events_created", "created_at"),
+            sa.Index("ix_trakkr_webhook_events_created", "created_at", "id"),
         )
 
         id = sa.Column(sa.String(40), primary_key=True, default=lambda: ids.new_id(ids.EVENT))
@@ -149,7 +149,7 @@ def _define(db: Any) -> Models:
             # The sweep: open deliveries whose time has come.
             sa.Index("ix_trakkr_webhook_deliveries_status_next", "status", "next_attempt_at"),
             # Retention: finished deliveries past the cutoff (open ones have no completed_at).
-            sa.Index("ix_trakkr_webhook_deliveries_completed", "completed_at"),
+            sa.Index("ix_trakkr_webhook_deliveries_completed", "completed_at", "id"),
         )
 
         id = sa.Column(sa.String(40), primary_key=True, default=lambda: ids.new_id(ids.DELIVERY))
@@ -185,6 +185,7 @@ def _define(db: Any) -> Models:
             sa.Index(
                 "ix_trakkr_webhook_attempts_bodies",
                 "started_at",
+                "id",
                 postgresql_where=sa.text(BODIES_PRESENT),
                 sqlite_where=sa.text(BODIES_PRESENT),
             ),

@@ -30,8 +30,11 @@ from . import ids
 from .models import FINISHED
 from .state import WebhooksState
 
-#: Seconds between two batches: a writer waiting for SQLite's database lock gets its turn.
-BATCH_PAUSE = 0.005
+#: After each batch, a pause of this fraction of the time the batch took (at least
+#: :data:`MIN_PAUSE` seconds): writers waiting for a lock (SQLite locks the whole database)
+#: get their turn, and a prune never takes more than about 2/3 of the database's time.
+PAUSE_RATIO = 0.5
+MIN_PAUSE = 0.005
 
 #: ``progress(step, rows)`` after each batch; ``step`` is a key of :class:`PruneCounts`.
 Progress = Callable[[str, int], None]
@@ -171,7 +174,9 @@ def _batches(
     while not stop():
         query = sa.select(table.c.id, key, *extra).where(*where).order_by(key, table.c.id).limit(size)
         if last is not None:
-            query = query.where(sa.or_(key > last[0], sa.and_(key == last[0], table.c.id > last[1])))
+            # A row value: both databases walk the (key, id) index from there.
+            query = query.where(key >= last[0], sa.tuple_(key, table.c.id) > sa.tuple_(*last))
+        started = time.monotonic()
         with state.db.engine.begin() as connection:
             rows = connection.execute(query).all()
             if rows:
@@ -179,7 +184,7 @@ def _batches(
         if len(rows) < size:
             return
         last = (rows[-1][1], rows[-1][0])
-        time.sleep(BATCH_PAUSE)
+        time.sleep(max(MIN_PAUSE, (time.monotonic() - started) * PAUSE_RATIO))
 
 
 def _prune_deliveries(

@@ -171,11 +171,13 @@ def seed_history(
     attempts: int = 1,
     body: str | None = "ok",
     chunk: int = 5000,
+    spread: float = 0.0,
 ) -> list[str]:
     """Write ``count`` events, each with one delivery in ``status`` and ``attempts`` attempts, as of ``at``.
 
     For retention tests and benchmarks: bulk inserts (``chunk`` rows per statement), no
-    worker. Final deliveries completed at ``at``; attempts carry ``body`` and headers.
+    worker. Final deliveries completed at ``at`` (row ``i`` at ``at + i * spread / count``
+    seconds: distinct times, as real traffic has); attempts carry ``body`` and headers.
     Returns the event ids.
     """
     events, deliveries, tries = (m.__table__ for m in (state.models.Event, state.models.Delivery, state.models.Attempt))
@@ -189,11 +191,12 @@ def seed_history(
             batch_attempts: list[dict[str, object]] = []
             # No body: the keys are left out, so both columns are SQL NULL (None is JSON 'null').
             answer = {} if body is None else {"response_headers": {"Content-Type": "text/plain"}, "response_body": body}
-            for _ in range(n):
+            for i in range(start, start + n):
+                when = at + dt.timedelta(seconds=i * spread / count) if spread else at
                 event_id, delivery_id = ids.new_id(ids.EVENT), ids.new_id(ids.DELIVERY)
                 event_ids.append(event_id)
                 batch_events.append(
-                    dict(id=event_id, type="visibility_changed", brand_id="seed", payload={"seed": True}, created_at=at)
+                    dict(id=event_id, type="visibility_changed", brand_id="seed", payload={"seed": 1}, created_at=when)
                 )
                 batch_deliveries.append(
                     dict(
@@ -205,9 +208,9 @@ def seed_history(
                         attempt_count=attempts,
                         deferrals=0,
                         deferred_seconds=0.0,
-                        created_at=at,
-                        updated_at=at,
-                        completed_at=at if finished else None,
+                        created_at=when,
+                        updated_at=when,
+                        completed_at=when if finished else None,
                     )
                 )
                 batch_attempts.extend(
@@ -215,7 +218,7 @@ def seed_history(
                         id=ids.new_id(ids.ATTEMPT),
                         delivery_id=delivery_id,
                         number=number,
-                        started_at=at,
+                        started_at=when,
                         duration_ms=12.5,
                         status_code=200,
                         outcome="succeeded",

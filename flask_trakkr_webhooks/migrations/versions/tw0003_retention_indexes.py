@@ -21,12 +21,12 @@ BODIES_PRESENT = "response_body IS NOT NULL OR response_headers IS NOT NULL"
 
 def upgrade() -> None:
     """Index deliveries by completion time, events by creation time, attempts with bodies by start time."""
-    op.create_index("ix_trakkr_webhook_deliveries_completed", "trakkr_webhook_deliveries", ["completed_at"])
-    op.create_index("ix_trakkr_webhook_events_created", "trakkr_webhook_events", ["created_at"])
+    op.create_index("ix_trakkr_webhook_deliveries_completed", "trakkr_webhook_deliveries", ["completed_at", "id"])
+    op.create_index("ix_trakkr_webhook_events_created", "trakkr_webhook_events", ["created_at", "id"])
     op.create_index(
         "ix_trakkr_webhook_attempts_bodies",
         "trakkr_webhook_attempts",
-        ["started_at"],
+        ["started_at", "id"],
         postgresql_where=sa.text(BODIES_PRESENT),
         sqlite_where=sa.text(BODIES_PRESENT),
     )
