@@ -334,3 +334,31 @@ def test_migrate_host_alembic_with_the_branch_in_version_locations(empty_app: Fl
         command.downgrade(config, f"{BRANCH}@base")
         assert set(MigrationContext.configure(connection).get_current_heads()) == {"host0001"}
         assert "trakkr_webhooks" not in sa.inspect(connection).get_table_names()
+
+
+def test_migrate_host_whose_revisions_made_the_tables_stamps_then_upgrades(empty_app: Flask, tmp_path: Path) -> None:
+    """docs/upgrading.md: tables a host's own revisions created (as of tw0002) are stamped, then upgraded."""
+    scripts = tmp_path / "migrations"
+    (scripts / "versions").mkdir(parents=True)
+    (scripts / "env.py").write_text(
+        "from alembic import context\n"
+        "config = context.config\n"
+        "context.configure(connection=config.attributes['connection'], render_as_batch=True)\n"
+        "with context.begin_transaction():\n"
+        "    context.run_migrations()\n"
+    )
+    config = Config()
+    config.set_main_option("script_location", str(scripts))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join([str(scripts / "versions"), str(VERSIONS)]))
+    with empty_app.app_context(), get_state(empty_app).db.engine.begin() as connection:
+        # The host's tables as of tw0002, made outside the branch (here: by the branch's own scripts,
+        # then the record removed, as if the host's revisions had made them).
+        own = migrate.alembic_config(connection)
+        command.upgrade(own, "tw0002_rate_limits")
+        connection.execute(sa.text(f"DROP TABLE {VERSION_TABLE}"))
+        config.attributes["connection"] = connection
+        command.stamp(config, "tw0002_rate_limits")
+        command.upgrade(config, "heads")
+        assert MigrationContext.configure(connection).get_current_heads() == (migrate.head(),)
+    assert differences(empty_app) == []
