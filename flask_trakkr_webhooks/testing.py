@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
-from . import ids
+from . import ids, retention
 from .models import FINISHED
 from .state import WebhooksState
 
@@ -149,14 +149,14 @@ def private_postgres_database(url: str, prefix: str = "trakkr_test") -> Iterator
 
 def clear_queue(state: WebhooksState) -> None:
     """Remove what an app left in Redis: its queue's jobs, scheduled jobs, de-duplication record
-    and sweep lock (``state`` is ``get_state(app)``). Quiet when Redis is gone."""
+    and sweep and prune locks (``state`` is ``get_state(app)``). Quiet when Redis is gone."""
     try:
         queue = Queue(state.settings.queue, connection=state.redis())
         queue.empty()  # type: ignore[no-untyped-call]  # unannotated in rq
         registry = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]  # unannotated in rq
         for job_id in registry.get_job_ids():
             registry.remove(job_id, delete_job=True)
-        queue.connection.delete(state.jobs_key, state.sweep_lock_key)
+        queue.connection.delete(state.jobs_key, state.sweep_lock_key, retention.prune_lock_key(state))
     except Exception:  # Redis gone (a test stopped it): nothing left to clear
         pass
 
