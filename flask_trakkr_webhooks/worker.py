@@ -38,7 +38,7 @@ from rq.registry import ScheduledJobRegistry
 from rq.scheduler import RQScheduler
 from rq.worker import SimpleWorker
 
-from . import dispatch, engine, ids, metrics, status
+from . import dispatch, engine, ids, metrics, retention, status
 from .state import WebhooksState, get_state
 
 log = logging.getLogger("flask_trakkr_webhooks")
@@ -54,6 +54,10 @@ MAINTENANCE_INTERVAL = 60
 #: Seconds ``flask webhooks worker`` waits before serving again after RQ's loop quit on an
 #: error (doubling up to 30 s while it keeps happening).
 RESTART_PAUSE = 1.0
+#: Most seconds between two tries of the prune lock (it is free once per PRUNE_INTERVAL).
+PRUNE_POLL = 60.0
+#: Seconds the prune lock is held at least while a prune runs (renewed after each batch).
+PRUNE_LOCK_HOLD = 60.0
 
 _loaded_app: Flask | None = None
 _load_lock = threading.Lock()
@@ -185,6 +189,7 @@ class DeliveryWorker(SimpleWorker):
         self._sweeping = threading.Lock()
         self._sweeper: threading.Thread | None = None
         self._sweeper_stop = threading.Event()
+        self._pruner: threading.Thread | None = None
         #: A warm shutdown was asked for (SIGTERM/SIGINT), so :func:`run_worker` does not serve again.
         self.stop_was_requested = False
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
@@ -269,6 +274,7 @@ class DeliveryWorker(SimpleWorker):
         result = super().heartbeat(*args, **kwargs)
         if kwargs.get("pipeline") is None and not args[1:]:  # not while RQ builds a pipeline
             self._start_sweeper()
+            self._start_pruner()
             self.maybe_sweep()
         return result
 
@@ -311,6 +317,50 @@ class DeliveryWorker(SimpleWorker):
             self.log.warning("trakkr_webhooks: sweep failed", exc_info=True)
         finally:
             self._sweeping.release()
+
+    def _start_pruner(self) -> None:
+        """Prune on a thread of its own, every ``PRUNE_INTERVAL`` seconds (when retention is set)."""
+        if self._pruner is None:
+            self._pruner = threading.Thread(target=self._prune_loop, name="trakkr-prune", daemon=True)
+            self._pruner.start()
+
+    def _prune_loop(self) -> None:
+        while True:
+            try:
+                settings = self._webhooks_state().settings
+            except Exception:  # the app is not loadable: the heartbeat reports it
+                settings = None
+            if settings is not None and settings.prune_interval <= 0:
+                return  # scheduled pruning is off
+            self.maybe_prune()
+            poll = min(settings.prune_interval, PRUNE_POLL) if settings is not None else 1.0
+            if self._sweeper_stop.wait(poll):
+                return
+
+    def maybe_prune(self) -> None:
+        """Prune when no other worker has in the last ``PRUNE_INTERVAL`` seconds (a Redis lock)."""
+        try:
+            state = self._webhooks_state()
+            settings = state.settings
+            if settings.retention is None and settings.body_retention is None:
+                return
+            interval = settings.prune_interval
+            token = retention.prune_lock(state, max(interval, PRUNE_LOCK_HOLD))
+            if token is None:
+                return  # another worker prunes, or did within the interval
+
+            def should_stop() -> bool:
+                # Stop on shutdown, or if the lock was lost (another worker may prune now).
+                hold = max(interval, PRUNE_LOCK_HOLD)
+                return self._sweeper_stop.is_set() or not retention.hold_prune_lock(state, token, hold)
+
+            with self.flask_app.app_context():
+                started = time.monotonic()
+                counts = retention.prune(state, retention.Cutoffs.of(state), should_stop=should_stop)
+            retention.hold_prune_lock(state, token, interval)  # the next prune: an interval from now
+            self.log.info("trakkr_webhooks pruned %s in %.1f s", counts.as_dict(), time.monotonic() - started)
+        except Exception:  # a prune failure (Redis or DB blip) must not stop the worker
+            self.log.warning("trakkr_webhooks: prune failed", exc_info=True)
 
 
 def _log_to_stderr() -> None:

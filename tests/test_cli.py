@@ -275,4 +275,4 @@ def test_redis_down_is_one_line_naming_the_url_and_verbose_shows_the_traceback(t
 
 def test_missing_tables_are_one_line_naming_create_all(tmp_path):
     line = _one_line_error(_flask(tmp_path, BASE, "dispatch"))
-    assert "webhook tables are missing" in line and "db.create_all()" in line
+    assert "webhook tables are missing" in line and "flask webhooks db upgrade" in line

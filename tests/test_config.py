@@ -9,7 +9,7 @@ from flask import Flask
 from flask_sqlalchemy import SQLAlchemy
 
 from flask_trakkr_webhooks import TrakkrWebhooks, crypto
-from flask_trakkr_webhooks.config import DEFAULTS, PREFIX
+from flask_trakkr_webhooks.config import DEFAULTS, PREFIX, load_settings
 from flask_trakkr_webhooks.errors import ConfigError
 
 
@@ -97,6 +97,10 @@ WRONG_TYPES = {
     "TRACEPARENT_HEADER": "on",
     "PORTAL": "true",
     "PORTAL_PREFIX": 5,
+    "RETENTION": [30],
+    "BODY_RETENTION": {},
+    "PRUNE_INTERVAL": "3600",
+    "PRUNE_BATCH_SIZE": 1.5,
 }
 
 
@@ -138,3 +142,27 @@ def test_a_wrong_encryption_key_type_never_echoes_the_value(tmp_path) -> None:
     with pytest.raises(ConfigError) as info:
         TrakkrWebhooks(app, SQLAlchemy(app))
     assert "98765432123" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("config", "message"),
+    [
+        ({"RETENTION": "soon"}, "TRAKKR_WEBHOOKS_RETENTION: not a duration: 'soon'"),
+        ({"RETENTION": 30}, "TRAKKR_WEBHOOKS_RETENTION must be at least 1h (or None: kept for ever), got 30"),
+        ({"BODY_RETENTION": "60d"}, "TRAKKR_WEBHOOKS_BODY_RETENTION ('60d') must not exceed TRAKKR_WEBHOOKS_RETENTION"),
+        ({"PRUNE_INTERVAL": -1}, "TRAKKR_WEBHOOKS_PRUNE_INTERVAL must be a number >= 0, got -1"),
+        ({"PRUNE_BATCH_SIZE": 0}, "TRAKKR_WEBHOOKS_PRUNE_BATCH_SIZE must be a number >= 1, got 0"),
+    ],
+)
+def test_config_retention_refused(config: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings({PREFIX + k: v for k, v in config.items()})
+    assert str(caught.value).startswith(message)
+
+
+def test_config_retention_durations() -> None:
+    settings = load_settings({PREFIX + "RETENTION": "90d", PREFIX + "BODY_RETENTION": None})
+    assert (settings.retention, settings.body_retention) == (90 * 86400, 90 * 86400)  # bodies go with rows
+    settings = load_settings({PREFIX + "RETENTION": None, PREFIX + "BODY_RETENTION": "2d"})
+    assert (settings.retention, settings.body_retention) == (None, 2 * 86400)
+    assert load_settings({}).retention == 30 * 86400 and load_settings({}).body_retention == 7 * 86400

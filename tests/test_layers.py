@@ -30,13 +30,14 @@ LAYERS: dict[str, int] = {
             "signing",
             "retry",
             "pacing",
+            "duration",
             "_version",
             "providers",
         ),
         0,
     ),
     # crypto is here because models' encrypted columns need its column type.
-    **dict.fromkeys(("config", "state", "models", "crypto", "metrics", "tracing", "progress"), 1),
+    **dict.fromkeys(("config", "state", "models", "crypto", "metrics", "tracing", "progress", "migrations"), 1),
     **dict.fromkeys(
         (
             "outbox",
@@ -55,6 +56,8 @@ LAYERS: dict[str, int] = {
             "testing",
             "observe",
             "status",
+            "migrate",
+            "retention",
         ),
         2,
     ),

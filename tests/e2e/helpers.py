@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import sqlalchemy as sa
 from flask import Flask
 
 from flask_trakkr_webhooks import get_state, jobs, testing
@@ -150,3 +151,19 @@ def process_open(app: Flask, status: str | None = None) -> list[str]:
         open_ids = [d.id for d in D.query.filter(D.status.in_(("pending", "queued"))).order_by(D.created_at, D.id)]
         jobs.process_batch(state, open_ids)
         return open_ids
+
+
+def row_counts(app: Flask) -> dict[str, int]:
+    """Rows per table, and attempts still holding a response body or headers (retention tests)."""
+    with app.app_context():
+        state = get_state(app)
+        m = state.models
+        A = m.Attempt.__table__
+        bodies = sa.or_(A.c.response_body.is_not(None), A.c.response_headers.is_not(None))
+        with state.db.engine.connect() as c:
+            return {
+                "events": c.scalar(sa.select(sa.func.count()).select_from(m.Event.__table__)) or 0,
+                "deliveries": c.scalar(sa.select(sa.func.count()).select_from(m.Delivery.__table__)) or 0,
+                "attempts": c.scalar(sa.select(sa.func.count()).select_from(A)) or 0,
+                "bodies": c.scalar(sa.select(sa.func.count()).where(bodies)) or 0,
+            }

@@ -1,0 +1,267 @@
+"""Retention: prune finished deliveries, their attempts and events, and old response bodies.
+
+What goes, in this order, each in bounded batches (one short transaction per
+``PRUNE_BATCH_SIZE`` rows, so ``emit`` and the workers never wait long for a lock):
+
+1. deliveries in a final state (succeeded, failed, cancelled) that finished before the
+   cutoff (``completed_at``), with their attempts; open deliveries are never touched;
+2. events created before the cutoff that no delivery refers to any more (an event stays
+   as long as any of its deliveries does);
+3. the response body and headers of attempts that started before the body cutoff (the
+   attempt's status, timing and error stay until its delivery goes).
+
+Each step walks its index in key order (``completed_at``, ``created_at``, ``started_at``),
+so rows that must stay are read once per run, never again batch after batch. The workers
+prune every ``PRUNE_INTERVAL`` seconds, one at a time (:func:`prune_lock`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+
+from . import ids
+from .models import FINISHED
+from .state import WebhooksState
+
+#: After each batch, a pause of this fraction of the time the batch took (at least
+#: :data:`MIN_PAUSE` seconds): writers waiting for a lock (SQLite locks the whole database)
+#: get their turn, and a prune never takes more than about 2/3 of the database's time.
+PAUSE_RATIO = 0.5
+MIN_PAUSE = 0.005
+
+#: ``progress(step, rows)`` after each batch; ``step`` is a key of :class:`PruneCounts`.
+Progress = Callable[[str, int], None]
+
+
+@dataclass
+class PruneCounts:
+    """Rows a prune deleted (or would delete), and attempts whose bodies it dropped."""
+
+    deliveries: int = 0
+    attempts: int = 0
+    events: int = 0
+    bodies: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        """The counts by name."""
+        return asdict(self)
+
+    @property
+    def rows(self) -> int:
+        """Rows deleted or changed in all."""
+        return self.deliveries + self.attempts + self.events + self.bodies
+
+
+@dataclass(frozen=True)
+class Cutoffs:
+    """The moments before which rows (``rows``) and response bodies (``bodies``) go; ``None``: nothing."""
+
+    rows: dt.datetime | None
+    bodies: dt.datetime | None
+
+    @classmethod
+    def of(cls, state: WebhooksState, older_than: float | None = None, now: dt.datetime | None = None) -> Cutoffs:
+        """The cutoffs of the app's settings, or of ``older_than`` seconds (rows and bodies alike)."""
+        now = now or ids.utcnow()
+        settings = state.settings
+        rows = settings.retention if older_than is None else older_than
+        bodies = settings.body_retention if older_than is None else older_than
+        if rows is not None and bodies is not None:
+            bodies = min(bodies, rows)
+        return cls(
+            rows=None if rows is None else now - dt.timedelta(seconds=rows),
+            bodies=None if bodies is None else now - dt.timedelta(seconds=bodies),
+        )
+
+
+def _tables(state: WebhooksState) -> tuple[sa.Table, sa.Table, sa.Table]:
+    m = state.models
+    return m.Event.__table__, m.Delivery.__table__, m.Attempt.__table__
+
+
+def _bodies_present(attempts: sa.Table) -> sa.ColumnElement[bool]:
+    # The partial index's own clause (models.BODIES_PRESENT), so both databases use it.
+    return sa.or_(attempts.c.response_body.is_not(None), attempts.c.response_headers.is_not(None))
+
+
+def plan(state: WebhooksState, cutoffs: Cutoffs) -> PruneCounts:
+    """What :func:`prune` would do now with ``cutoffs`` (counts only: nothing changes)."""
+    events, deliveries, attempts = _tables(state)
+    counts = PruneCounts()
+    with state.db.engine.connect() as connection:
+        if cutoffs.rows is not None:
+            gone = sa.and_(deliveries.c.completed_at < cutoffs.rows, deliveries.c.status.in_(FINISHED))
+            counts.deliveries = connection.scalar(sa.select(sa.func.count()).where(gone)) or 0
+            counts.attempts = (
+                connection.scalar(
+                    sa.select(sa.func.count())
+                    .select_from(attempts.join(deliveries, attempts.c.delivery_id == deliveries.c.id))
+                    .where(gone)
+                )
+                or 0
+            )
+            kept = sa.select(deliveries.c.id).where(deliveries.c.event_id == events.c.id, sa.not_(gone))
+            counts.events = (
+                connection.scalar(
+                    sa.select(sa.func.count()).where(events.c.created_at < cutoffs.rows, ~sa.exists(kept))
+                )
+                or 0
+            )
+        if cutoffs.bodies is not None:
+            query = sa.select(sa.func.count()).where(attempts.c.started_at < cutoffs.bodies, _bodies_present(attempts))
+            if cutoffs.rows is not None:
+                staying = sa.select(deliveries.c.id).where(
+                    deliveries.c.id == attempts.c.delivery_id,
+                    deliveries.c.completed_at < cutoffs.rows,
+                    deliveries.c.status.in_(FINISHED),
+                )
+                query = query.where(~sa.exists(staying))
+            counts.bodies = connection.scalar(query) or 0
+    return counts
+
+
+def prune(
+    state: WebhooksState,
+    cutoffs: Cutoffs,
+    *,
+    batch_size: int | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> PruneCounts:
+    """Delete what ``cutoffs`` say has expired, in batches; return what went.
+
+    ``should_stop`` is asked between batches (a worker shutting down stops there; what was
+    deleted stays deleted, the rest waits for the next run).
+    """
+    size = batch_size or state.settings.prune_batch_size
+    counts = PruneCounts()
+    stop = should_stop or (lambda: False)
+
+    def report(step: str, rows: int) -> None:
+        setattr(counts, step, getattr(counts, step) + rows)
+        if progress is not None:
+            progress(step, rows)
+
+    if cutoffs.rows is not None:
+        _prune_deliveries(state, cutoffs.rows, size, report, stop)
+        if not stop():
+            _prune_events(state, cutoffs.rows, size, report, stop)
+    if cutoffs.bodies is not None and not stop():
+        _drop_bodies(state, cutoffs.bodies, size, report, stop)
+    return counts
+
+
+def _batches(
+    state: WebhooksState,
+    table: sa.Table,
+    key: sa.Column[Any],
+    where: list[sa.ColumnElement[bool]],
+    size: int,
+    stop: Callable[[], bool],
+    act: Callable[[sa.Connection, list[Any]], None],
+    extra: tuple[sa.Column[Any], ...] = (),
+) -> None:
+    """Select up to ``size`` rows ``(id, key, *extra)`` matching ``where`` in ``(key, id)`` order after the
+    last batch's, and ``act`` on them in the same transaction."""
+    last: tuple[Any, str] | None = None
+    while not stop():
+        query = sa.select(table.c.id, key, *extra).where(*where).order_by(key, table.c.id).limit(size)
+        if last is not None:
+            # A row value: both databases walk the (key, id) index from there.
+            query = query.where(key >= last[0], sa.tuple_(key, table.c.id) > sa.tuple_(*last))
+        started = time.monotonic()
+        with state.db.engine.begin() as connection:
+            rows = connection.execute(query).all()
+            if rows:
+                act(connection, list(rows))
+        if len(rows) < size:
+            return
+        last = (rows[-1][1], rows[-1][0])
+        time.sleep(max(MIN_PAUSE, (time.monotonic() - started) * PAUSE_RATIO))
+
+
+def _prune_deliveries(
+    state: WebhooksState, cutoff: dt.datetime, size: int, report: Progress, stop: Callable[[], bool]
+) -> None:
+    _, deliveries, attempts = _tables(state)
+
+    def act(connection: sa.Connection, rows: list[Any]) -> None:
+        # Only final states (an open delivery has no completed_at; one that has is skipped). A
+        # final state is final (a redelivery is a new row), so the status read here holds.
+        batch = [r[0] for r in rows if r[2] in FINISHED]
+        if not batch:
+            return
+        gone = connection.execute(sa.delete(attempts).where(attempts.c.delivery_id.in_(batch))).rowcount
+        report("attempts", gone)
+        gone = connection.execute(
+            sa.delete(deliveries).where(deliveries.c.id.in_(batch), deliveries.c.status.in_(FINISHED))
+        ).rowcount
+        report("deliveries", gone)
+
+    # The status is checked on the rows read, not in the WHERE: SQLite would pick the status
+    # index and sort every final delivery, instead of walking completed_at.
+    where = [deliveries.c.completed_at < cutoff]
+    _batches(state, deliveries, deliveries.c.completed_at, where, size, stop, act, (deliveries.c.status,))
+
+
+def _prune_events(
+    state: WebhooksState, cutoff: dt.datetime, size: int, report: Progress, stop: Callable[[], bool]
+) -> None:
+    events, deliveries, _ = _tables(state)
+    unreferenced = ~sa.exists(sa.select(deliveries.c.id).where(deliveries.c.event_id == events.c.id))
+
+    def act(connection: sa.Connection, rows: list[Any]) -> None:
+        batch = [r[0] for r in rows]
+        # Checked again in the DELETE: a redelivery may have just given one a new delivery.
+        report("events", connection.execute(sa.delete(events).where(events.c.id.in_(batch), unreferenced)).rowcount)
+
+    _batches(state, events, events.c.created_at, [events.c.created_at < cutoff, unreferenced], size, stop, act)
+
+
+def _drop_bodies(
+    state: WebhooksState, cutoff: dt.datetime, size: int, report: Progress, stop: Callable[[], bool]
+) -> None:
+    _, _, attempts = _tables(state)
+
+    def act(connection: sa.Connection, rows: list[Any]) -> None:
+        batch = [r[0] for r in rows]
+        # sa.null(): a JSON column would otherwise store the JSON text 'null', not SQL NULL.
+        changed = connection.execute(
+            sa.update(attempts).where(attempts.c.id.in_(batch)).values(response_body=None, response_headers=sa.null())
+        ).rowcount
+        report("bodies", changed)
+
+    where = [attempts.c.started_at < cutoff, _bodies_present(attempts)]
+    _batches(state, attempts, attempts.c.started_at, where, size, stop, act)
+
+
+def prune_lock_key(state: WebhooksState) -> str:
+    """The Redis key that lets one worker at a time prune, once per interval."""
+    return f"trakkr_webhooks:{state.settings.queue}:prune-lock"
+
+
+def prune_lock(state: WebhooksState, ttl: float) -> str | None:
+    """Take the queue's prune lock for ``ttl`` seconds; its token, or ``None`` if another holds it.
+
+    The lock outlives the prune: it expires ``ttl`` after it was last held, so the next
+    scheduled prune, by whichever worker, comes an interval later.
+    """
+    token = f"{os.getpid()}:{time.time()}"
+    taken = state.redis().set(prune_lock_key(state), token, nx=True, px=max(1000, int(ttl * 1000)))
+    return token if taken else None
+
+
+def hold_prune_lock(state: WebhooksState, token: str, ttl: float) -> bool:
+    """Extend the prune lock while a prune runs; ``False`` if it is no longer ours."""
+    key = prune_lock_key(state)
+    connection = state.redis()
+    if connection.get(key) != token.encode():
+        return False
+    return bool(connection.pexpire(key, max(1000, int(ttl * 1000))))
