@@ -418,32 +418,41 @@ def run_worker(app: Flask, *, burst: bool = False, name: str | None = None, metr
     connection = redis.Redis.from_url(settings.redis_url)
     job_class = make_job_class(app)
     queue = Queue(settings.queue, connection=connection, job_class=job_class)
-    pause, restarts = RESTART_PAUSE, 0
-    while True:
-        worker = DeliveryWorker(
-            [queue],
-            connection=connection,
-            job_class=job_class,
-            app=app,
-            name=f"{name}-{restarts}" if name and restarts else name,
-        )
-        started = time.monotonic()
-        worked = worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
-        if burst or worker.stop_was_requested:
-            return worked
-        # RQ quits on an error outside its dequeue loop, e.g. Redis going away in the middle
-        # of a job. Serve again once Redis answers; what that job held is swept.
-        if time.monotonic() - started > 60:
-            pause = RESTART_PAUSE
-        log.warning(
-            "trakkr_webhooks: the worker stopped on an error; serving again once Redis answers "
-            "(in %.0f s at the earliest)",
-            pause,
-        )
-        if not _wait_for_redis(connection, pause):
-            return worked
-        pause = min(pause * 2, 30.0)
-        restarts += 1
+    # RQ installs its SIGINT/SIGTERM handlers and leaves them: a process that runs a worker
+    # in-process (a test, an embedding host) gets its own handlers back when it returns.
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
+    previous = {sig: handler for sig, handler in previous.items() if handler is not None}  # None: not set from Python
+    try:
+        pause, restarts = RESTART_PAUSE, 0
+        while True:
+            worker = DeliveryWorker(
+                [queue],
+                connection=connection,
+                job_class=job_class,
+                app=app,
+                name=f"{name}-{restarts}" if name and restarts else name,
+            )
+            started = time.monotonic()
+            worked = worker.work(burst=burst, with_scheduler=True, logging_level="INFO")
+            if burst or worker.stop_was_requested:
+                return worked
+            # RQ quits on an error outside its dequeue loop, e.g. Redis going away in the middle
+            # of a job. Serve again once Redis answers; what that job held is swept.
+            if time.monotonic() - started > 60:
+                pause = RESTART_PAUSE
+            log.warning(
+                "trakkr_webhooks: the worker stopped on an error; serving again once Redis answers "
+                "(in %.0f s at the earliest)",
+                pause,
+            )
+            if not _wait_for_redis(connection, pause):
+                return worked
+            pause = min(pause * 2, 30.0)
+            restarts += 1
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _wait_for_redis(connection: redis.Redis, pause: float) -> bool:

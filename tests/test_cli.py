@@ -56,6 +56,16 @@ def test_dispatch_enqueues_pending_deliveries(worker_app):
     assert runner.invoke(args=["webhooks", "dispatch"]).output.startswith("enqueued 0 deliveries")
 
 
+def test_a_worker_run_in_process_gives_back_the_signal_handlers(worker_app):
+    import signal
+
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    result = worker_app.test_cli_runner().invoke(args=["webhooks", "worker", "--burst"])
+    assert result.exit_code == 0, result.output
+    # RQ installs its own (a later signal would raise StopRequested in this process): not any more.
+    assert {sig: signal.getsignal(sig) for sig in before} == before
+
+
 def test_dispatch_says_why_when_redis_is_down(make_app):
     worker_app = make_app(TRAKKR_WEBHOOKS_REDIS_URL="redis://127.0.0.1:1/0", **CONFIG)
     make_webhook(worker_app, "http://127.0.0.1:9/hooks")
