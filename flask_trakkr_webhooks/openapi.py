@@ -504,7 +504,6 @@ def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[s
     scheme = "[Hh][Tt][Tt][Pp][Ss]" if settings.require_https else "[Hh][Tt][Tt][Pp][Ss]?"
     inputs: dict[str, dict[str, Any]] = {
         "url": {"minLength": 1, "maxLength": rules.MAX_URL_LENGTH, "pattern": f"^{scheme}://"},
-        "provider": {"enum": [*providers.names(), None]},
         "auth_type": {"enum": list(auth.names())},
         "events": {
             "minItems": 1,
@@ -521,6 +520,7 @@ def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[s
         properties = components[name]["properties"]
         for field_name, extra in inputs.items():
             properties[field_name].update(copy.deepcopy(extra))
+        properties["provider"] = _nullable_enum(properties["provider"], providers.names())
         properties["signing_secret"] = _secret_or_generate(properties["signing_secret"])
     _mark_read_only(components["Webhook"]["properties"])
     components["Webhook"]["properties"]["provider"]["enum"] = list(providers.names())
@@ -543,7 +543,8 @@ def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[s
         "signing_secret": "whsec-0123456789abcdef",
     }
     components["WebhookUpdate"]["example"] = {"description": "Production receiver", "active": True}
-    components["TestRequest"]["properties"]["event"]["enum"] = [*event_types, None]
+    test_request = components["TestRequest"]["properties"]
+    test_request["event"] = _nullable_enum(test_request["event"], event_types)
     webhook = components["Webhook"]
     webhook["required"] = sorted(webhook["properties"])
     _inline_nullable_refs(components)
@@ -568,6 +569,15 @@ def _mark_read_only(properties: dict[str, Any]) -> None:
             prop["readOnly"] = True
         else:
             prop.pop("readOnly", None)
+
+
+def _nullable_enum(prop: dict[str, Any], values: Iterable[str]) -> dict[str, Any]:
+    """One of ``values`` or null, as ``nullable`` around an ``anyOf`` of the enum: a generated client
+    types it ``None | <Enum>`` (``enum: [..., null]`` makes it several overlapping enum classes)."""
+    out: dict[str, Any] = {"anyOf": [{"type": "string", "enum": list(values)}], "nullable": True}
+    if "description" in prop:
+        out["description"] = prop["description"]
+    return out
 
 
 def _secret_or_generate(prop: dict[str, Any]) -> dict[str, Any]:

@@ -236,9 +236,13 @@ def test_update_with_an_array_template_and_a_provider(client: Any, models: Any, 
     updated = response.parsed
     assert updated.description == "Production receiver" and updated.active is False
     assert updated.template == ["{{event.type}}", {"brand": "{{brand.name}}"}]
-    provider = models.WebhookUpdate(provider=models.WebhookUpdateProviderType1("slack"), active=True)
+    provider = models.WebhookUpdate(provider=models.WebhookUpdateProviderType0("slack"), active=True)
     response = call("webhooks.update_webhook", webhook_id=webhook.id, client=client, body=provider)
     assert response.status_code == HTTPStatus.OK and response.parsed.provider.value == "slack"
+    detected = call(
+        "webhooks.update_webhook", webhook_id=webhook.id, client=client, body=models.WebhookUpdate(provider=None)
+    )
+    assert detected.status_code == HTTPStatus.OK and detected.parsed.provider.value == "webhook"
 
 
 def test_list_pages(client: Any, models: Any, plain_receiver: Receiver) -> None:
@@ -277,7 +281,7 @@ def test_test_preview_deliveries_and_redeliver(client: Any, models: Any, served:
         "webhooks.test_webhook",
         webhook_id=webhook.id,
         client=client,
-        body=models.TestRequest(event=models.TestRequestEventType1("visibility_changed")),
+        body=models.TestRequest(event=models.TestRequestEventType0("visibility_changed")),
     )
     assert tested.status_code == HTTPStatus.OK, tested.content
     result = tested.parsed
