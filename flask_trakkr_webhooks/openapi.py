@@ -202,6 +202,8 @@ class Operation:
     headers: Mapping[str, str] = field(default_factory=dict)
     #: Methods to document when the rule takes more (the document's path answers others 405).
     methods: tuple[str, ...] | None = None
+    #: The group of operations (:data:`TAGS`): a generated client puts each tag in its own module.
+    tag: str = "webhooks"
 
 
 #: Every endpoint of the blueprint, by endpoint name.
@@ -254,8 +256,11 @@ OPERATIONS: dict[str, Operation] = {
         "DeliveryList",
         (400, 404),
         query=("limit", "starting_after", "status"),
+        tag="deliveries",
     ),
-    "get_delivery": Operation("Retrieve a delivery with every attempt", 200, "DeliveryDetail", (400, 404)),
+    "get_delivery": Operation(
+        "Retrieve a delivery with every attempt", 200, "DeliveryDetail", (400, 404), tag="deliveries"
+    ),
     "redeliver": Operation(
         "Redeliver an event",
         202,
@@ -264,6 +269,7 @@ OPERATIONS: dict[str, Operation] = {
         request="RedeliverRequest",
         description="A new delivery of the same event (same meta.event_id), sent by a worker. "
         "409 for a test delivery or an inactive webhook.",
+        tag="deliveries",
     ),
     "test_webhook": Operation(
         "Send a test event now",
@@ -311,11 +317,20 @@ OPERATIONS: dict[str, Operation] = {
         "This OpenAPI document",
         200,
         None,
-        (),
+        (400,),
         public=True,
         methods=("GET",),
-        description="Served without asking the access policy: it describes the API's shape and limits only.",
+        description="Served without asking the access policy: it describes the API's shape and limits only. "
+        "It takes no query parameters (one is 400).",
+        tag="openapi",
     ),
+}
+
+#: The groups of operations, in the order a reader meets them.
+TAGS: dict[str, str] = {
+    "webhooks": "Register, change and remove webhooks; send a test event, preview, rotate the secret, replay",
+    "deliveries": "The delivery log of a webhook: each delivery with its attempts, and redelivery",
+    "openapi": "This document",
 }
 
 _QUERY_DESCRIPTIONS = {
@@ -367,6 +382,8 @@ def build_document(
         plugins=[plugin],
         info={"description": SECURITY_NOTE + "\n" + _limits_note(settings)},
     )
+    for tag, text in TAGS.items():
+        spec.tag({"name": tag, "description": text})
     _add_components(spec, settings, event_types)
     for endpoint, rule, methods in sorted(routes, key=lambda r: (r[1], r[0])):
         operation = OPERATIONS.get(endpoint)
@@ -431,9 +448,10 @@ def _operation(
         success["headers"] = {
             name: {"description": text, "schema": {"type": "string"}} for name, text in operation.headers.items()
         }
-    statuses = () if operation.public else sorted(set(operation.errors) | set(_ALWAYS))
+    statuses = sorted(set(operation.errors) if operation.public else set(operation.errors) | set(_ALWAYS))
     answer: dict[str, Any] = {
         "operationId": endpoint,
+        "tags": [operation.tag],
         "summary": operation.summary,
         "responses": {
             str(operation.status): success,
@@ -486,7 +504,6 @@ def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[s
     scheme = "[Hh][Tt][Tt][Pp][Ss]" if settings.require_https else "[Hh][Tt][Tt][Pp][Ss]?"
     inputs: dict[str, dict[str, Any]] = {
         "url": {"minLength": 1, "maxLength": rules.MAX_URL_LENGTH, "pattern": f"^{scheme}://"},
-        "provider": {"enum": [*providers.names(), None]},
         "auth_type": {"enum": list(auth.names())},
         "events": {
             "minItems": 1,
@@ -496,16 +513,20 @@ def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[s
         },
         "brand_id": {"pattern": UUID_PATTERN},
         "headers": {"maxProperties": settings.max_headers},
-        "template": {"anyOf": [{"type": "object"}, {"type": "array"}]},
+        "template": {"anyOf": copy.deepcopy(_TEMPLATE_SHAPES)},
         "signing_secret": {"pattern": r"^\S(.*\S)?$"},
     }
     for name in ("WebhookCreate", "WebhookUpdate"):
         properties = components[name]["properties"]
         for field_name, extra in inputs.items():
             properties[field_name].update(copy.deepcopy(extra))
+        properties["provider"] = _nullable_enum(properties["provider"], providers.names())
         properties["signing_secret"] = _secret_or_generate(properties["signing_secret"])
+    _mark_read_only(components["Webhook"]["properties"])
     components["Webhook"]["properties"]["provider"]["enum"] = list(providers.names())
     components["Webhook"]["properties"]["auth_type"]["enum"] = list(auth.names())
+    components["Webhook"]["properties"]["template"].update(anyOf=copy.deepcopy(_TEMPLATE_SHAPES), nullable=True)
+    components["Preview"]["properties"]["provider"]["enum"] = list(providers.names())
     rotate = components["RotateSecretRequest"]["properties"]
     rotate["signing_secret"] = _secret_or_generate({**rotate["signing_secret"], **inputs["signing_secret"]})
     replay = components["ReplayRequest"]["properties"]
@@ -522,12 +543,41 @@ def _refine(components: dict[str, Any], settings: Settings, event_types: tuple[s
         "signing_secret": "whsec-0123456789abcdef",
     }
     components["WebhookUpdate"]["example"] = {"description": "Production receiver", "active": True}
-    components["TestRequest"]["properties"]["event"]["enum"] = [*event_types, None]
+    test_request = components["TestRequest"]["properties"]
+    test_request["event"] = _nullable_enum(test_request["event"], event_types)
     webhook = components["Webhook"]
     webhook["required"] = sorted(webhook["properties"])
     _inline_nullable_refs(components)
     for component in ("Error", "WebhookList", "DeliveryList"):
         components[component].setdefault("additionalProperties", False)
+
+
+#: A body template: a JSON object or a JSON array of any values (OpenAPI 3.0 wants ``items`` on an array).
+_TEMPLATE_SHAPES: list[dict[str, Any]] = [
+    {"type": "object", "additionalProperties": True},
+    {"type": "array", "items": {}},
+]
+#: Fields of the webhook object that only the server writes (computed, or refused as read-only on input).
+_OUTPUT_ONLY = (*schemas.READ_ONLY_FIELDS, "unreadable_credentials", "effective_rate_limit")
+
+
+def _mark_read_only(properties: dict[str, Any]) -> None:
+    """``readOnly`` on exactly the webhook object's fields a client cannot send (apispec marks every
+    computed field, such as the writable ``headers``)."""
+    for name, prop in properties.items():
+        if name in _OUTPUT_ONLY:
+            prop["readOnly"] = True
+        else:
+            prop.pop("readOnly", None)
+
+
+def _nullable_enum(prop: dict[str, Any], values: Iterable[str]) -> dict[str, Any]:
+    """One of ``values`` or null, as ``nullable`` around an ``anyOf`` of the enum: a generated client
+    types it ``None | <Enum>`` (``enum: [..., null]`` makes it several overlapping enum classes)."""
+    out: dict[str, Any] = {"anyOf": [{"type": "string", "enum": list(values)}], "nullable": True}
+    if "description" in prop:
+        out["description"] = prop["description"]
+    return out
 
 
 def _secret_or_generate(prop: dict[str, Any]) -> dict[str, Any]:

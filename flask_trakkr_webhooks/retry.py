@@ -43,6 +43,8 @@ SUCCEEDED = "succeeded"
 RETRY = "retry"
 DEFERRED = "deferred"  #: rate limited: another attempt later, not counted as a retry
 FAILED = "failed"
+#: Every outcome an attempt is recorded with (the ``outcome`` of the API's attempt object).
+OUTCOMES = (SUCCEEDED, RETRY, DEFERRED, FAILED)
 
 # Error kinds of an attempt that got no HTTP answer.
 TIMEOUT = "timeout"  #: connect or read timed out: retried

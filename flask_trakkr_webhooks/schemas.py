@@ -33,7 +33,7 @@ from flask import current_app, has_app_context
 from marshmallow import Schema, ValidationError, fields, validates
 from marshmallow.validate import Length, Range
 
-from . import auth, ids, pacing, providers, signing
+from . import auth, ids, pacing, providers, retry, signing
 from .config import Settings
 from .models import DELIVERY_STATUSES
 from .rules import (
@@ -769,7 +769,7 @@ class AttemptSchema(Schema):
     outcome = fields.String(
         required=True,
         metadata={
-            "enum": ["succeeded", "retry", "deferred", "failed"],
+            "enum": list(retry.OUTCOMES),
             "description": "succeeded; retry (a failure, retried); deferred (rate limited: 429 or 503 with "
             "Retry-After; the next attempt waits as asked and uses up no retry); failed",
         },

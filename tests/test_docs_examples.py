@@ -174,7 +174,8 @@ def test_the_quickstart_runs_as_written_to_a_verified_delivery(tmp_path, redis_u
     proc = subprocess.Popen(
         ["bash", "quickstart.sh"],
         cwd=tmp_path,
-        env=reader_env(REDIS_URL=redis_url),
+        # A Redis database of its own: the quickstart's worker serves the default queue name.
+        env=reader_env(REDIS_URL=redis_url.rsplit("/", 1)[0] + "/14"),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

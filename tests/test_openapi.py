@@ -9,8 +9,9 @@ import pytest
 import schemathesis
 from schemathesis.specs.openapi.definitions import OPENAPI_30
 
-from flask_trakkr_webhooks import auth, openapi, rules, schemas
+from flask_trakkr_webhooks import auth, openapi, providers, rules, schemas
 from flask_trakkr_webhooks.api import BLUEPRINT_NAME
+from flask_trakkr_webhooks.models import DELIVERY_STATUSES
 from flask_trakkr_webhooks.schemas import dump_attempt, dump_delivery
 
 PATH = "/webhooks/openapi.json"
@@ -92,7 +93,8 @@ def test_status_codes_and_schemas_per_route(document, label):
 
 def test_the_document_route_is_public_and_documented(document):
     operation = _operations(document)[f"GET {PATH}"]
-    assert operation["security"] == [] and set(operation["responses"]) == {"200"}
+    assert operation["security"] == [] and set(operation["responses"]) == {"200", "400"}
+    assert operation["responses"]["400"] == {"$ref": "#/components/responses/BadRequest"}
     assert "## Security" in document["info"]["description"]
     assert "access policy" in document["info"]["description"]
 
@@ -228,3 +230,38 @@ def test_build_document_is_pure_and_skips_unknown_endpoints(app):
     )
     assert list(doc["paths"]) == ["/x/{webhook_id}"]
     assert list(doc["paths"]["/x/{webhook_id}"]) == ["get"]
+
+
+def test_every_operation_has_one_declared_tag(document):
+    declared = [tag["name"] for tag in document["tags"]]
+    assert declared == ["webhooks", "deliveries", "openapi"]
+    tags = {key: operation["tags"] for key, operation in _operations(document).items()}
+    assert all(len(t) == 1 and t[0] in declared for t in tags.values())
+    assert tags["GET /webhooks/{webhook_id}/deliveries"] == ["deliveries"]
+    assert tags[f"GET {PATH}"] == ["openapi"]
+
+
+def test_read_only_marks_match_what_the_api_refuses(document):
+    """The webhook object's fields refused as read-only on input are readOnly; writable ones are not."""
+    properties = document["components"]["schemas"]["Webhook"]["properties"]
+    read_only = {name for name, prop in properties.items() if prop.get("readOnly")}
+    output_only = {*schemas.READ_ONLY_FIELDS, "unreadable_credentials", "effective_rate_limit"}
+    assert read_only == output_only & set(properties)
+    assert {"headers", "signing_secret", "provider", "template"}.isdisjoint(read_only)
+    for name in ("WebhookCreate", "WebhookUpdate"):
+        assert set(schemas.READ_ONLY_FIELDS).isdisjoint(document["components"]["schemas"][name]["properties"])
+
+
+def test_template_is_an_object_or_an_array_with_items(document):
+    for name in ("WebhookCreate", "WebhookUpdate", "Webhook"):
+        template = document["components"]["schemas"][name]["properties"]["template"]
+        assert template["anyOf"] == [{"type": "object", "additionalProperties": True}, {"type": "array", "items": {}}]
+        assert template["nullable"] is True
+
+
+def test_provider_and_outcome_enums_are_what_the_api_answers(document):
+    components = document["components"]["schemas"]
+    assert components["Webhook"]["properties"]["provider"]["enum"] == list(providers.names())
+    assert "teams_webhook" in components["Preview"]["properties"]["provider"]["enum"]
+    assert components["Attempt"]["properties"]["outcome"]["enum"] == ["succeeded", "retry", "deferred", "failed"]
+    assert components["Delivery"]["properties"]["status"]["enum"] == list(DELIVERY_STATUSES)
