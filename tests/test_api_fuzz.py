@@ -14,6 +14,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+# Not on the fast path: hypothesis generates hundreds of bodies.
+pytestmark = pytest.mark.slow
+
 BRAND = "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c"
 BASE = {"url": "https://receiver.example.com/hooks", "events": ["visibility_changed"], "brand_id": BRAND}
 #: Examples per test (each is one request); FUZZ_EXAMPLES raises it for a longer hunt.

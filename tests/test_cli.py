@@ -238,6 +238,7 @@ def _one_line_error(done: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
+@pytest.mark.slow  # a fresh `flask` process, as a person runs it
 def test_generate_key_runs_where_the_app_cannot_load_yet(tmp_path):
     # No key and no database configured: the app itself fails at import.
     done = _flask(tmp_path, {}, "generate-key")
@@ -246,11 +247,13 @@ def test_generate_key_runs_where_the_app_cannot_load_yet(tmp_path):
     assert Fernet(key).decrypt(Fernet(key).encrypt(b"x")) == b"x"
 
 
+@pytest.mark.slow  # a fresh `flask` process, as a person runs it
 def test_a_missing_encryption_key_is_one_line_naming_generate_key(tmp_path):
     line = _one_line_error(_flask(tmp_path, {"SQLALCHEMY_DATABASE_URI": "sqlite:///app.db"}, "worker"))
     assert "TRAKKR_WEBHOOKS_ENCRYPTION_KEY" in line and "flask webhooks generate-key" in line
 
 
+@pytest.mark.slow  # a fresh `flask` process, as a person runs it
 def test_a_missing_database_uri_is_one_line(tmp_path):
     line = _one_line_error(
         _flask(tmp_path, {"TRAKKR_WEBHOOKS_ENCRYPTION_KEY": Fernet.generate_key().decode()}, "dispatch")
@@ -258,6 +261,7 @@ def test_a_missing_database_uri_is_one_line(tmp_path):
     assert "SQLALCHEMY_DATABASE_URI" in line
 
 
+@pytest.mark.slow  # a fresh `flask` process, as a person runs it
 def test_no_app_is_one_line_naming_flask_app(tmp_path):
     line = _one_line_error(_flask(tmp_path, {}, "dispatch", app=None))
     assert "FLASK_APP" in line and "--app" in line
@@ -269,6 +273,7 @@ BASE = {
 }
 
 
+@pytest.mark.slow  # a fresh `flask` process, as a person runs it
 def test_redis_down_is_one_line_naming_the_url_and_verbose_shows_the_traceback(tmp_path):
     config = {**BASE, "TRAKKR_WEBHOOKS_REDIS_URL": "redis://:hunter2@127.0.0.1:1/0"}
     with_tables = {**config}
@@ -283,6 +288,7 @@ def test_redis_down_is_one_line_naming_the_url_and_verbose_shows_the_traceback(t
     assert verbose.returncode == 1 and "Traceback" in verbose.stderr
 
 
+@pytest.mark.slow  # a fresh `flask` process, as a person runs it
 def test_missing_tables_are_one_line_naming_create_all(tmp_path):
     line = _one_line_error(_flask(tmp_path, BASE, "dispatch"))
     assert "webhook tables are missing" in line and "flask webhooks db upgrade" in line

@@ -33,6 +33,9 @@ from e2e.helpers import BRAND, VISIBILITY, clear_queue, process
 from e2e.receiver import Receiver, Reply
 from flask_trakkr_webhooks import TrakkrWebhooks, auth
 
+# Not on the fast path: generates and imports a client package.
+pytestmark = pytest.mark.slow
+
 API_KEY = "key_" + secrets.token_hex(8)
 REFUSED_BRAND = "0b6f1c9e-2d4a-4f5b-8c3d-7e9a1b2c3d4e"
 PACKAGE = "trakkr_generated_client"

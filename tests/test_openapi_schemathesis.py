@@ -44,6 +44,9 @@ from e2e.helpers import clear_queue
 from e2e.receiver import Receiver
 from flask_trakkr_webhooks import ssrf
 
+# Not on the fast path: schemathesis runs for a minute.
+pytestmark = pytest.mark.slow
+
 MAX_EXAMPLES = 30
 SEED = 20240607
 BRAND = "3f2b8c1e-5a7d-4c1e-9b2a-0d4e6f8a1b2c"

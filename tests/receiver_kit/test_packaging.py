@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 KIT = ROOT / "receiver_kit"
 SENDER_ONLY = ("flask", "sqlalchemy", "rq", "redis", "requests", "django", "starlette", "fastapi")
 
-pytestmark = pytest.mark.packaging
+pytestmark = [pytest.mark.packaging, pytest.mark.slow]
 
 SMOKE = """
 import importlib.metadata, importlib.util, json, sys

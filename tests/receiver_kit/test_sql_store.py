@@ -91,6 +91,7 @@ def _drop(url: str, table: str) -> None:
     engine.dispose()
 
 
+@pytest.mark.slow
 def test_create_table_from_four_processes_at_once_succeeds_in_every_one(pg_url: str, tmp_path: Path) -> None:
     for round in range(ROUNDS):
         table = f"rk_race_{secrets.token_hex(4)}"
@@ -105,6 +106,7 @@ def test_create_table_from_four_processes_at_once_succeeds_in_every_one(pg_url: 
             _drop(pg_url, table)
 
 
+@pytest.mark.slow
 def test_the_race_is_real_without_the_lock(pg_url: str, tmp_path: Path) -> None:
     """The old ``table.create(engine, checkfirst=True)`` fails in some processes: the test above can fail."""
     failed = 0
