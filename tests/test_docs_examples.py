@@ -144,6 +144,13 @@ class Lines:
         raise AssertionError(f"no line matching {pattern!r} in {timeout} s; output:\n" + "\n".join(self.seen))
 
 
+def _spawn(args: list[str], cwd: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    """``args`` in a process group of its own (so :func:`_stop` stops all it starts), output as text lines."""
+    return subprocess.Popen(
+        args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
+    )
+
+
 def _stop(proc: subprocess.Popen[str]) -> None:
     """Stop ``proc`` and everything it started (its own process group): SIGTERM, then SIGKILL
     for what is left (a non-interactive shell's background jobs ignore SIGINT)."""
@@ -171,16 +178,8 @@ def test_the_readme_shows_the_example_files_as_they_are():
 def test_the_quickstart_runs_as_written_to_a_verified_delivery(tmp_path, redis_url):
     for name in ("myapp.py", "receiver.py", "quickstart.sh"):
         (tmp_path / name).write_text((EXAMPLES / name).read_text())
-    proc = subprocess.Popen(
-        ["bash", "quickstart.sh"],
-        cwd=tmp_path,
-        # A Redis database of its own: the quickstart's worker serves the default queue name.
-        env=reader_env(REDIS_URL=redis_url.rsplit("/", 1)[0] + "/14"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-    )
+    # A Redis database of its own: the quickstart's worker serves the default queue name.
+    proc = _spawn(["bash", "quickstart.sh"], tmp_path, reader_env(REDIS_URL=redis_url.rsplit("/", 1)[0] + "/14"))
     try:
         lines = Lines(proc)
         event_id = lines.until(r'\{"event_id":\s*"(evt_[0-9a-f]{24})"\}', timeout=90).group(1)
@@ -197,14 +196,10 @@ def test_the_quickstart_runs_as_written_to_a_verified_delivery(tmp_path, redis_u
 @pytest.fixture
 def demo(redis_url: str) -> Iterator[tuple[dict[str, str], list[str]]]:
     """``example_app.demo --keep-running``: the variables of its export line, and its output so far."""
-    proc = subprocess.Popen(
+    proc = _spawn(
         [sys.executable, "-m", "example_app.demo", "--keep-running"],
-        cwd=ROOT,
-        env=reader_env(REDIS_URL=redis_url, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+        ROOT,
+        reader_env(REDIS_URL=redis_url, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1"),
     )
     try:
         lines = Lines(proc)

@@ -300,8 +300,9 @@ def test_migrate_half_the_tables_is_refused(empty_app: Flask) -> None:
         state.models.Event.__table__.drop(state.db.engine)
 
 
-def test_migrate_host_alembic_with_the_branch_in_version_locations(empty_app: Flask, tmp_path: Path) -> None:
-    """A host's own Alembic (as Flask-Migrate sets it up): its revisions and ours, one ``upgrade heads``."""
+def _host_alembic(tmp_path: Path) -> tuple[Path, Config]:
+    """A host's own Alembic scripts folder (as Flask-Migrate sets it up, no revisions yet) and a
+    config whose ``version_locations`` hold its versions and our branch's."""
     scripts = tmp_path / "migrations"
     (scripts / "versions").mkdir(parents=True)
     (scripts / "env.py").write_text(
@@ -311,16 +312,22 @@ def test_migrate_host_alembic_with_the_branch_in_version_locations(empty_app: Fl
         "with context.begin_transaction():\n"
         "    context.run_migrations()\n"
     )
+    config = Config()
+    config.set_main_option("script_location", str(scripts))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option("version_locations", os.pathsep.join([str(scripts / "versions"), str(VERSIONS)]))
+    return scripts, config
+
+
+def test_migrate_host_alembic_with_the_branch_in_version_locations(empty_app: Flask, tmp_path: Path) -> None:
+    """A host's own Alembic (as Flask-Migrate sets it up): its revisions and ours, one ``upgrade heads``."""
+    scripts, config = _host_alembic(tmp_path)
     (scripts / "versions" / "host0001.py").write_text(
         "import sqlalchemy as sa\nfrom alembic import op\n"
         "revision = 'host0001'\ndown_revision = None\nbranch_labels = ('host',)\ndepends_on = None\n"
         "def upgrade():\n    op.create_table('host_things', sa.Column('id', sa.Integer, primary_key=True))\n"
         "def downgrade():\n    op.drop_table('host_things')\n"
     )
-    config = Config()
-    config.set_main_option("script_location", str(scripts))
-    config.set_main_option("path_separator", "os")
-    config.set_main_option("version_locations", os.pathsep.join([str(scripts / "versions"), str(VERSIONS)]))
     with empty_app.app_context(), get_state(empty_app).db.engine.begin() as connection:
         config.attributes["connection"] = connection
         command.upgrade(config, "heads")
@@ -338,19 +345,7 @@ def test_migrate_host_alembic_with_the_branch_in_version_locations(empty_app: Fl
 
 def test_migrate_host_whose_revisions_made_the_tables_stamps_then_upgrades(empty_app: Flask, tmp_path: Path) -> None:
     """docs/upgrading.md: tables a host's own revisions created (as of tw0002) are stamped, then upgraded."""
-    scripts = tmp_path / "migrations"
-    (scripts / "versions").mkdir(parents=True)
-    (scripts / "env.py").write_text(
-        "from alembic import context\n"
-        "config = context.config\n"
-        "context.configure(connection=config.attributes['connection'], render_as_batch=True)\n"
-        "with context.begin_transaction():\n"
-        "    context.run_migrations()\n"
-    )
-    config = Config()
-    config.set_main_option("script_location", str(scripts))
-    config.set_main_option("path_separator", "os")
-    config.set_main_option("version_locations", os.pathsep.join([str(scripts / "versions"), str(VERSIONS)]))
+    _, config = _host_alembic(tmp_path)
     with empty_app.app_context(), get_state(empty_app).db.engine.begin() as connection:
         # The host's tables as of tw0002, made outside the branch (here: by the branch's own scripts,
         # then the record removed, as if the host's revisions had made them).
