@@ -118,7 +118,7 @@ def dispatch_command() -> None:
     """
     state = get_state()
     try:
-        result = dispatch.sweep(state, pending_grace=0)
+        result = dispatch.sweep_all(state, pending_grace=0)
     except Exception as exc:
         if explain(exc) is not None:
             raise  # a setup problem: the group says it in one line

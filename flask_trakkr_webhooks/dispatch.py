@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import os
@@ -50,7 +51,7 @@ LIVE_JOB_STATUSES = frozenset({"queued", "scheduled", "started", "deferred", "cr
 FAILED_JOB_TTL = 24 * 3600
 #: Redis key prefix of RQ's worker registrations (a worker's key expires once it stops heartbeating).
 WORKER_KEY_PREFIX = Worker.redis_worker_namespace_prefix
-#: Most deliveries one sweep looks at (the next sweep takes the rest).
+#: Most deliveries one sweep looks at (the next sweep takes the rest, from its cursor).
 SWEEP_LIMIT = 5000
 
 
@@ -178,15 +179,39 @@ def mark_queued(
 # -- the sweep ------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class SweepCursor:
+    """Where a sweep that hit :data:`SWEEP_LIMIT` stopped: the next one starts past it.
+
+    ``phase`` is ``"claimed"`` (stuck claims and overdue retries, read first) or
+    ``"unclaimed"`` (pending and queued rows); ``key`` is the last ``(created_at, id)`` read.
+    Without it, a backlog of more than the limit of still-queued rows would hide every
+    forgotten delivery behind them from every sweep.
+    """
+
+    phase: str
+    key: tuple[datetime, str]
+
+
 @dataclass
 class SweepResult:
-    """What one sweep found and did (counts by reason, and the ids it enqueued)."""
+    """What one sweep found and did (counts by reason, the ids it enqueued, where to go on)."""
 
     pending: int = 0
     lost_jobs: int = 0
     stuck: int = 0
     overdue_retries: int = 0
     enqueued: list[str] = field(default_factory=list)
+    #: Set when the sweep read :data:`SWEEP_LIMIT` rows: pass it as ``after`` to read on.
+    next: SweepCursor | None = None
+
+    def add(self, other: SweepResult) -> None:
+        """Add ``other``'s counts and ids to this result (``flask webhooks dispatch`` sums its pages)."""
+        self.pending += other.pending
+        self.lost_jobs += other.lost_jobs
+        self.stuck += other.stuck
+        self.overdue_retries += other.overdue_retries
+        self.enqueued += other.enqueued
 
     def as_dict(self) -> dict[str, int]:
         """Counts for logs and the CLI."""
@@ -204,7 +229,13 @@ def sweep_margin(settings: Settings) -> float:
     return float(min(30.0, settings.stuck_after))
 
 
-def sweep(state: WebhooksState, *, pending_grace: float | None = None, now: datetime | None = None) -> SweepResult:
+def sweep(
+    state: WebhooksState,
+    *,
+    pending_grace: float | None = None,
+    now: datetime | None = None,
+    after: SweepCursor | None = None,
+) -> SweepResult:
     """Re-enqueue every open delivery that no job will deliver; needs an app context.
 
     * ``pending``/``queued`` older than ``pending_grace`` (default :func:`sweep_margin`)
@@ -222,6 +253,10 @@ def sweep(state: WebhooksState, *, pending_grace: float | None = None, now: date
 
     The counts are exact: the rows are read again after Redis, and a delivery a worker
     claimed or recorded in between (its status or ``updated_at`` changed) is left alone.
+
+    At most :data:`SWEEP_LIMIT` rows are read; when that many were, ``result.next`` says
+    where to go on (``after=``). Stuck claims are always read from the start unless the
+    cursor is within them, so they are never starved by a long walk through queued rows.
     """
     settings = state.settings
     now = now or ids.utcnow()
@@ -230,35 +265,32 @@ def sweep(state: WebhooksState, *, pending_grace: float | None = None, now: date
     D = state.models.Delivery
     session = state.db.session
     columns = (D.id, D.status, D.updated_at)
+    order = (D.created_at, D.id)
+
+    def page(condition: Any, past: tuple[datetime, str] | None, limit: int) -> list[Any]:
+        query = sa.select(*columns, D.created_at).where(D.is_test.is_(False), condition)
+        if past is not None:
+            query = query.where(sa.tuple_(*order) > sa.tuple_(*past))
+        return list(session.execute(query.order_by(*order).limit(limit)).all())
+
     # Stuck claims and overdue retries first, then unclaimed rows: under a backlog, thousands of
     # old `queued` rows whose jobs are still waiting must not crowd them out of the limit.
-    rows = list(
-        session.execute(
-            sa.select(*columns)
-            .where(
-                D.is_test.is_(False),
-                sa.or_(
-                    sa.and_(D.status == SENDING, D.claimed_at <= now - timedelta(seconds=settings.stuck_after)),
-                    sa.and_(D.status == RETRYING, D.next_attempt_at <= now - timedelta(seconds=margin)),
-                ),
-            )
-            .order_by(D.created_at)
-            .limit(SWEEP_LIMIT)
-        ).all()
+    claimed = sa.or_(
+        sa.and_(D.status == SENDING, D.claimed_at <= now - timedelta(seconds=settings.stuck_after)),
+        sa.and_(D.status == RETRYING, D.next_attempt_at <= now - timedelta(seconds=margin)),
     )
-    if len(rows) < SWEEP_LIMIT:
-        rows += session.execute(
-            sa.select(*columns)
-            .where(
-                D.is_test.is_(False),
-                D.status.in_((PENDING, QUEUED)),
-                D.updated_at <= now - timedelta(seconds=grace),
-            )
-            .order_by(D.created_at)
-            .limit(SWEEP_LIMIT - len(rows))
-        ).all()
+    unclaimed = sa.and_(D.status.in_((PENDING, QUEUED)), D.updated_at <= now - timedelta(seconds=grace))
+    in_claimed = after is not None and after.phase == "claimed"
+    rows = page(claimed, after.key if after is not None and in_claimed else None, SWEEP_LIMIT)
+    next_cursor = SweepCursor("claimed", (rows[-1].created_at, rows[-1].id)) if len(rows) == SWEEP_LIMIT else None
+    if next_cursor is None:
+        room = SWEEP_LIMIT - len(rows)
+        more = page(unclaimed, after.key if after is not None and not in_claimed else None, room)
+        rows += more
+        if len(more) == room:
+            next_cursor = SweepCursor("unclaimed", (more[-1].created_at, more[-1].id))
     session.rollback()  # end the read transaction; nothing was written
-    result = SweepResult()
+    result = SweepResult(next=next_cursor)
     if not rows:
         return result
 
@@ -374,6 +406,41 @@ def _unchanged(state: WebhooksState, rows: Sequence[Any], candidates: Sequence[s
     now_rows = session.execute(sa.select(D.id, D.status, D.updated_at).where(D.id.in_(list(candidates)))).all()
     session.rollback()  # end the read transaction
     return {row.id for row in now_rows if before.get(row.id) == (row.status, row.updated_at)}
+
+
+def sweep_all(state: WebhooksState, *, pending_grace: float | None = None) -> SweepResult:
+    """Sweep page after page until every open delivery was looked at; the summed result."""
+    total = sweep(state, pending_grace=pending_grace)
+    while total.next is not None:
+        page = sweep(state, pending_grace=pending_grace, after=total.next)
+        total.add(page)
+        total.next = page.next
+    return total
+
+
+def periodic_sweep(state: WebhooksState) -> SweepResult:
+    """One page of the periodic sweep, going on from where the last one (of any worker) stopped.
+
+    The cursor lives in Redis next to the sweep lock, so whichever worker sweeps next reads
+    on; it expires after a few intervals, so a lost one only means starting over.
+    """
+    conn = state.redis()
+    raw = cast("bytes | None", conn.get(state.sweep_cursor_key))
+    after = None
+    if raw:
+        try:
+            phase, created, row_id = json.loads(raw)
+            after = SweepCursor(phase, (datetime.fromisoformat(created), row_id))
+        except (ValueError, TypeError):
+            after = None  # unreadable (another version wrote it): start over
+    result = sweep(state, after=after)
+    if result.next is None:
+        conn.delete(state.sweep_cursor_key)
+    else:
+        created_at, row_id = result.next.key
+        ttl = max(60, int(state.settings.sweep_interval * 5))
+        conn.set(state.sweep_cursor_key, json.dumps([result.next.phase, created_at.isoformat(), row_id]), ex=ttl)
+    return result
 
 
 def sweep_lock(state: WebhooksState, ttl: float) -> bool:

@@ -122,6 +122,11 @@ class WebhooksState:
         """The Redis key that lets one worker at a time sweep."""
         return f"trakkr_webhooks:{self.settings.queue}:sweep-lock"
 
+    @property
+    def sweep_cursor_key(self) -> str:
+        """The Redis key where a periodic sweep that hit its limit leaves its cursor for the next one."""
+        return f"trakkr_webhooks:{self.settings.queue}:sweep-cursor"
+
 
 def get_state(app: Flask | None = None) -> WebhooksState:
     """Return the webhooks state of ``app`` (default: the current app)."""

@@ -310,7 +310,7 @@ class DeliveryWorker(SimpleWorker):
             self._next_sweep = now + interval
             with self.flask_app.app_context():
                 if dispatch.sweep_lock(state, interval):
-                    found = dispatch.sweep(state)
+                    found = dispatch.periodic_sweep(state)
                     if found.enqueued:
                         self.log.info("trakkr_webhooks sweep re-enqueued %s", found.as_dict())
         except Exception:  # a sweep failure (Redis or DB blip) must not stop the worker

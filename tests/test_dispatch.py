@@ -214,3 +214,73 @@ def test_a_backlog_of_queued_rows_does_not_crowd_stuck_claims_out_of_the_sweep(n
     monkeypatch.setattr(dispatch, "SWEEP_LIMIT", 1)
     found = _sweep(app)
     assert (found.stuck, found.enqueued) == (1, [held])
+
+
+def _backlog_with_a_lost_job_last(app, queued: int) -> str:
+    """``queued`` old deliveries whose jobs still wait, then one whose job is gone; its id."""
+    make_webhook(app, "https://hooks.example.com/in")
+    for _ in range(queued + 1):
+        emit(app)
+    rows = sorted(_deliveries(app), key=lambda d: (d.created_at, d.id))
+    for row in rows:
+        _update(app, row.id, updated_at=ids.utcnow() - timedelta(minutes=5))
+    lost = rows[-1].id
+    dispatch.forget(get_state(app), [lost])  # its job vanished from Redis
+    return lost
+
+
+def test_a_sweep_past_its_limit_hands_back_a_cursor_that_reaches_the_rest(new_app, monkeypatch):
+    # More still-queued rows than the limit used to hide every forgotten delivery behind them.
+    app = new_app()
+    lost = _backlog_with_a_lost_job_last(app, queued=2)
+    monkeypatch.setattr(dispatch, "SWEEP_LIMIT", 2)
+    first = _sweep(app)
+    assert first.enqueued == [] and first.next is not None and first.next.phase == "unclaimed"
+    second = _sweep(app, after=first.next)
+    assert (second.lost_jobs, second.enqueued) == (1, [lost])
+    assert second.next is None  # a page short of the limit: nothing past it
+    with app.app_context():
+        assert dispatch.sweep_all(get_state(app)).enqueued == []  # now queued again, not lost
+
+
+def test_dispatch_command_walks_every_page(new_app, monkeypatch):
+    app = new_app()
+    lost = _backlog_with_a_lost_job_last(app, queued=4)
+    monkeypatch.setattr(dispatch, "SWEEP_LIMIT", 2)
+    out = app.test_cli_runner().invoke(args=["webhooks", "dispatch"])
+    assert out.exit_code == 0, out.output
+    assert "enqueued 1 deliveries" in out.output and "lost jobs 1" in out.output
+    assert _deliveries(app)[-1].status == "queued"
+    with app.app_context():
+        assert get_state(app).redis().hget(get_state(app).jobs_key, lost) is not None
+
+
+def test_periodic_sweeps_go_on_from_the_cursor_left_in_redis(new_app, monkeypatch):
+    app = new_app()
+    lost = _backlog_with_a_lost_job_last(app, queued=2)
+    monkeypatch.setattr(dispatch, "SWEEP_LIMIT", 2)
+    with app.app_context():
+        state = get_state(app)
+        first = dispatch.periodic_sweep(state)
+        assert first.enqueued == [] and state.redis().get(state.sweep_cursor_key) is not None
+        second = dispatch.periodic_sweep(state)  # any worker: the cursor is in Redis
+        assert second.enqueued == [lost]
+        assert state.redis().get(state.sweep_cursor_key) is None  # done: the next one starts over
+        state.redis().set(state.sweep_cursor_key, b"not json")
+        assert dispatch.periodic_sweep(state).next is not None  # unreadable cursor: from the start
+
+
+def test_a_cursor_within_stuck_claims_reads_on_through_them(new_app, monkeypatch):
+    app = new_app()
+    make_webhook(app, "https://hooks.example.com/in")
+    for _ in range(3):
+        emit(app)
+    rows = sorted(_deliveries(app), key=lambda d: (d.created_at, d.id))
+    for row in rows:
+        _update(app, row.id, status="sending", attempt_count=1, claimed_at=ids.utcnow() - timedelta(seconds=60))
+    dispatch.forget(get_state(app), [r.id for r in rows])
+    monkeypatch.setattr(dispatch, "SWEEP_LIMIT", 2)
+    first = _sweep(app)
+    assert first.stuck == 2 and first.next is not None and first.next.phase == "claimed"
+    second = _sweep(app, after=first.next)
+    assert second.enqueued == [rows[-1].id]
