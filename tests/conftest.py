@@ -31,6 +31,48 @@ from flask_trakkr_webhooks import TrakkrWebhooks  # noqa: E402
 from flask_trakkr_webhooks.testing import EmbeddedRedis, private_postgres_database, redis_answers  # noqa: E402
 
 
+#: Where the per-test files (SQLite databases, logs) go when the caller chose no ``--basetemp``:
+#: a RAM file system when there is one. Each test creates its tables in a fresh SQLite file,
+#: and on a disk every CREATE is a journal write and an fsync: 26 ms of a test's 50 ms of
+#: set-up, 7 ms on tmpfs.
+RAM_DIR = Path("/dev/shm")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Put ``tmp_path`` on :data:`RAM_DIR` (in the controlling process; xdist workers inherit it)."""
+    if config.option.basetemp or hasattr(config, "workerinput") or not RAM_DIR.is_dir():
+        return
+    if not os.access(RAM_DIR, os.W_OK):
+        return
+    import tempfile
+
+    base = Path(tempfile.mkdtemp(prefix="trakkr-tests-", dir=RAM_DIR))
+    config.option.basetemp = str(base)
+    config.stash[RAM_BASETEMP] = base
+
+
+RAM_BASETEMP = pytest.StashKey[Path]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Give the RAM back after a green run; after a red one, keep the files and say where."""
+    base = session.config.stash.get(RAM_BASETEMP, None)
+    if base is None:
+        return
+    if exitstatus == 0:
+        import shutil
+
+        shutil.rmtree(base, ignore_errors=True)
+    else:
+        sys.stderr.write(f"\nthe failed tests' files (worker logs, databases) are kept in {base}\n")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Slow tests first (a stable sort): under xdist they start at once and overlap the
+    thousands of short tests, instead of starting last and ending the run alone."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+
+
 def normalise_db_url(url: str) -> str:
     """``postgresql://`` means psycopg 3 here (the driver the test extra installs)."""
     if url.startswith("postgres://"):

@@ -1,7 +1,7 @@
 export TRAKKR_WEBHOOKS_ENCRYPTION_KEY="$(flask webhooks generate-key)" MYAPP_ADMIN_TOKEN=change-me
 flask --app myapp run --port 5000 &         # the app and its /webhooks API
-flask --app myapp webhooks worker &         # delivers: needs Redis (REDIS_URL, default 127.0.0.1:6379)
 until curl -so /dev/null http://127.0.0.1:5000/; do sleep 0.5; done      # wait until the app answers
+flask --app myapp webhooks worker &         # delivers: needs Redis (REDIS_URL, default 127.0.0.1:6379)
 # Register a webhook (signed by default: the answer holds its whsec_ secret, once).
 SECRET=$(curl -s http://127.0.0.1:5000/webhooks \
   -H "Authorization: Bearer change-me" -H "Content-Type: application/json" \

@@ -141,15 +141,15 @@ def test_two_workers_together_never_exceed_the_endpoints_rate(e2e_app, start_wor
         assert rx.worst_window("/hooks/paced") <= 5
 
 
-def test_a_slack_style_burst_of_20_is_all_delivered(e2e_app, start_worker):
+def test_a_slack_style_burst_of_10_is_all_delivered(e2e_app, start_worker):
     # Slack: about one message per second per webhook, short bursts tolerated.
     with LimitedReceiver(3, 3.0) as rx:
         app = e2e_app()
         make_webhook(app, rx.url + "/services/T0/B0/x", provider="slack", events=["citation_gained"])
         start_worker(app)
-        _burst(app, 20)
-        rows = _finished(app, 20, timeout=60)
-        assert [r["status"] for r in rows] == ["succeeded"] * 20
+        _burst(app, 10)  # past the receiver's burst of 3: only Slack's 1/s pacing gets it through
+        rows = _finished(app, 10, timeout=40)
+        assert [r["status"] for r in rows] == ["succeeded"] * 10
         assert rx.count(429) <= 2
         assert all(r.signature_ok for r in rx.received)
 
