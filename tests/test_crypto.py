@@ -344,12 +344,12 @@ def test_worker_thread_with_an_app_context_finds_the_key(plain_app):
 
 def test_each_app_uses_its_own_key(make_app):
     """Two host apps on one database: each encrypts with the key of its own settings."""
-    first = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=OLD)
+    first = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=OLD, own_db=True)
     FirstSecret = secret_model(first.db)
     with first.app_context():
         first.db.create_all()
     write(first, first.db, FirstSecret, a="tok")
-    second = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=OTHER)
+    second = make_app(TRAKKR_WEBHOOKS_ENCRYPTION_KEY=OTHER, own_db=True)
     SecondSecret = secret_model(second.db)
     with pytest.raises(DecryptionError):
         read(second, SecondSecret, "a")
