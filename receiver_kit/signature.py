@@ -62,14 +62,19 @@ def verify_signature(payload: bytes, signature: str | None, secret: Secrets) -> 
     Constant-time comparison; same answer as the product page's snippet on every
     input that snippet accepts (see the module docstring for the few it crashes on).
     """
-    body = raw_bytes(payload)
-    keys = [legacy_key(s) for s in secret_list(secret)]
+    # The common case (one str secret, a bytes body) skips the general checks: it is the
+    # whole cost of a receiver's verification beside the HMAC itself.
+    if type(secret) is str and secret and type(payload) is bytes:
+        keys: tuple[bytes, ...] = (secret.encode("utf-8"),)
+        body: bytes | bytearray | memoryview = payload
+    else:
+        body = raw_bytes(payload)
+        keys = tuple(legacy_key(s) for s in secret_list(secret))
     if not isinstance(signature, str) or not signature.isascii():
         return False
-    given = signature.encode("ascii")
     matched = False
     # Compare against every secret (no early exit) so timing does not tell which one matched.
+    # ASCII str on both sides: compare_digest takes them as they are, no encoding needed.
     for key in keys:
-        expected = (SIGNATURE_PREFIX + _hexdigest(body, key)).encode("ascii")
-        matched |= hmac.compare_digest(expected, given)
+        matched |= hmac.compare_digest(SIGNATURE_PREFIX + hmac.new(key, body, hashlib.sha256).hexdigest(), signature)
     return matched

@@ -163,6 +163,37 @@ def test_memory_store_sweeps_expired_entries():
     assert len(store) == 1
 
 
+def test_memory_store_expires_per_call_ttls_past_the_fifo_queues_too():
+    # More distinct per-call TTLs than there are FIFO queues: the rest go on the heap, and
+    # every entry still leaves when it expires, whichever structure held it.
+    from receiver_kit.idempotency.memory import MAX_TTL_QUEUES
+
+    now = [0.0]
+    store = MemoryStore(processing_ttl=1, completed_ttl=1, clock=lambda: now[0])
+    ttls = [float(n) for n in range(2, MAX_TTL_QUEUES + 6)]
+    for ttl in ttls:
+        assert store.claim(key(), processing_ttl=ttl).acquired
+    assert len(store) == len(ttls)
+    now[0] = 5.5  # past 2, 3, 4, 5
+    store.claim(key(), processing_ttl=100)
+    assert len(store) == len(ttls) - 4 + 1
+    now[0] = 1000.0
+    store.claim(key())
+    assert len(store) == 1
+
+
+def test_memory_store_tokens_differ_from_claim_to_claim_and_store_to_store():
+    now = [0.0]
+    first, second = (MemoryStore(processing_ttl=1, clock=lambda: now[0]) for _ in range(2))
+    k = key()
+    old = first.claim(k).token
+    now[0] = 2.0  # the claim expired: the next delivery takes it over with a new token
+    new = first.claim(k).token
+    assert old and new and old != new
+    assert not first.complete(k, old)  # the slow handler cannot overwrite the take-over
+    assert second.claim(k).token not in (old, new)
+
+
 def test_memory_store_sweep_keeps_a_key_rewritten_with_a_later_expiry():
     now = [0.0]
     store = MemoryStore(processing_ttl=1, completed_ttl=10, clock=lambda: now[0])
