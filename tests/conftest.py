@@ -67,9 +67,9 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Slow tests first (a stable sort): under xdist they start at once and overlap the
-    thousands of short tests, instead of starting last and ending the run alone."""
-    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
+    """Slow tests first, then the end-to-end ones (a stable sort): under xdist they start at once
+    and overlap the thousands of short tests, instead of starting last and ending the run alone."""
+    items.sort(key=lambda item: (item.get_closest_marker("slow") is None, item.get_closest_marker("e2e") is None))
 
 
 def normalise_db_url(url: str) -> str:

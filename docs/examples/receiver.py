@@ -14,5 +14,5 @@ app = Flask(__name__)
 @verify_webhook(secret=os.environ["TRAKKR_SIGNING_SECRET"])  # 401 unless signed with it
 @idempotent(store=MemoryStore())  # runs once per meta.event_id, however often delivered
 def on_trakkr(payload: dict) -> tuple[str, int]:
-    print("verified", payload["meta"]["event_id"], payload["summary"], flush=True)
+    print(f"verified {payload['meta']['event_id']} {payload['summary']}", flush=True)  # one write: one line
     return "", 204
