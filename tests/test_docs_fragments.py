@@ -74,6 +74,11 @@ COVERED: dict[Key, str] = {
     ("receiving.md", "django_hook.py"): "test_a_receiver_file_answers_deliveries_under_its_real_server",
     ("receiving.md", "fastapi_hook.py"): "test_a_receiver_file_answers_deliveries_under_its_real_server",
     ("receiving.md", "test_hooks.py"): "test_a_pages_test_file_passes_under_pytest",
+    ("receiver-kit.md", "kit_flask.py"): "test_a_receiver_file_answers_deliveries_under_its_real_server",
+    ("receiver-kit.md", "kit_django.py"): "test_a_receiver_file_answers_deliveries_under_its_real_server",
+    ("receiver-kit.md", "kit_fastapi.py"): "test_a_receiver_file_answers_deliveries_under_its_real_server",
+    ("receiver-kit.md", "kit_starlette.py"): "test_a_receiver_file_answers_deliveries_under_its_real_server",
+    ("receiver-kit.md", "test_kit.py"): "test_a_pages_test_file_passes_under_pytest",
 }
 
 
@@ -153,7 +158,16 @@ SERVERS: dict[Key, tuple[list[str], bool]] = {
         True,
     ),
     ("receiving.md", "fastapi_hook.py"): (["uvicorn", "fastapi_hook:app", "--port", "{port}"], False),
+    ("receiver-kit.md", "kit_flask.py"): (["flask", "--app", "kit_flask", "run", "--port", "{port}"], True),
+    ("receiver-kit.md", "kit_django.py"): (
+        ["python", "kit_django.py", "runserver", "127.0.0.1:{port}", "--noreload"],
+        True,
+    ),
+    ("receiver-kit.md", "kit_fastapi.py"): (["uvicorn", "kit_fastapi:app", "--port", "{port}"], True),
+    ("receiver-kit.md", "kit_starlette.py"): (["uvicorn", "kit_starlette:app", "--port", "{port}"], True),
 }
+#: What the page says to run once before the server.
+BEFORE: dict[Key, list[str]] = {("receiver-kit.md", "kit_django.py"): ["python", "kit_django.py", "migrate"]}
 
 
 def check_receiver(url: str, secret: str, lines: Lines, *, once: bool) -> None:
@@ -182,10 +196,13 @@ def check_receiver(url: str, secret: str, lines: Lines, *, once: bool) -> None:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("key", list(SERVERS), ids=lambda key: "/".join(key))
-def test_a_receiver_file_answers_deliveries_under_its_real_server(reader: Any, key: Key) -> None:
+def test_a_receiver_file_answers_deliveries_under_its_real_server(reader: Any, tmp_path: Path, key: Key) -> None:
     page, name = key
     reader.write(page, name)
     args, once = SERVERS[key]
+    if key in BEFORE:
+        done = subprocess.run(BEFORE[key], cwd=tmp_path, env=reader.env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
     port = free_port()
     lines = reader.serve([arg.format(port=port) for arg in args], port)
     check_receiver(f"http://127.0.0.1:{port}/hooks/trakkr", reader.secret, lines, once=once)
@@ -198,7 +215,10 @@ def test_a_receiver_file_answers_deliveries_under_its_real_server(reader: Any, k
 
 
 #: A page's test file, and the files of the page it tests.
-TEST_FILES: dict[Key, list[str]] = {("receiving.md", "test_hooks.py"): ["hooks.py"]}
+TEST_FILES: dict[Key, list[str]] = {
+    ("receiving.md", "test_hooks.py"): ["hooks.py"],
+    ("receiver-kit.md", "test_kit.py"): ["kit_flask.py", "kit_fastapi.py"],
+}
 
 
 @pytest.mark.slow
