@@ -469,7 +469,12 @@ def test_the_alembic_lines_upgrade_both_branches_and_keep_our_tables_out(tmp_pat
             branch_label="host",
             version_path=str(scripts / "versions"),
         )
+    command.revision(config, "more", rev_id="host0002", head="host@head")  # the page's next ones
     engine.dispose()
+    assert sorted(p.name for p in (scripts / "versions").glob("*.py")) == [
+        "host0001_host_things.py",
+        "host0002_more.py",
+    ]
     revision = (scripts / "versions" / "host0001_host_things.py").read_text()
     assert "host_things" in revision
     assert "trakkr_webhook" not in revision  # include_name kept the extension's tables out
