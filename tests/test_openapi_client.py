@@ -1,22 +1,24 @@
 """A typed client generated from the served OpenAPI document (``flask_trakkr_webhooks/openapi.py``).
 
-``openapi-python-client`` generates a Python client from ``GET /webhooks/openapi.json`` of a
-real app served on 127.0.0.1 (once per module, with no warning allowed), and the tests drive
-every operation through it against that server: create with each auth type, update, list
+``openapi-python-client`` generates a Python client from ``GET /webhooks/openapi.json`` of the
+example app (``example_app``, its two demo brands seeded) served on 127.0.0.1 (once per module,
+with no warning allowed), and the tests drive every operation through it against that server,
+with a brand's API key as ``Authorization: Bearer``: create with each auth type, update, list
 pages, test, preview, deliveries, redeliver, rotate, replay, delete, and the error shapes
-(400, 401, 403, 404, 409) parsed as the document's ``Error``.
+(400, 401, 403, 404, 409, 413, 415) parsed as the document's ``Error``. The API client page's
+``client.py`` runs against it too.
 """
 
 from __future__ import annotations
 
 import importlib
-import secrets
+import json
 import shutil
 import subprocess
 import sys
 import threading
-import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from http import HTTPStatus
 from pathlib import Path
@@ -24,61 +26,75 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from flask import Flask, request
-from flask_sqlalchemy import SQLAlchemy
-from werkzeug.exceptions import Unauthorized
+from cryptography.fernet import Fernet
+from flask import Flask
+from test_docs_examples import reader_env
+from test_docs_fragments import fragment
 from werkzeug.serving import make_server
 
-from e2e.helpers import BRAND, VISIBILITY, clear_queue, process
+from e2e.helpers import VISIBILITY, clear_queue, process
 from e2e.receiver import Receiver, Reply
-from flask_trakkr_webhooks import TrakkrWebhooks, auth
+from flask_trakkr_webhooks import auth
+from flask_trakkr_webhooks.config import DEFAULTS
 
 # Not on the fast path: generates and imports a client package.
 pytestmark = pytest.mark.slow
 
-API_KEY = "key_" + secrets.token_hex(8)
-REFUSED_BRAND = "0b6f1c9e-2d4a-4f5b-8c3d-7e9a1b2c3d4e"
-PACKAGE = "trakkr_generated_client"
+#: The package name the API client page's generate command gives.
+PACKAGE = "trakkr_api_client"
 GENERATOR = Path(sys.executable).with_name("openapi-python-client")
 
 
-def policy(brand_id: str) -> bool:
-    """The host's policy: an ``X-Api-Key`` is required (else 401); one brand is refused (403/404)."""
-    if request.headers.get("X-Api-Key") != API_KEY:
-        raise Unauthorized("send X-Api-Key")
-    return brand_id != REFUSED_BRAND
+@dataclass
+class Served:
+    """The example app, served: its URL, its brand (a key for it) and the other brand (refused to that key)."""
+
+    app: Flask
+    base_url: str
+    brand: dict[str, str]
+    key: str
+    other_brand: dict[str, str]
+    other_key: str
 
 
 @pytest.fixture(scope="module")
-def served(postgres_url: str | None, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """An app with a policy, delivering to local receivers, served by werkzeug on 127.0.0.1."""
+def served(postgres_url: str | None, redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The example app with its demo brands, delivering to local receivers, served by werkzeug on 127.0.0.1."""
     database = postgres_url or f"sqlite:///{tmp_path_factory.mktemp('client-db') / 'app.db'}"
-    app = Flask("trakkr_client_test")
-    app.config.update(
-        TESTING=True,
-        SQLALCHEMY_DATABASE_URI=database,
-        TRAKKR_WEBHOOKS_REDIS_URL=redis_url,
-        TRAKKR_WEBHOOKS_QUEUE=f"webhooks-client-{secrets.token_hex(4)}",
-        TRAKKR_WEBHOOKS_REQUIRE_HTTPS=False,
-        TRAKKR_WEBHOOKS_ALLOW_PRIVATE_NETWORKS=True,
-        TRAKKR_WEBHOOKS_TIMEOUT=2,
-        TRAKKR_WEBHOOKS_RETRY_DELAYS=[],
-    )
-    db = SQLAlchemy()
-    db.init_app(app)
-    webhooks = TrakkrWebhooks()
-    webhooks.init_app(app, db)
-    webhooks.access_policy(policy)
-    app.db = db  # type: ignore[attr-defined]
-    app.webhooks = webhooks  # type: ignore[attr-defined]
-    with app.app_context():
-        db.create_all()
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("DATABASE_URL", database)
+        env.setenv("REDIS_URL", redis_url)
+        env.setenv("EXAMPLE_LOCAL_RECEIVERS", "1")
+        from example_app import create_app, db, webhooks
+
+        app = create_app(
+            {
+                "TRAKKR_WEBHOOKS_QUEUE": f"webhooks-client-{tmp_path_factory.mktemp('q').name}",
+                "TRAKKR_WEBHOOKS_ENCRYPTION_KEY": Fernet.generate_key().decode(),
+                "TRAKKR_WEBHOOKS_TIMEOUT": 2,
+                "TRAKKR_WEBHOOKS_RETRY_DELAYS": [],
+            }
+        )
+        app.db, app.webhooks = db, webhooks  # type: ignore[attr-defined]  # as the e2e helpers expect
+        seeded = app.test_cli_runner().invoke(args=["seed", "--json"])
+    assert seeded.exit_code == 0, seeded.output
+    (first, second) = json.loads(seeded.output.strip().splitlines()[-1])[:2]
     server = make_server("127.0.0.1", 0, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    app.base_url = f"http://127.0.0.1:{server.server_port}"  # type: ignore[attr-defined]
+
+    def brand(b: dict[str, str]) -> dict[str, str]:
+        return {"id": b["id"], "name": b["name"], "website": "https://acme.example"}
+
     try:
-        yield app
+        yield Served(
+            app,
+            f"http://127.0.0.1:{server.server_port}",
+            brand(first),
+            first["api_key"],
+            brand(second),
+            second["api_key"],
+        )
     finally:
         server.shutdown()
         thread.join(5)
@@ -90,8 +106,9 @@ def served(postgres_url: str | None, redis_url: str, tmp_path_factory: pytest.Te
 
 
 @pytest.fixture(scope="module")
-def generated(served: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
-    """The client package generated from the served document (imported), without any warning."""
+def generated(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ModuleType]:
+    """The client package generated from the served document (imported), without any warning; its
+    folder is ``generated.folder``."""
     out = tmp_path_factory.mktemp("client")
     config = out / "config.yaml"
     config.write_text("post_hooks: []\n")  # no formatter run: nothing but the generator's own output
@@ -118,7 +135,9 @@ def generated(served: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     assert "error" not in output.lower(), output
     sys.path.insert(0, str(out))
     try:
-        yield importlib.import_module(PACKAGE)
+        package = importlib.import_module(PACKAGE)
+        package.folder = out  # type: ignore[attr-defined]
+        yield package
     finally:
         sys.path.remove(str(out))
         for name in [n for n in sys.modules if n == PACKAGE or n.startswith(PACKAGE + ".")]:
@@ -138,11 +157,9 @@ def models(generated: ModuleType) -> ModuleType:
 
 
 @pytest.fixture
-def client(generated: ModuleType, served: Any) -> Any:
-    """A generated client sending the API key the policy wants."""
-    return generated.AuthenticatedClient(
-        base_url=served.base_url, token=API_KEY, prefix="", auth_header_name="X-Api-Key"
-    )
+def client(generated: ModuleType, served: Served) -> Any:
+    """A generated client sending the first brand's API key (``Authorization: Bearer``)."""
+    return generated.AuthenticatedClient(base_url=served.base_url, token=served.key)
 
 
 def call(operation: str, **kwargs: Any) -> Any:
@@ -151,10 +168,18 @@ def call(operation: str, **kwargs: Any) -> Any:
     return module(f"api.{tag}.{name}").sync_detailed(**kwargs)
 
 
+def brand_of(client: Any) -> str:
+    """The id of the brand whose key ``client`` sends (the example app's ``GET /brands/me``)."""
+    me = client.get_httpx_client().get("/brands/me")
+    assert me.status_code == HTTPStatus.OK, me.text
+    return str(me.json()["id"])
+
+
 def create(client: Any, models: Any, url: str, **fields: Any) -> Any:
-    """Create a webhook for ``BRAND`` through the client; the ``Webhook`` model."""
+    """Create a webhook for the client's brand through the client; the ``Webhook`` model."""
+    brand_id = fields.pop("brand_id", None) or brand_of(client)
     body = models.WebhookCreate(
-        url=url, events=[models.WebhookCreateEventsItem("visibility_changed")], brand_id=BRAND["id"], **fields
+        url=url, events=[models.WebhookCreateEventsItem("visibility_changed")], brand_id=brand_id, **fields
     )
     response = call("webhooks.create_webhook", client=client, body=body)
     assert response.status_code == HTTPStatus.CREATED, response.content
@@ -192,7 +217,7 @@ def test_the_generated_client_has_a_module_per_tag_and_every_operation(generated
     assert found == expected
 
 
-def test_the_document_operation(client: Any, served: Any) -> None:
+def test_the_document_operation(client: Any, served: Served) -> None:
     response = call("openapi.openapi", client=client)
     assert response.status_code == HTTPStatus.OK
     assert response.parsed.additional_properties["openapi"] == "3.0.3"
@@ -248,8 +273,10 @@ def test_update_with_an_array_template_and_a_provider(client: Any, models: Any, 
     assert detected.status_code == HTTPStatus.OK and detected.parsed.provider.value == "webhook"
 
 
-def test_list_pages(client: Any, models: Any, plain_receiver: Receiver) -> None:
-    brand = str(uuid.uuid4())
+def test_list_pages(generated: ModuleType, served: Served, models: Any, plain_receiver: Receiver) -> None:
+    # The other brand: no other test makes its webhooks.
+    client = generated.AuthenticatedClient(base_url=served.base_url, token=served.other_key)
+    brand = served.other_brand["id"]
     made = []
     for _ in range(5):
         body = models.WebhookCreate(
@@ -274,7 +301,9 @@ def test_list_pages(client: Any, models: Any, plain_receiver: Receiver) -> None:
     assert pages == 3 and seen == made[::-1]
 
 
-def test_test_preview_deliveries_and_redeliver(client: Any, models: Any, served: Any, plain_receiver: Receiver) -> None:
+def test_test_preview_deliveries_and_redeliver(
+    client: Any, models: Any, served: Served, plain_receiver: Receiver
+) -> None:
     webhook = create(client, models, plain_receiver.url, signing_secret="whsec_" + "c2VjcmV0LXNlY3JldC1zZWNyZXQ=")
     preview = call("webhooks.preview_webhook", webhook_id=webhook.id, client=client, body=models.TestRequest())
     assert preview.status_code == HTTPStatus.OK, preview.content
@@ -291,9 +320,9 @@ def test_test_preview_deliveries_and_redeliver(client: Any, models: Any, served:
     assert result.success is True and result.status_code == 200 and result.delivery.is_test is True
     assert len(plain_receiver.received) == 1
 
-    with served.app_context():
-        event_id = served.webhooks.emit("visibility_changed", brand=BRAND, data=VISIBILITY)
-        served.db.session.commit()
+    with served.app.app_context():
+        event_id = served.app.webhooks.emit("visibility_changed", brand=served.brand, data=VISIBILITY)
+        served.app.db.session.commit()
     listed = call("deliveries.list_deliveries", webhook_id=webhook.id, client=client, limit=1)
     assert listed.status_code == HTTPStatus.OK and listed.parsed.has_more is True
     real = listed.parsed.data[0]
@@ -320,16 +349,16 @@ def test_test_preview_deliveries_and_redeliver(client: Any, models: Any, served:
     assert_error(refused, 409, "conflict")
 
 
-def test_rotate_and_replay(client: Any, models: Any, served: Any) -> None:
+def test_rotate_and_replay(client: Any, models: Any, served: Served) -> None:
     with Receiver() as failing:
         failing.script(*[Reply(500)] * 5)
         webhook = create(client, models, failing.url)
         since = datetime.now(timezone.utc) - timedelta(minutes=1)
-        with served.app_context():
-            served.webhooks.emit("visibility_changed", brand=BRAND, data=VISIBILITY)
-            served.db.session.commit()
+        with served.app.app_context():
+            served.app.webhooks.emit("visibility_changed", brand=served.brand, data=VISIBILITY)
+            served.app.db.session.commit()
         deliveries = call("deliveries.list_deliveries", webhook_id=webhook.id, client=client).parsed.data
-        process(served, [d.id for d in deliveries])
+        process(served.app, [d.id for d in deliveries])
         failed = call(
             "deliveries.list_deliveries",
             webhook_id=webhook.id,
@@ -366,14 +395,16 @@ def test_delete(client: Any, models: Any, plain_receiver: Receiver) -> None:
     assert_error(call("webhooks.get_webhook", webhook_id=webhook.id, client=client), 404, "not_found")
 
 
-def test_error_shapes(client: Any, models: Any, generated: ModuleType, served: Any, plain_receiver: Receiver) -> None:
+def test_error_shapes(
+    client: Any, models: Any, generated: ModuleType, served: Served, plain_receiver: Receiver
+) -> None:
     events = [models.WebhookCreateEventsItem("visibility_changed")]
-    bad_url = models.WebhookCreate(url="ftp://example.invalid/x", events=events, brand_id=BRAND["id"])
+    bad_url = models.WebhookCreate(url="ftp://example.invalid/x", events=events, brand_id=served.brand["id"])
     assert_error(call("webhooks.create_webhook", client=client, body=bad_url), 400, "invalid_request", "url")
-    refused = models.WebhookCreate(url=plain_receiver.url, events=events, brand_id=REFUSED_BRAND)
+    refused = models.WebhookCreate(url=plain_receiver.url, events=events, brand_id=served.other_brand["id"])
     assert_error(call("webhooks.create_webhook", client=client, body=refused), 403, "forbidden")
     anonymous = generated.Client(base_url=served.base_url)
-    ok = models.WebhookCreate(url=plain_receiver.url, events=events, brand_id=BRAND["id"])
+    ok = models.WebhookCreate(url=plain_receiver.url, events=events, brand_id=served.brand["id"])
     assert_error(call("webhooks.create_webhook", client=anonymous, body=ok), 401, "unauthorized")
     missing = "wh_" + "0" * 24
     assert_error(call("webhooks.get_webhook", webhook_id=missing, client=client), 404, "not_found")
@@ -390,3 +421,41 @@ def test_error_shapes(client: Any, models: Any, generated: ModuleType, served: A
         "invalid_request",
         "headers.Bad Header",
     )
+
+
+def test_error_shapes_of_the_request_guards(client: Any, models: Any, served: Served) -> None:
+    """413 (a body over ``MAX_REQUEST_BYTES``) and 415 (not JSON) answer the document's ``Error`` too."""
+    events = [models.WebhookCreateEventsItem("visibility_changed")]
+    limit = served.app.config.get("TRAKKR_WEBHOOKS_MAX_REQUEST_BYTES", DEFAULTS["MAX_REQUEST_BYTES"])
+    huge = models.WebhookCreate(
+        url="https://hooks.example.com/x", events=events, brand_id=served.brand["id"], description="x" * (limit + 1)
+    )
+    assert_error(call("webhooks.create_webhook", client=client, body=huge), 413, "request_too_large")
+    # The generated functions always send JSON: a reader's raw request through the client's own httpx client.
+    raw = client.get_httpx_client().post("/webhooks", content=b"url=x", headers={"Content-Type": "text/plain"})
+    create_webhook = module("api.webhooks.create_webhook")
+    assert_error(create_webhook._build_response(client=client, response=raw), 415, "unsupported_media_type")
+
+
+def test_the_docs_client_py_creates_a_signed_webhook(
+    generated: ModuleType, served: Served, client: Any, models: Any, plain_receiver: Receiver, tmp_path: Path
+) -> None:
+    """docs/api-client.md's ``client.py``, run by ``python client.py`` with the demo's variables and the
+    generated package beside it."""
+    existing = create(client, models, plain_receiver.url)
+    (tmp_path / "client.py").write_text(fragment("api-client.md", "client.py"))
+    env = reader_env(
+        API=served.base_url,
+        KEY=served.key,
+        WH=existing.id,
+        RX=plain_receiver.url,
+        PYTHONPATH=str(generated.folder),  # type: ignore[attr-defined]
+    )
+    done = subprocess.run(
+        [sys.executable, "client.py"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    status, webhook_id, secret = done.stdout.split()
+    assert status == "201" and webhook_id.startswith("wh_") and secret == "whsec_"
+    got = call("webhooks.get_webhook", webhook_id=webhook_id, client=client)
+    assert got.parsed.url == plain_receiver.url + "/hooks/trakkr" and str(got.parsed.brand_id) == served.brand["id"]
