@@ -102,6 +102,7 @@ COVERED: dict[Key, str] = {
     ("security.md", "strict_hook.py"): "test_a_receiver_file_answers_deliveries_under_its_real_server",
     ("security.md", "on-disabled.api"): "test_the_on_disabled_hook_and_signal_hear_of_a_410_disabling",
     ("rate-limits.md", "rate-limits.conf"): "test_the_rate_limits_setting_is_each_webhooks_effective_rate",
+    ("capacity.md", "managed-redis.conf"): "test_the_managed_redis_setting_is_a_verified_tls_url_naming_its_ca",
     ("rest-api.md", "access-policy.api"): "test_the_access_policy_decides_who_may_call_the_api",
     ("rest-api.md", "verify_preview.py"): "test_a_preview_verifies_with_the_receiver_kit_against_the_example_app",
     ("portal.md", "portal.conf"): "test_the_portal_settings_and_hooks_mount_a_portal_that_asks_the_policy",
@@ -337,6 +338,18 @@ def test_the_rate_limits_setting_is_each_webhooks_effective_rate(make_app: Any) 
         created = client.post("/webhooks", json={"url": url, "events": ["visibility_changed"], "brand_id": BRAND_ID})
         assert created.status_code == 201, created.text
         assert created.json["effective_rate_limit"] == expected, (url, created.json)
+
+
+def test_the_managed_redis_setting_is_a_verified_tls_url_naming_its_ca() -> None:
+    # The URL form itself is delivered through end to end in tests/e2e/test_redis_tls_e2e.py.
+    import redis
+
+    [url] = settings_of("capacity.md", "managed-redis.conf").values()
+    pool = redis.Redis.from_url(url).connection_pool
+    assert pool.connection_class is redis.SSLConnection
+    assert pool.connection_kwargs["ssl_ca_certs"] == "/etc/ssl/redis-ca.pem"
+    assert pool.connection_kwargs["ssl_cert_reqs"] == "required"
+    assert (pool.connection_kwargs["host"], pool.connection_kwargs["port"]) == ("redis.internal", 6380)
 
 
 def test_the_access_policy_decides_who_may_call_the_api(make_app: Any) -> None:
