@@ -119,6 +119,7 @@ class Server:
             headers[name.strip().lower()] = value.strip()
         entry: dict[str, Any] = {
             "t": round(time.monotonic() - self.started, 4),
+            "at": time.monotonic(),  # the machine's monotonic clock: comparable across processes
             "path": path,
             "delivery": headers.get("x-trakkr-delivery"),
             "event": None,
