@@ -489,7 +489,7 @@ def test_the_alembic_lines_upgrade_both_branches_and_keep_our_tables_out(tmp_pat
     ]
     revision = (scripts / "versions" / "host0001_host_things.py").read_text()
     assert "host_things" in revision
-    assert "trakkr_webhook" not in revision  # include_name kept the extension's tables out
+    assert "trakkr_webhook" not in revision  # include_object kept the extension's tables out
 
 
 # -- the example app, served ----------------------------------------------------------------------
