@@ -61,7 +61,7 @@ def _bodies(count: int, start: int) -> list[bytes]:
 
 
 class RQWorker:
-    """``rq worker`` (forking, or ``SimpleWorker``) serving one queue of :func:`deliver` jobs."""
+    """``rq worker`` (forking, or ``SimpleWorker``) serving one queue of :func:`bench.rq_job.deliver` jobs."""
 
     def __init__(self, redis_url: str, queue: str, simple: bool) -> None:
         import redis
@@ -142,17 +142,11 @@ def throughput(database_url: str, redis_url: str, delay: float, repeats: int, qu
                     times = process.cpu_times()
                     return times.user + times.system
 
-                def ours() -> None:
-                    with bench.app.app_context():
-                        for _ in range(sizes["ours"] // webhooks):
-                            bench.app.webhooks.emit("visibility_changed", brand=bench.brand, data={"n": 1})
-                        bench.app.db.session.commit()
-
                 _round(rx, webhooks * 2, lambda: bench.emit(2), ours_cpu)  # warm-up
                 for rq_worker in (simple, forking):
                     rq_worker.enqueue(rx.url() + "/hooks/warm", _bodies(4, 0))
                 for _ in range(repeats):
-                    rate, cpu = _round(rx, sizes["ours"], ours, ours_cpu)
+                    rate, cpu = _round(rx, sizes["ours"], lambda: bench.emit(sizes["ours"] // webhooks), ours_cpu)
                     out["ours"]["rate"].append(rate)
                     out["ours"]["cpu"].append(cpu)
                     for name, rq_worker in (("SimpleWorker", simple), ("rq worker (forking)", forking)):
@@ -179,8 +173,8 @@ def _percentiles(values: list[float]) -> tuple[float, float]:
 
 def latency(database_url: str, redis_url: str, events: int) -> dict[str, tuple[float, float]]:
     """Commit-to-receipt p50 and p99 (ms) of ours and of the SimpleWorker baseline, 200 ms apart;
-    and, as ``"ours: commit returned"``, how long the host's ``commit`` (with its enqueue) took."""
-    import psutil  # noqa: F401  # (same environment as throughput: fail early when missing)
+    and ours split in three: the host's ``commit`` returning, the attempt's start (its
+    ``started_at``), and receipt."""
 
     with tempfile.TemporaryDirectory(prefix="trakkr-latency-") as tmp:
         log_path = os.path.join(tmp, "requests.json")

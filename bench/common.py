@@ -65,6 +65,23 @@ class Stats:
         return f"{self.median:,.{digits}f} ({self.low:,.{digits}f}–{self.high:,.{digits}f})"
 
 
+class Busy:
+    """Share of the machine's CPU in use while a section ran (every process, not only ours)."""
+
+    def __init__(self) -> None:
+        import psutil
+
+        self._psutil = psutil
+        self._start = psutil.cpu_times()
+
+    def percent(self) -> float:
+        """Busy share of all cores since this object was made, in percent."""
+        end = self._psutil.cpu_times()
+        total = sum(end) - sum(self._start)
+        idle = (end.idle + getattr(end, "iowait", 0)) - (self._start.idle + getattr(self._start, "iowait", 0))
+        return 100.0 * (total - idle) / total if total else 0.0
+
+
 def stats(values: Sequence[float]) -> Stats:
     """:class:`Stats` of ``values``."""
     return Stats(tuple(values))

@@ -38,23 +38,6 @@ DATABASES = ("sqlite", "postgresql")
 LABEL = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
 
 
-class Busy:
-    """Share of the machine's CPU in use while a section ran (every process, not only ours)."""
-
-    def __init__(self) -> None:
-        import psutil
-
-        self._psutil = psutil
-        self._start = psutil.cpu_times()
-
-    def percent(self) -> float:
-        """Busy share of all cores since this object was made, in percent."""
-        end = self._psutil.cpu_times()
-        total = sum(end) - sum(self._start)
-        idle = (end.idle + getattr(end, "iowait", 0)) - (self._start.idle + getattr(self._start, "iowait", 0))
-        return 100.0 * (total - idle) / total if total else 0.0
-
-
 def machine(redis_label: str, postgres: str | None) -> list[str]:
     """Lines describing the machine, the versions and the date."""
     import psutil
@@ -136,7 +119,7 @@ def _throughput_runs(
             report.add(f"| {LABEL[kind]} | not measured (not reachable) | | | | | | |")
             continue
         log(f"  {name}, {LABEL[kind]}")
-        busy = Busy()
+        busy = common.Busy()
         with common.database(kind) as db:
             run = throughput.throughput(
                 db, redis_url, delay=delay, layout=layout, repeats=repeats, baseline_threads=threads, log=log
@@ -394,7 +377,7 @@ def section_memory(
     kind = "postgresql" if databases.get("postgresql") else "sqlite"
     checkpoints = (1000, 10000) if quick else (1000, 50000)
     log(f"  5. worker memory, {LABEL[kind]}")
-    busy = Busy()
+    busy = common.Busy()
     with common.database(kind) as db:
         result = throughput.memory(db, redis_url, checkpoints, log=log)
     (n0, rss0), (n1, rss1) = result.points[0], result.points[-1]

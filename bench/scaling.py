@@ -6,7 +6,7 @@ Besides deliveries/s, the CPU each party spent per delivery is read from the ker
 per-process counters (psutil) over the rounds:
 
 * **workers**: the worker processes (and their scheduler children);
-* **Redis**: the ``redis-server`` / ``valkey-server`` process serving the benchmark's URL;
+* **Redis**: the server at the benchmark's URL, from its own ``INFO cpu`` counters;
 * **PostgreSQL**: every ``postgres`` process (the backends serving the workers and the host,
   plus the checkpointer and WAL writer); SQLite runs inside the worker and host processes;
 * **receiver**: the receiver process;
@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from bench.common import (
     BenchApp,
+    Busy,
     ReceiverProcess,
     WorkerProcess,
     bench_config,
@@ -115,8 +116,6 @@ def measure(
     log: Callable[[str], None],
 ) -> Point:
     """Rounds of ``layout`` deliveries through ``workers`` worker processes."""
-    import psutil
-
     point = Point(kind, workers)
     with ReceiverProcess("--ports", str(layout.ports)) as rx, ExitStack() as stack:
         bench = BenchApp(database_url, bench_config(redis_url))
@@ -138,16 +137,13 @@ def measure(
         if kind == "postgresql":
             readers["PostgreSQL"] = _named_cpu(("postgres",))
         before = {party: read() for party, read in readers.items()}
-        machine = psutil.cpu_times()
+        busy = Busy()
         for index in range(rounds):
             rate = deliver_round(bench, rx, layout, done)
             done += layout.deliveries
             point.rates.append(rate)
             log(f"    {kind}, {workers} worker(s), round {index + 1}: {rate:,.0f}/s")
-        end = psutil.cpu_times()
-        total = sum(end) - sum(machine)
-        idle = (end.idle + getattr(end, "iowait", 0)) - (machine.idle + getattr(machine, "iowait", 0))
-        point.busy = 100.0 * (total - idle) / total if total else 0.0
+        point.busy = busy.percent()
         delivered = rounds * layout.deliveries
         point.cpu_us = {party: (read() - before[party]) / delivered * 1e6 for party, read in readers.items()}
     return point
