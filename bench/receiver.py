@@ -178,9 +178,12 @@ class Server:
                 status = 200
             else:
                 status = 503
+        sent = conn.send(response(status, b"ok", {"Retry-After": "1"} if status == 503 else None))
         if late:
+            # Written on a connection the sender still holds, a late 200 can be read as the
+            # answer: a sending thread that lost the CPU past its deadline still finds it there.
             entry["late_answer"] = status
-        conn.send(response(status, b"ok", {"Retry-After": "1"} if status == 503 else None))
+            entry["late_sent"] = sent
         return status
 
     def mode_of(self, path: str) -> str:
@@ -247,10 +250,12 @@ class Connection(asyncio.Protocol):
             del buffer[:total]
             self.server.handle(self, head, body)
 
-    def send(self, data: bytes) -> None:
-        """Write one whole answer (dropped if the client went away)."""
+    def send(self, data: bytes) -> bool:
+        """Write one whole answer (dropped if the client went away); whether it was written."""
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(data)
+            return True
+        return False
 
     def later(self, delay: float, data: bytes) -> None:
         """Write ``data`` after ``delay`` seconds (answers on one connection stay in order)."""

@@ -193,7 +193,13 @@ def test_faults_under_load(make_app, start_worker, tmp_path, record_property):
     by_delivery: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for request in requests:
         by_delivery[request["delivery"]].append(request)
-    answered_ok = {r["delivery"] for r in requests if r["answer"] == 200}
+    # A 200 the sender could read: on time, or a hung request's late 200 written on a
+    # connection the sender still held (a sending thread off the CPU past its deadline
+    # finds the answer waiting, and the receiver did run the handler).
+    answered_ok = {
+        r["delivery"] for r in requests if r["answer"] == 200 or (r.get("late_answer") == 200 and r.get("late_sent"))
+    }
+    on_time = {r["delivery"] for r in requests if r["answer"] == 200}
     # A duplicate: the receiver got an event it had already processed for that endpoint.
     # After a hang it is expected (the handler ran after the sender's timeout, so the sender
     # retried); any other is a delivery sent again although it had been answered.
@@ -212,6 +218,8 @@ def test_faults_under_load(make_app, start_worker, tmp_path, record_property):
         "failed": statuses["failed"],
         "requests": len(requests),
         "hung_requests": sum(r["answer"] == "hang" for r in requests),
+        "late_answers_sent": sum(bool(r.get("late_sent")) for r in requests),
+        "succeeded_on_a_late_answer": sum(row.status == "succeeded" and row.id not in on_time for row in rows),
         "duplicates_after_hang": after_hang,
         "duplicates_redelivered": redelivered,
         "faults": injected,
@@ -229,7 +237,8 @@ def test_faults_under_load(make_app, start_worker, tmp_path, record_property):
     assert all(attempts.get(row.id, 0) == row.attempt_count for row in rows)
     # Every signature verified; every succeeded delivery reached the receiver, which said 200.
     assert not [r for r in requests if r["answer"] in (400, 401)]
-    assert all(row.id in answered_ok for row in rows if row.status == "succeeded")
+    unanswered = [row.id for row in rows if row.status == "succeeded" and row.id not in answered_ok]
+    assert not unanswered, [(d, by_delivery.get(d)) for d in unanswered[:3]]
     # Each delivery carries one meta.event_id everywhere: the event's.
     event_of = {row.id: row.event_id for row in rows}
     for delivery_id, seen in by_delivery.items():
