@@ -43,6 +43,12 @@ from .state import WebhooksState, get_state
 
 log = logging.getLogger("flask_trakkr_webhooks")
 
+#: Longest wait, in seconds, of RQ's command listener (the pubsub thread) between checks of its
+#: stop flag. RQ uses 60 s, and redis-py 8.2's ``stop()`` joins that thread without a timeout:
+#: a worker stopping then hung up to a minute whenever the thread had already seen its
+#: unsubscribe reply (a warm shutdown outlasting a container's grace period).
+PUBSUB_WAKE = 1.0
+
 #: Environment variables naming the app (import path or factory) for plain ``rq worker``.
 APP_ENV_VARS = ("TRAKKR_WEBHOOKS_APP", "FLASK_APP")
 #: Seconds between two polls of RQ's scheduler (RQ's default is 1 s): a retry is
@@ -194,6 +200,14 @@ class DeliveryWorker(SimpleWorker):
         self.stop_was_requested = False
         kwargs.setdefault("maintenance_interval", MAINTENANCE_INTERVAL)
         super().__init__(*args, **kwargs)
+
+    def subscribe(self) -> None:
+        """RQ's command channel, listened to by a thread that wakes every :data:`PUBSUB_WAKE` s."""
+        self.pubsub = self.connection.pubsub()
+        self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
+        self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]  # rq declares it None
+            sleep_time=PUBSUB_WAKE, daemon=True, exception_handler=getattr(self, "_pubsub_exception_handler", None)
+        )
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """RQ's warm shutdown, remembered."""

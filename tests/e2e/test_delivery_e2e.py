@@ -201,6 +201,12 @@ def test_a_worker_killed_mid_delivery_is_recovered_by_the_sweep(e2e_app, receive
     assert (second["number"], second["status_code"]) == (2, 200)
 
 
+#: A plain ``rq worker`` may take up to a minute to exit after its burst: RQ's command
+#: listener waits 60 s at a time and redis-py 8.2's ``stop()`` joins it (``DeliveryWorker``
+#: wakes every second; tests/test_worker.py).
+PLAIN_RQ_TIMEOUT = 150
+
+
 def _plain_rq_worker(app, env_app: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``rq worker --burst --with-scheduler QUEUE`` exactly as RQ ships it: no job or worker class."""
     settings = get_state(app).settings
@@ -213,7 +219,7 @@ def _plain_rq_worker(app, env_app: dict[str, str]) -> subprocess.CompletedProces
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PLAIN_RQ_TIMEOUT,
     )
 
 
@@ -278,7 +284,7 @@ def test_plain_rq_worker_with_the_job_class(e2e_app, receiver, worker_class):
         env=env,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=PLAIN_RQ_TIMEOUT,
     )
     assert done.returncode == 0, done.stderr
     assert receiver.wait_for(1, timeout=5)[0].signature_ok
