@@ -16,6 +16,7 @@ Next on the delivery path: :mod:`.attempt` (build and send, no database), then :
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -94,53 +95,64 @@ class Work:
             return self.endpoint.url
 
 
-def _claimable(D: Any, now: datetime, stuck_after: float) -> Any:
-    return sa.or_(
-        D.status.in_((PENDING, QUEUED)),
-        sa.and_(D.status == RETRYING, sa.or_(D.next_attempt_at.is_(None), D.next_attempt_at <= now + EARLY_TOLERANCE)),
+def _claim_update(D: sa.Table) -> sa.Update:
+    """The claim: the claimable ones of ``:ids`` to ``sending`` (``:now``, ``:early``,
+    ``:stuck``: the claim's time, the latest ``next_attempt_at`` a retry may have, the
+    latest ``claimed_at`` of a claim taken over)."""
+    now = sa.bindparam("now", type_=D.c.claimed_at.type)
+    claimable = sa.or_(
+        D.c.status.in_((PENDING, QUEUED)),
+        sa.and_(
+            D.c.status == RETRYING,
+            sa.or_(D.c.next_attempt_at.is_(None), D.c.next_attempt_at <= sa.bindparam("early", type_=now.type)),
+        ),
         # A claim older than STUCK_AFTER belongs to a worker that died mid-attempt.
-        sa.and_(D.status == SENDING, D.claimed_at <= now - timedelta(seconds=stuck_after)),
+        sa.and_(D.c.status == SENDING, D.c.claimed_at <= sa.bindparam("stuck", type_=now.type)),
+    )
+    return (
+        D.update()
+        .where(D.c.id.in_(sa.bindparam("ids", expanding=True)), D.c.is_test.is_(False), claimable)
+        .values(status=SENDING, claimed_at=now, updated_at=now, attempt_count=D.c.attempt_count + 1)
     )
 
 
-def claim(state: WebhooksState, delivery_ids: Sequence[str], *, now: datetime | None = None) -> dict[str, int]:
+def _claim_params(state: WebhooksState, delivery_ids: Sequence[str], now: datetime) -> dict[str, Any]:
+    return {
+        "ids": list(delivery_ids),
+        "now": now,
+        "early": now + EARLY_TOLERANCE,
+        "stuck": now - timedelta(seconds=state.settings.stuck_after),
+    }
+
+
+@functools.cache
+def _claim_statement(D: sa.Table) -> sa.UpdateBase:
+    """:func:`claim`'s ``UPDATE ... RETURNING``, built once per table (see :func:`_load_statements`)."""
+    return _claim_update(D).returning(D.c.id, D.c.attempt_count)
+
+
+def claim(
+    state: WebhooksState, delivery_ids: Sequence[str], *, now: datetime | None = None, commit: bool = True
+) -> dict[str, int]:
     """Move the claimable ones of ``delivery_ids`` to ``sending``; return ``{id: attempt number}``.
 
-    One conditional ``UPDATE ... RETURNING`` (per-row compare-and-set where the database
-    has no RETURNING), committed at once so other workers see the claim.
+    One conditional ``UPDATE ... RETURNING``, committed at once so other workers see the
+    claim; with ``commit`` false the caller commits (:func:`prepare` loads in the same
+    transaction: until then the claimed rows stay locked, so another worker's claim of
+    them waits and then skips them).
     """
     if not delivery_ids:
         return {}
-    now = now or ids.utcnow()
     session = state.db.session
-    D = state.models.Delivery
-    table = D.__table__
-    where = sa.and_(D.id.in_(list(delivery_ids)), D.is_test.is_(False), _claimable(D, now, state.settings.stuck_after))
-    values = dict(status=SENDING, claimed_at=now, updated_at=now, attempt_count=table.c.attempt_count + 1)
-    claimed: dict[str, int] = {}
+    params = _claim_params(state, delivery_ids, now or ids.utcnow())
     try:
-        if session.get_bind().dialect.update_returning:
-            rows = session.execute(
-                table.update().where(where).values(**values).returning(table.c.id, table.c.attempt_count)
-            ).all()
-            claimed = {row.id: row.attempt_count for row in rows}
-        else:  # pragma: no cover - every supported database has RETURNING
-            for row in session.execute(sa.select(D.id, D.attempt_count).where(where)).all():
-                done = cast(
-                    "sa.CursorResult[Any]",  # an UPDATE answers with a CursorResult (rowcount)
-                    session.execute(
-                        table.update()
-                        .where(table.c.id == row.id, table.c.attempt_count == row.attempt_count, where)
-                        .values(**values)
-                    ),
-                )
-                if done.rowcount == 1:
-                    claimed[row.id] = row.attempt_count + 1
-        session.commit()
+        rows = session.execute(_claim_statement(state.models.Delivery.__table__), params).all()
+        if commit:
+            session.commit()
     except Exception:
         session.rollback()
         raise
-    return claimed
+    return {row.id: row.attempt_count for row in rows}
 
 
 #: The webhook columns a delivery needs (:func:`endpoint_of` and the skip checks).
@@ -174,38 +186,36 @@ def load(
     is mostly one event's fan-out, and this runs on the worker's job thread between
     batches (ORM objects cost about twice the CPU here).
     """
-    if not claimed:
-        return []
-    now = now or ids.utcnow()
-    m = state.models
     session = state.db.session
-    D, W = m.Delivery, m.Webhook.__table__
-    rows = session.execute(
-        sa.select(
-            D.id,
-            D.is_test,
-            D.event_id,
-            D.deferrals,
-            D.deferred_seconds,
-            D.created_at.label("emitted_at"),
-            D.trace_context,
-            W.c.id.label("webhook_id"),
-            *(_raw(W.c[name]) for name in _ENDPOINT_COLUMNS),
-        )
-        .join(W, W.c.id == D.webhook_id)
-        .where(D.id.in_(list(claimed)))
-    ).all()
-    E = m.Event
-    events = (
+    if not claimed:
+        if session().in_transaction():
+            session.commit()  # a claim of nothing by prepare(): end its transaction
+        return []
+    m = state.models
+    select_rows, select_events = _load_statements(m.Delivery.__table__, m.Webhook.__table__, m.Event.__table__)
+    rows = session.execute(select_rows, {"ids": list(claimed)}).all()
+    events: dict[str, tuple[str, Mapping[str, Any]]] = (
         {
-            row.id: row
-            for row in session.execute(
-                sa.select(E.id, E.type, E.payload).where(E.id.in_({row.event_id for row in rows}))
-            ).all()
+            row.id: (row.type, row.payload)
+            for row in session.execute(select_events, {"ids": list({row.event_id for row in rows})}).all()
         }
         if rows
         else {}
     )
+    return _works(state, rows, claimed, events, now or ids.utcnow(), claimed_at)
+
+
+def _works(
+    state: WebhooksState,
+    rows: Sequence[Any],
+    claimed: Mapping[str, int],
+    events: Mapping[str, tuple[str, Mapping[str, Any]]],
+    now: datetime,
+    claimed_at: datetime | None,
+) -> list[Work]:
+    """The :class:`Work` of loaded rows (``events``: type and payload by event id); the
+    lost attempts put on record and the transaction committed."""
+    W = state.models.Webhook.__table__
     max_attempts = 1 + len(state.settings.retry_delays)
     endpoints: dict[str, message.Endpoint | tuple[str, str]] = {}
     paces: dict[str, tuple[pacing.RateLimit, str, bool]] = {}
@@ -240,8 +250,8 @@ def load(
                 delivery_id=row.id,
                 attempt=number,
                 event_id=row.event_id,
-                event_type=event.type if event is not None else "",
-                payload=event.payload if event is not None else {},
+                event_type=event[0] if event is not None else "",
+                payload=event[1] if event is not None else {},
                 is_test=row.is_test,
                 endpoint=endpoint,
                 skip=skip,
@@ -259,8 +269,69 @@ def load(
             )
         )
     _record_lost_attempts(state, claimed, now)
-    session.commit()  # end the transaction before the slow part
+    state.db.session.commit()  # end the transaction before the slow part
     return out
+
+
+#: The delivery columns a :class:`Work` needs (``created_at`` is read as ``emitted_at``).
+_DELIVERY_COLUMNS = ("id", "is_test", "event_id", "deferrals", "deferred_seconds", "created_at", "trace_context")
+
+
+def _loaded_columns(deliveries: Any, W: sa.Table) -> list[Any]:
+    """What :func:`_works` reads of a delivery (``deliveries``: its columns) and its webhook."""
+    return [
+        *(
+            deliveries[name].label("emitted_at") if name == "created_at" else deliveries[name]
+            for name in _DELIVERY_COLUMNS
+        ),
+        W.c.id.label("webhook_id"),
+        *(_raw(W.c[name]) for name in _ENDPOINT_COLUMNS),
+    ]
+
+
+@functools.cache
+def _load_statements(D: sa.Table, W: sa.Table, E: sa.Table) -> tuple[sa.Select[Any], sa.Select[Any]]:
+    """:func:`load`'s two SELECTs, built once per set of tables: building and keying a
+    statement of this size cost about as much CPU as running it (the ids are an expanding
+    bound parameter)."""
+    ids_: sa.BindParameter[Any] = sa.bindparam("ids", expanding=True)
+    rows = sa.select(*_loaded_columns(D.c, W)).join(W, W.c.id == D.c.webhook_id).where(D.c.id.in_(ids_))
+    events = sa.select(E.c.id, E.c.type, E.c.payload).where(E.c.id.in_(ids_))
+    return rows, events
+
+
+@functools.cache
+def _claim_and_load_statement(D: sa.Table, W: sa.Table, E: sa.Table) -> sa.Select[Any]:
+    """Claim and load in one statement (PostgreSQL: an ``UPDATE ... RETURNING`` in a CTE,
+    joined to its webhooks and events). Each event's payload comes on its first row only:
+    a batch is mostly one event's fan-out, and it is decoded once."""
+    returned = [D.c[name] for name in (*_DELIVERY_COLUMNS, "attempt_count", "webhook_id")]
+    claimed = _claim_update(D).returning(*returned).cte("claimed")
+    first = sa.func.row_number().over(partition_by=claimed.c.event_id, order_by=claimed.c.id) == 1
+    return (
+        sa.select(
+            *_loaded_columns(claimed.c, W),
+            claimed.c.attempt_count,
+            E.c.id.label("found_event"),
+            E.c.type.label("event_type"),
+            sa.case((first, E.c.payload), else_=sa.null()).label("payload"),
+            first.label("first"),
+        )
+        .select_from(claimed)
+        .join(W, W.c.id == claimed.c.webhook_id)
+        .outerjoin(E, E.c.id == claimed.c.event_id)
+    )
+
+
+def _claim_and_load(state: WebhooksState, delivery_ids: Sequence[str], claimed_at: datetime) -> list[Work]:
+    """:func:`claim` and :func:`load` in one statement and one commit (PostgreSQL): on the
+    latency path a round trip costs more than all the SQL it carries."""
+    m = state.models
+    statement = _claim_and_load_statement(m.Delivery.__table__, m.Webhook.__table__, m.Event.__table__)
+    rows = state.db.session.execute(statement, _claim_params(state, delivery_ids, claimed_at)).all()
+    claimed = {row.id: row.attempt_count for row in rows}
+    events = {row.event_id: (row.event_type, row.payload) for row in rows if row.first and row.found_event}
+    return _works(state, rows, claimed, events, claimed_at, claimed_at)
 
 
 def _pacing(
@@ -410,11 +481,21 @@ def finish_skipped(state: WebhooksState, works: Iterable[Work]) -> None:
 def prepare(state: WebhooksState, delivery_ids: Sequence[str]) -> list[Work]:
     """Claim ``delivery_ids``, load what will be sent, and end those that will not."""
     claimed_at = ids.utcnow()
-    claimed = claim(state, delivery_ids, now=claimed_at)
+    if not delivery_ids:
+        return []
+    # Claim and load in one transaction: one round trip and one commit on PostgreSQL,
+    # where each round trip costs more than the SQL it carries (the latency path).
+    try:
+        if state.db.session.get_bind().dialect.name == "postgresql":
+            works = _claim_and_load(state, delivery_ids, claimed_at)
+        else:
+            works = load(state, claim(state, delivery_ids, now=claimed_at, commit=False), claimed_at=claimed_at)
+    except Exception:
+        state.db.session.rollback()  # the claims go with it: nothing is left sending unsent
+        raise
     try:
         dispatch.forget(state, list(delivery_ids))
     except Exception:  # only the de-duplication record; the sweep tolerates a stale one
         log.warning("trakkr_webhooks: could not clear the queue record of %d deliveries", len(delivery_ids))
-    works = load(state, claimed, claimed_at=claimed_at)
     finish_skipped(state, works)
     return works

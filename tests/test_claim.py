@@ -28,29 +28,83 @@ def new_app_config():
     return {"TRAKKR_WEBHOOKS_STUCK_AFTER": 5}
 
 
-def test_a_delivery_is_claimed_once_even_by_racing_jobs(new_app, receiver):
+def _race(app, call, threads=4):
+    """``call(state)`` on ``threads`` threads released at once, each in an app context; their results."""
+    results: list = []
+    barrier = threading.Barrier(threads)
+
+    def run():
+        with app.app_context():
+            barrier.wait()
+            results.append(call(get_state(app)))
+
+    started = [threading.Thread(target=run) for _ in range(threads)]
+    for thread in started:
+        thread.start()
+    for thread in started:
+        thread.join(20)
+    return results
+
+
+@pytest.mark.parametrize(
+    "take",
+    [
+        pytest.param(lambda state, ids_: claim.claim(state, ids_).items(), id="claim"),
+        # prepare() claims and loads in one transaction (one statement on PostgreSQL).
+        pytest.param(
+            lambda state, ids_: [(w.delivery_id, w.attempt) for w in claim.prepare(state, ids_)], id="prepare"
+        ),
+    ],
+)
+def test_a_delivery_is_claimed_once_even_by_racing_jobs(new_app, receiver, take):
     app = new_app()
     for _ in range(5):
         make_webhook(app, receiver.url + "/hooks")
     emit(app)
     delivery_ids = _ids(app)
-    claimed: list[dict] = []
-    barrier = threading.Barrier(4)
-
-    def race():
-        with app.app_context():
-            barrier.wait()
-            claimed.append(claim.claim(get_state(app), delivery_ids))
-
-    threads = [threading.Thread(target=race) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(20)
-    won = [i for result in claimed for i in result]
-    assert sorted(won) == sorted(delivery_ids)  # each exactly once
-    assert all(n == 1 for result in claimed for n in result.values())
+    taken = [pair for result in _race(app, lambda state: list(take(state, delivery_ids))) for pair in result]
+    assert sorted(d for d, _ in taken) == sorted(delivery_ids)  # each exactly once
+    assert all(attempt == 1 for _, attempt in taken)
     assert {d.status for d in _deliveries(app)} == {"sending"}
+
+
+def test_prepare_gives_every_delivery_of_a_fan_out_its_own_event(new_app, receiver):
+    # Two events to three webhooks: six deliveries in one batch, each event's payload read
+    # once (on PostgreSQL it comes on one row of each event) and given to all its deliveries.
+    app = new_app()
+    hooks = [make_webhook(app, receiver.url + f"/hooks/{n}") for n in range(3)]
+    first = emit(app, data={"n": 1})
+    second = emit(app, data={"n": 2})
+    with app.app_context():
+        state = get_state(app)
+        E = state.models.Event
+        stored = dict(state.db.session.execute(sa.select(E.id, E.payload)).all())
+        works = claim.prepare(state, _ids(app))
+    assert len(works) == 6 and set(stored) == {first, second} and stored[first] != stored[second]
+    for work in works:
+        assert work.payload == stored[work.event_id], work
+        assert work.event_type == "visibility_changed" and work.attempt == 1 and work.endpoint is not None
+        assert work.payload["meta"]["event_id"] == work.event_id
+    assert sorted(w.webhook_id for w in works) == sorted(hooks * 2)
+    assert {(w.delivery_id, w.webhook_id) for w in works} == {(d.id, d.webhook_id) for d in _deliveries(app)}
+
+
+def test_a_prepare_that_fails_after_claiming_leaves_nothing_claimed(new_app, receiver, monkeypatch):
+    app = new_app()
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    delivery_ids = _ids(app)
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("the load failed")
+
+    monkeypatch.setattr(claim, "_works", broken)
+    with app.app_context(), pytest.raises(RuntimeError, match="the load failed"):
+        claim.prepare(get_state(app), delivery_ids)
+    monkeypatch.undo()
+    [row] = _deliveries(app)
+    assert (row.status, row.attempt_count, row.claimed_at) == ("queued", 0, None)
+    assert _run(app, delivery_ids)["succeeded"] == 1
 
 
 def test_deleted_or_inactive_webhooks_end_quietly_as_cancelled(new_app, receiver):
@@ -183,8 +237,7 @@ def test_claim_load_never_raises_for_a_bad_row(new_app, receiver):
 
 def _loaded(app, delivery_ids):
     with app.app_context():
-        state = get_state(app)
-        return {w.delivery_id: w for w in claim.load(state, claim.claim(state, delivery_ids))}
+        return {w.delivery_id: w for w in claim.prepare(get_state(app), delivery_ids)}
 
 
 def test_load_carries_the_effective_rate_and_the_concurrency_unit(new_app, receiver):
