@@ -478,8 +478,12 @@ def finish_skipped(state: WebhooksState, works: Iterable[Work]) -> None:
             metrics.finished(work.event_type, work.provider, cast("tuple[str, str]", work.skip)[0])
 
 
-def prepare(state: WebhooksState, delivery_ids: Sequence[str]) -> list[Work]:
-    """Claim ``delivery_ids``, load what will be sent, and end those that will not."""
+def prepare(state: WebhooksState, delivery_ids: Sequence[str], *, forget: bool = True) -> list[Work]:
+    """Claim ``delivery_ids``, load what will be sent, and end those that will not.
+
+    ``forget``: clear their de-duplication record here; false when the caller does it
+    (:func:`forget_queued`) after handing the work on, off the latency path.
+    """
     claimed_at = ids.utcnow()
     if not delivery_ids:
         return []
@@ -493,9 +497,15 @@ def prepare(state: WebhooksState, delivery_ids: Sequence[str]) -> list[Work]:
     except Exception:
         state.db.session.rollback()  # the claims go with it: nothing is left sending unsent
         raise
+    if forget:
+        forget_queued(state, delivery_ids)
+    finish_skipped(state, works)
+    return works
+
+
+def forget_queued(state: WebhooksState, delivery_ids: Sequence[str]) -> None:
+    """Clear the de-duplication record of claimed ``delivery_ids``; never raises."""
     try:
         dispatch.forget(state, list(delivery_ids))
     except Exception:  # only the de-duplication record; the sweep tolerates a stale one
         log.warning("trakkr_webhooks: could not clear the queue record of %d deliveries", len(delivery_ids))
-    finish_skipped(state, works)
-    return works
