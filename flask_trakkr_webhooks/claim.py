@@ -9,7 +9,9 @@
   the rest of the batch;
 * :func:`finish_skipped` ends the claimed deliveries that will not be sent (webhook deleted
   or inactive: ``cancelled``; attempts used up by dead workers: ``failed``);
-* :func:`prepare` is the three in a row, plus clearing the de-duplication record.
+* :func:`prepare` is the three in a row, the claim and the load in one transaction (on
+  PostgreSQL one statement: the claim's ``UPDATE`` in a CTE joined to the webhooks and events),
+  plus clearing the de-duplication record.
 
 Next on the delivery path: :mod:`.attempt` (build and send, no database), then :mod:`.record`.
 """
@@ -186,11 +188,9 @@ def load(
     is mostly one event's fan-out, and this runs on the worker's job thread between
     batches (ORM objects cost about twice the CPU here).
     """
-    session = state.db.session
     if not claimed:
-        if session().in_transaction():
-            session.commit()  # a claim of nothing by prepare(): end its transaction
         return []
+    session = state.db.session
     m = state.models
     select_rows, select_events = _load_statements(m.Delivery.__table__, m.Webhook.__table__, m.Event.__table__)
     rows = session.execute(select_rows, {"ids": list(claimed)}).all()
@@ -493,7 +493,10 @@ def prepare(state: WebhooksState, delivery_ids: Sequence[str], *, forget: bool =
         if state.db.session.get_bind().dialect.name == "postgresql":
             works = _claim_and_load(state, delivery_ids, claimed_at)
         else:
-            works = load(state, claim(state, delivery_ids, now=claimed_at, commit=False), claimed_at=claimed_at)
+            claimed = claim(state, delivery_ids, now=claimed_at, commit=False)
+            works = load(state, claimed, claimed_at=claimed_at)
+            if not claimed:
+                state.db.session.commit()  # load() had nothing to read: end the claim's transaction
     except Exception:
         state.db.session.rollback()  # the claims go with it: nothing is left sending unsent
         raise
