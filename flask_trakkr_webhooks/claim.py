@@ -34,6 +34,10 @@ from .state import WebhooksState
 
 log = logging.getLogger("flask_trakkr_webhooks")
 
+#: Tables whose prebuilt claim and load statements are kept (one set per host ``db``; the
+#: bound keeps an app factory that builds many ``db`` objects from growing the cache).
+STATEMENT_CACHE = 16
+
 #: A retry job may start this early (clock differences between hosts) and still claim.
 EARLY_TOLERANCE = timedelta(milliseconds=500)
 
@@ -127,7 +131,7 @@ def _claim_params(state: WebhooksState, delivery_ids: Sequence[str], now: dateti
     }
 
 
-@functools.cache
+@functools.lru_cache(maxsize=STATEMENT_CACHE)
 def _claim_statement(D: sa.Table) -> sa.UpdateBase:
     """:func:`claim`'s ``UPDATE ... RETURNING``, built once per table (see :func:`_load_statements`)."""
     return _claim_update(D).returning(D.c.id, D.c.attempt_count)
@@ -289,7 +293,7 @@ def _loaded_columns(deliveries: Any, W: sa.Table) -> list[Any]:
     ]
 
 
-@functools.cache
+@functools.lru_cache(maxsize=STATEMENT_CACHE)
 def _load_statements(D: sa.Table, W: sa.Table, E: sa.Table) -> tuple[sa.Select[Any], sa.Select[Any]]:
     """:func:`load`'s two SELECTs, built once per set of tables: building and keying a
     statement of this size cost about as much CPU as running it (the ids are an expanding
@@ -300,7 +304,7 @@ def _load_statements(D: sa.Table, W: sa.Table, E: sa.Table) -> tuple[sa.Select[A
     return rows, events
 
 
-@functools.cache
+@functools.lru_cache(maxsize=STATEMENT_CACHE)
 def _claim_and_load_statement(D: sa.Table, W: sa.Table, E: sa.Table) -> sa.Select[Any]:
     """Claim and load in one statement (PostgreSQL: an ``UPDATE ... RETURNING`` in a CTE,
     joined to its webhooks and events). Each event's payload comes on its first row only:

@@ -203,6 +203,7 @@ class DeliveryWorker(SimpleWorker):
 
     def subscribe(self) -> None:
         """RQ's command channel, listened to by a thread that wakes every :data:`PUBSUB_WAKE` s."""
+        self.log.info("Worker %s: subscribing to channel %s", self.name, self.pubsub_channel_name)
         self.pubsub = self.connection.pubsub()
         self.pubsub.subscribe(**{self.pubsub_channel_name: self.handle_payload})
         self.pubsub_thread = self.pubsub.run_in_thread(  # type: ignore[assignment]  # rq declares it None
