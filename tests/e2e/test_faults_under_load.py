@@ -10,7 +10,9 @@ retry and de-duplication record), and the receiver process of :mod:`bench.receiv
 (``Retry-After: 1``) for 0.5 s, then hang for 0.5 s (a hung request is held 1.5 s, past
 the 1 s timeout, and then processed, like a slow handler whose caller gave up). The
 receiver verifies every signature with ``receiver_kit`` and runs its "handler" under a
-``receiver_kit`` ``MemoryStore`` keyed by endpoint and ``meta.event_id``.
+``receiver_kit`` ``MemoryStore`` keyed by endpoint and ``meta.event_id``. A hung request's late
+200 counts as an answer when it was written on a connection the sender still held: a sending
+thread that lost the CPU past its deadline reads it, and the handler did run.
 
 Timing is bounded by small settings: ``TIMEOUT`` 1 s, ``RETRY_DELAYS`` 0.2/0.4/0.8 s,
 ``STUCK_AFTER`` 10 s (above the worker's (BATCH_SIZE / PER_HOST_CONCURRENCY + 2) x TIMEOUT
