@@ -118,6 +118,27 @@ def test_a_job_returns_once_its_backlog_is_one_wave_per_host(new_app):
     assert {d.status for d in _deliveries(app)} == {"succeeded"}
 
 
+def test_a_job_clears_the_queue_record_of_what_it_handed_off(new_app, receiver):
+    # The record (which deliveries have a job in Redis) is cleared after the hand-off, off the
+    # latency path; left behind, it would keep the sweep from re-enqueueing them if lost.
+    app = new_app()
+    for _ in range(3):
+        make_webhook(app, receiver.url + "/hooks")
+    emit(app)  # the commit enqueued a job and recorded its deliveries
+    delivery_ids = _ids(app)
+    state = get_state(app)
+    assert None not in state.redis().hmget(state.jobs_key, delivery_ids)
+    running = engine.start(app)
+    try:
+        with app.app_context():
+            assert engine.run(running, delivery_ids)["sending"] == 3
+        assert state.redis().hmget(state.jobs_key, delivery_ids) == [None, None, None]
+        assert running.wait_idle(10)
+    finally:
+        running.stop(timeout=5)
+    assert {d.status for d in _deliveries(app)} == {"succeeded"}
+
+
 # -- one bad delivery fails alone ----------------------------------------------------------------------
 
 
