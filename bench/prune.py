@@ -7,9 +7,11 @@ Then, with no worker running (emit only writes and enqueues):
 1. **baseline**: ``emit`` + commit to ``--fanout`` webhooks, one every 20 ms for
    ``--baseline`` seconds, each timed;
 2. **during the prune**: ``flask webhooks prune`` runs in its own process (as a worker's
-   scheduled prune would), default settings (batches of 1,000), while the same emits go on.
+   scheduled prune would), default settings (batches of 1,000; after each a pause of 2 times
+   its duration on PostgreSQL, 30 on SQLite), while the same emits go on.
 
-    python -m bench.prune [--database sqlite|postgresql] [--rows N] [--recent N] [--fanout N]
+    python -m bench.prune [--database sqlite|postgresql] [--wal] [--rows N] [--recent N] [--fanout N]
+                          [--batch-size N] [--pause RATIO]
 
 Prints a Markdown table: the prune's rows/s, and emit latency (median, p95, max) in both
 phases with their ratio.
@@ -71,7 +73,14 @@ def summary(values: list[float]) -> dict[str, float]:
 
 
 def run(
-    kind: str, rows: int, recent: int, fanout: int, baseline: float, batch: int | None = None, wal: bool = False
+    kind: str,
+    rows: int,
+    recent: int,
+    fanout: int,
+    baseline: float,
+    batch: int | None = None,
+    wal: bool = False,
+    pause: float | None = None,
 ) -> dict[str, Any]:
     """One measurement on one database (SQLite in WAL mode with ``wal``)."""
     with redis_server() as (redis_url, _label), database(kind) as url:
@@ -97,6 +106,7 @@ def run(
             env = _env(**{hostapp.ENV: hostapp.env_value(bench.database_url, bench.config)})
             command = [sys.executable, "-m", "flask", "--app", "bench.hostapp:create_app", "webhooks", "prune"]
             command += ["--batch-size", str(batch)] if batch else []
+            command += ["--pause", str(pause)] if pause is not None else []
             thread.start()
             started = time.monotonic()
             done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
@@ -129,13 +139,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fanout", type=int, default=10, help="webhooks each emit fans out to")
     parser.add_argument("--baseline", type=float, default=20.0, help="seconds of emits without a prune")
     parser.add_argument("--batch-size", type=int, default=None, help="rows per transaction (default: the setting)")
+    parser.add_argument("--pause", type=float, default=None, help="pause after a batch, x its time (default: by db)")
     parser.add_argument("--wal", action="store_true", help="SQLite in WAL mode (docs/retention.md recommends it)")
     args = parser.parse_args(argv)
-    r = run(args.database, args.rows, args.recent, args.fanout, args.baseline, args.batch_size, args.wal)
+    r = run(args.database, args.rows, args.recent, args.fanout, args.baseline, args.batch_size, args.wal, args.pause)
     q, d = r["quiet"], r["during"]
     mode = " (WAL)" if args.wal and args.database == "sqlite" else ""
     print(f"database: {args.database}{mode}; {args.rows:,} old deliveries (+{args.recent:,} recent)")
-    print(f"fan-out {args.fanout}; batch size {args.batch_size or 'default (1000)'}")
+    pause = "default (2 PostgreSQL, 30 SQLite)" if args.pause is None else args.pause
+    print(f"fan-out {args.fanout}; batch size {args.batch_size or 'default (1000)'}; pause {pause}")
     print(f"seeded in {r['seeded_s']:.0f} s; prune: {r['line']} in {r['prune_s']:.1f} s")
     print(f"prune rate: {r['rows_per_s']:,.0f} rows/s ({r['deliveries_per_s']:,.0f} deliveries/s with event + attempt)")
     print()

@@ -251,7 +251,14 @@ def _summary(counts: retention.PruneCounts, dry_run: bool) -> str:
 )
 @click.option("--dry-run", is_flag=True, help="Count what would go; change nothing.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Rows per transaction.")
-def prune_command(older_than: float | None, dry_run: bool, batch_size: int | None) -> None:
+@click.option(
+    "--pause",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="RATIO",
+    help="Pause after each batch, in multiples of its time (default: TRAKKR_WEBHOOKS_PRUNE_PAUSE).",
+)
+def prune_command(older_than: float | None, dry_run: bool, batch_size: int | None, pause: float | None) -> None:
     """Delete finished deliveries, their attempts and events past TRAKKR_WEBHOOKS_RETENTION, and drop
     response bodies past TRAKKR_WEBHOOKS_BODY_RETENTION, in batches. Open deliveries are never deleted."""
     state = get_state()
@@ -272,7 +279,7 @@ def prune_command(older_than: float | None, dry_run: bool, batch_size: int | Non
             def advance(step: str, rows: int) -> None:
                 bar.update(rows)
 
-            done = retention.prune(state, cutoffs, batch_size=batch_size, progress=advance)
+            done = retention.prune(state, cutoffs, batch_size=batch_size, pause=pause, progress=advance)
     except Exception as exc:
         raise click.ClickException(f"could not prune: {type(exc).__name__}: {exc}") from None
     click.echo(_summary(done, dry_run=False))

@@ -82,6 +82,9 @@ DEFAULTS: dict[str, Any] = {
     "PRUNE_INTERVAL": 3600,
     # Rows deleted (or bodies dropped) per transaction of a prune.
     "PRUNE_BATCH_SIZE": 1000,
+    # After each batch a prune pauses this many times as long as the batch took; None: by
+    # database (2 on PostgreSQL, 30 on SQLite, whose one write lock every emit waits for).
+    "PRUNE_PAUSE": None,
 }
 
 
@@ -181,6 +184,11 @@ DESCRIPTIONS: dict[str, str] = {
         "seconds between scheduled prunes, run by one worker at a time (`0`: only `flask webhooks prune`)"
     ),
     "PRUNE_BATCH_SIZE": "rows deleted (or bodies dropped) per transaction of a prune",
+    "PRUNE_PAUSE": (
+        "after each batch, a prune pauses this many times as long as the batch took (a number >= 0); "
+        "`None`: 2 on PostgreSQL, 30 on SQLite (see docs/retention.md: the higher, the slower the prune "
+        "and the less `emit` waits)"
+    ),
 }
 
 
@@ -237,6 +245,7 @@ class Settings:
     body_retention: float | None = 7 * 86400
     prune_interval: float = 3600
     prune_batch_size: int = 1000
+    prune_pause: float | None = None
 
 
 def apply_defaults(config: dict[str, Any]) -> None:
@@ -388,6 +397,7 @@ def load_settings(config: Mapping[str, Any]) -> Settings:
         body_retention=body_retention,
         prune_interval=number("PRUNE_INTERVAL", 0),
         prune_batch_size=number("PRUNE_BATCH_SIZE", 1, integer=True),
+        prune_pause=None if get("PRUNE_PAUSE") is None else number("PRUNE_PAUSE", 0),
     )
 
 

@@ -101,6 +101,7 @@ WRONG_TYPES = {
     "BODY_RETENTION": {},
     "PRUNE_INTERVAL": "3600",
     "PRUNE_BATCH_SIZE": 1.5,
+    "PRUNE_PAUSE": "2",
 }
 
 
@@ -152,6 +153,8 @@ def test_a_wrong_encryption_key_type_never_echoes_the_value(tmp_path) -> None:
         ({"BODY_RETENTION": "60d"}, "TRAKKR_WEBHOOKS_BODY_RETENTION ('60d') must not exceed TRAKKR_WEBHOOKS_RETENTION"),
         ({"PRUNE_INTERVAL": -1}, "TRAKKR_WEBHOOKS_PRUNE_INTERVAL must be a number >= 0, got -1"),
         ({"PRUNE_BATCH_SIZE": 0}, "TRAKKR_WEBHOOKS_PRUNE_BATCH_SIZE must be a number >= 1, got 0"),
+        ({"PRUNE_PAUSE": -1}, "TRAKKR_WEBHOOKS_PRUNE_PAUSE must be a number >= 0, got -1"),
+        ({"PRUNE_PAUSE": "2x"}, "TRAKKR_WEBHOOKS_PRUNE_PAUSE must be a number >= 0, got '2x'"),
     ],
 )
 def test_config_retention_refused(config: dict[str, object], message: str) -> None:

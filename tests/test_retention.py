@@ -97,6 +97,52 @@ def test_retention_prunes_exactly_the_expired_and_keeps_everything_open(app: Fla
         assert retention.prune(state, cutoffs).as_dict() == dict.fromkeys(EXPECTED, 0)
 
 
+class FakeTime:
+    """``retention.time`` with a clock that advances 0.1 s per reading, and sleeps recorded, not slept."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        self.now += 0.1
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+
+
+def test_retention_pauses_by_database_unless_configured(app: Flask, make_app: Callable[..., Flask]) -> None:
+    state = get_state(app)
+    with app.app_context():
+        dialect = state.db.engine.dialect.name
+        # SQLite locks the whole database per write: batches must be rare there.
+        assert retention.pause_ratio(state) == {"sqlite": 30.0, "postgresql": 2.0}[dialect]
+    configured = make_app(TRAKKR_WEBHOOKS_PRUNE_PAUSE=0.25)
+    with configured.app_context():
+        assert retention.pause_ratio(get_state(configured)) == 0.25
+
+
+@pytest.mark.parametrize(
+    ("pause", "expected"),
+    [(None, None), (3.0, 0.3), (0, retention.MIN_PAUSE), (1000.0, retention.MAX_PAUSE)],
+)
+def test_retention_pauses_after_each_full_batch(
+    app: Flask, history: dict[str, Any], monkeypatch: pytest.MonkeyPatch, pause: float | None, expected: float | None
+) -> None:
+    clock = FakeTime()
+    monkeypatch.setattr(retention, "time", clock)
+    state = get_state(app)
+    with app.app_context():
+        if expected is None:  # the default: the database's ratio times the batch's 0.1 s
+            expected = 0.1 * retention.pause_ratio(state)
+        done = retention.prune(state, retention.Cutoffs.of(state, now=NOW), batch_size=4, pause=pause)
+    assert done.as_dict() == EXPECTED
+    # Full batches are followed by a pause (deliveries 4+4 of 10, events 4+4 of 11, bodies 7 x 4 of 30);
+    # the last, short batch of each step is not.
+    assert clock.slept == pytest.approx([expected] * (2 + 2 + 7))
+
+
 def test_retention_json_null_headers_are_dropped_once(app: Flask) -> None:
     state = get_state(app)
     hook = make_hook(app)
@@ -124,7 +170,7 @@ def test_retention_cli_dry_run_then_prune(app: Flask, history: dict[str, Any]) -
     assert lines[0].startswith("rows finished before ") and lines[1].startswith("response bodies before ")
     assert lines[2:] == ["would delete 10 deliveries, 20 attempts, 11 events; would drop 30 response bodies"]
     assert counts(app) == before
-    code, output = prune_cli(app, "--batch-size", "3")
+    code, output = prune_cli(app, "--batch-size", "3", "--pause", "0")
     assert code == 0, output
     assert output.splitlines()[-1] == "deleted 10 deliveries, 20 attempts, 11 events; dropped 30 response bodies"
 
@@ -143,6 +189,8 @@ def test_retention_cli_older_than_overrides_the_settings(app: Flask, history: di
         (["--older-than", "abc"], "Invalid value for '--older-than': not a duration: 'abc'"),
         (["--older-than", "-3d"], "Invalid value for '--older-than': not a duration: '-3d'"),
         (["--batch-size", "0"], "Invalid value for '--batch-size': 0 is not in the range x>=1."),
+        (["--pause", "-1"], "Invalid value for '--pause': -1.0 is not in the range x>=0."),
+        (["--pause", "long"], "Invalid value for '--pause': 'long' is not a valid float range."),
     ],
 )
 def test_retention_cli_bad_input_exits_2_naming_the_option(app: Flask, args: list[str], message: str) -> None:
