@@ -14,5 +14,6 @@ app = Flask(__name__)
 @verify_webhook(secret=os.environ["TRAKKR_SIGNING_SECRET"])  # 401 unless signed with it
 @idempotent(store=MemoryStore())  # runs once per meta.event_id, however often delivered
 def on_trakkr(payload: dict) -> tuple[str, int]:
-    print(f"verified {payload['meta']['event_id']} {payload['summary']}", flush=True)  # one write: one line
+    # The newline in the same write: with PYTHONUNBUFFERED, print() writes it separately.
+    print(f"verified {payload['meta']['event_id']} {payload['summary']}\n", end="", flush=True)
     return "", 204
