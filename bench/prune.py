@@ -31,6 +31,7 @@ from typing import Any
 
 from bench import hostapp
 from bench.common import ROOT, BenchApp, _env, bench_config, database, redis_server
+from flask_trakkr_webhooks import retention
 
 
 def seed(bench: BenchApp, rows: int, recent: int) -> float:
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     q, d = r["quiet"], r["during"]
     mode = " (WAL)" if args.wal and args.database == "sqlite" else ""
     print(f"database: {args.database}{mode}; {args.rows:,} old deliveries (+{args.recent:,} recent)")
-    pause = "default (2 PostgreSQL, 30 SQLite)" if args.pause is None else args.pause
+    by_database = f"{retention.DEFAULT_PAUSE:g} PostgreSQL, {retention.PAUSE_BY_DATABASE['sqlite']:g} SQLite"
+    pause = f"default ({by_database})" if args.pause is None else args.pause
     print(f"fan-out {args.fanout}; batch size {args.batch_size or 'default (1000)'}; pause {pause}")
     print(f"seeded in {r['seeded_s']:.0f} s; prune: {r['line']} in {r['prune_s']:.1f} s")
     print(f"prune rate: {r['rows_per_s']:,.0f} rows/s ({r['deliveries_per_s']:,.0f} deliveries/s with event + attempt)")
