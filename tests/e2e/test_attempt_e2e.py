@@ -331,7 +331,10 @@ def test_the_test_route_answers_within_the_timeout_whatever_the_receiver_trickle
     print(f"/test against a trickled {mode}: answered in {took:.3f} s")
     assert response.status_code == 200
     body = response.get_json()
-    assert took < TIMEOUT + MARGIN + 0.5  # the route's own work on top of the attempt's bound
+    # The attempt's own bound is duration_ms, below. The route's database work on top of it
+    # once took 2.2 s in CI under load (the attempt itself: 2,002 ms); every trickle here
+    # lasts 70 s or more, so 3 s of slack still tells a cut-off attempt from a waited-out one.
+    assert took < TIMEOUT + MARGIN + 3.0
     assert body["success"] is False and body["status_code"] is None
     assert body["error"]["type"] in ("ReadTimeout", "Timeout")
     assert body["duration_ms"] < (TIMEOUT + MARGIN) * 1000
