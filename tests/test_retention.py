@@ -138,9 +138,28 @@ def test_retention_pauses_after_each_full_batch(
             expected = 0.1 * retention.pause_ratio(state)
         done = retention.prune(state, retention.Cutoffs.of(state, now=NOW), batch_size=4, pause=pause)
     assert done.as_dict() == EXPECTED
-    # Full batches are followed by a pause (deliveries 4+4 of 10, events 4+4 of 11, bodies 7 x 4 of 30);
-    # the last, short batch of each step is not.
-    assert clock.slept == pytest.approx([expected] * (2 + 2 + 7))
+    # Full batches are followed by a pause (deliveries 4+4 of 10; events: the walk reads all 24 old
+    # ones, 6 x 4, the 13 still referenced included; bodies 7 x 4 of 30); the last, short batch of
+    # each step is not.
+    assert clock.slept == pytest.approx([expected] * (2 + 6 + 7))
+
+
+def test_retention_events_walk_past_batches_that_are_all_still_referenced(app: Flask) -> None:
+    # The oldest events are kept by open deliveries, whole batches of them; the walk must go on
+    # past those to the unreferenced ones after them.
+    state = get_state(app)
+    hook = make_hook(app)
+    with app.app_context():
+        kept = seed_history(state, hook, 5, OLD, status="retrying", attempts=1, spread=60)
+        gone = seed_history(state, hook, 3, OLD + dt.timedelta(hours=1), attempts=0, spread=60)
+        D = state.models.Delivery.__table__
+        with state.db.engine.begin() as connection:
+            connection.execute(sa.delete(D).where(D.c.event_id.in_(gone)))
+        done = retention.prune(state, retention.Cutoffs.of(state, now=NOW), batch_size=2)
+        assert (done.deliveries, done.events) == (0, 3)
+        E = state.models.Event.__table__
+        with state.db.engine.connect() as connection:
+            assert set(connection.scalars(sa.select(E.c.id))) == set(kept)
 
 
 def test_retention_json_null_headers_are_dropped_once(app: Flask) -> None:
