@@ -58,7 +58,7 @@ def settle(bench: BenchApp) -> None:
     """Vacuum and analyse the freshly filled tables (PostgreSQL), as a month of history would be.
 
     Otherwise autovacuum's pass over the bulk insert can fall into either phase: the baseline's
-    median moved between 5.9 and 8.6 ms from run to run (7.1 to 8.0 ms in the runs after).
+    median moved between 5.9 and 8.6 ms from run to run (6.2 to 8.0 ms in the runs after).
     """
     with bench.app.app_context():
         if bench.app.db.engine.dialect.name != "postgresql":
