@@ -74,6 +74,11 @@ RECORD_WAIT = 0.1
 RECORD_POLL = 0.01
 #: Most attempts written in one transaction.
 RECORD_GROUP = 128
+#: Seconds past ``2 * TIMEOUT`` a paced delivery's send slot may stay in flight. A granted
+#: delivery goes first in its host's line, so it waits for at most about one attempt to that
+#: host, then makes its own: a slot whose worker was killed meanwhile counts as answered then
+#: (:func:`.ratelimit.acquire`'s ``sending_for``).
+PACE_SLACK = 5.0
 
 
 def failed_outcome(work: Work, error_type: str, message: str, *, started: datetime | None = None) -> Outcome:
@@ -106,6 +111,16 @@ def attempt_or_fail(state: WebhooksState, work: Work) -> Outcome:
         return failed_outcome(
             work, type(exc).__name__, f"the request could not be built or sent: {exc}", started=started
         )
+
+
+def _is_paced(work: Work) -> bool:
+    """Whether ``work`` waits for a send slot of its endpoint's budget before it is sent."""
+    return bool(work.rate_limit) and work.endpoint is not None and work.problem is None
+
+
+def _slot(work: Work) -> str:
+    """The name of ``work``'s send slot in its endpoint's budget (one per attempt)."""
+    return f"{work.delivery_id}:{work.attempt}"
 
 
 class Engine:
@@ -142,6 +157,7 @@ class Engine:
         self._handed_back: dict[str, list[float]] = {}
         # A claim held longer than STUCK_AFTER is not sent: hold well within it.
         self.pacing_hold = min(settings.pacing_hold, settings.stuck_after / 2)
+        self.slot_deadline = 2 * settings.timeout + PACE_SLACK
         http_session(state)  # created once, before any sending thread needs it
         if settings.metrics:
             metrics.track_in_flight(self)
@@ -163,7 +179,7 @@ class Engine:
         with self._cond:
             ready = 0
             for work in works:
-                if work.rate_limit and work.endpoint is not None and work.problem is None:
+                if _is_paced(work):
                     self._pace(work)
                     continue
                 self._backlog.setdefault(work.host, deque()).append(work)
@@ -217,18 +233,19 @@ class Engine:
                 return
             key, head = due
             try:
-                wait = ratelimit.acquire(self.state, key, head.rate_limit)
+                wait = ratelimit.acquire(self.state, key, head.rate_limit, _slot(head), self.slot_deadline)
             except Exception:  # never let the pacer die: send rather than strand the line
                 log.exception("trakkr_webhooks: pacing of %s failed; sending without it", head.delivery_id)
                 wait = 0.0
             releases: list[Release] = []
+            unsent = False
             with self._cond:
                 line = self._paced.get(key)
                 if not line or line[0] is not head:  # flushed by stop() meanwhile
-                    continue
-                now = time.monotonic()
-                if wait <= 0:
+                    unsent = wait <= 0  # granted a slot it will not use here
+                elif wait <= 0:
                     line.popleft()
+                    now = time.monotonic()
                     if line:
                         self._schedule(key, now)
                     else:
@@ -238,12 +255,15 @@ class Engine:
                     self._waiting += 1
                     self._start_waiting()
                 else:
+                    now = time.monotonic()
                     releases = self._release_far(key, line, wait)
                     if line:
                         self._schedule(key, now + wait)
                     else:
                         del self._paced[key]
                 self._cond.notify_all()
+            if unsent:
+                self._give_back(head)
             for item in releases:
                 self._outcomes.put(item)
 
@@ -298,6 +318,15 @@ class Engine:
             except Exception:
                 log.exception("trakkr_webhooks: could not hold endpoint budget for %s", work.delivery_id)
 
+    def _give_back(self, work: Work) -> None:
+        """A paced delivery's request is answered (or was not sent): its slot counts from now."""
+        if not _is_paced(work):
+            return
+        try:
+            ratelimit.sent(self.state, work.pace_key, work.rate_limit, _slot(work))
+        except Exception:
+            log.exception("trakkr_webhooks: could not give back the send slot of %s", work.delivery_id)
+
     def _start_waiting(self) -> None:
         """Hand waiting attempts to idle threads while slots are free (holding the lock)."""
         while (work := self._take_next()) is not None:
@@ -338,6 +367,7 @@ class Engine:
                     self._after_answer(outcome)
             except Exception:  # only if even the failure cannot be made: `sending` until the sweep
                 log.exception("trakkr_webhooks: attempt %d of %s failed unexpectedly", work.attempt, work.delivery_id)
+            self._give_back(work)
             with self._cond:
                 self._running -= 1
                 self._hosts[work.host] -= 1
