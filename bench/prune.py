@@ -5,11 +5,15 @@ and one attempt with a body: 3 rows per delivery), plus ``--recent`` recent ones
 On PostgreSQL the filled tables are vacuumed and analysed first, as a month-old database's
 would be. Then, with no worker running (emit only writes and enqueues):
 
-1. **baseline**: ``emit`` + commit to ``--fanout`` webhooks, one every 20 ms for
+1. **before**: ``emit`` + commit to ``--fanout`` webhooks, one every 20 ms for
    ``--baseline`` seconds, each timed;
 2. **during the prune**: ``flask webhooks prune`` runs in its own process (as a worker's
    scheduled prune would), default settings (batches of 1,000; after each a pause of 2 times
-   its duration on PostgreSQL, 30 on SQLite), while the same emits go on.
+   its duration on PostgreSQL, 30 on SQLite), while the same emits go on;
+3. **after**: the same emits for ``--baseline`` seconds again.
+
+"Without a prune" pools before and after: one 20-second window's p95 moved by up to 20 % from
+run to run on PostgreSQL, and the ratio with it; both halves are printed too.
 
     python -m bench.prune [--database sqlite|postgresql] [--wal] [--rows N] [--recent N] [--fanout N]
                           [--batch-size N] [--pause RATIO]
@@ -77,6 +81,18 @@ def emits(bench: BenchApp, stop: threading.Event, out: list[float], every: float
         stop.wait(max(0.0, every - (time.perf_counter() - started)))
 
 
+def quiet_emits(bench: BenchApp, seconds: float) -> list[float]:
+    """:func:`emits` for ``seconds`` with nothing else running; their latencies."""
+    stop = threading.Event()
+    out: list[float] = []
+    thread = threading.Thread(target=emits, args=(bench, stop, out))
+    thread.start()
+    time.sleep(seconds)
+    stop.set()
+    thread.join()
+    return out
+
+
 def summary(values: list[float]) -> dict[str, float]:
     """Median, p95 and max in milliseconds."""
     ordered = sorted(values)
@@ -109,13 +125,7 @@ def run(
             seeded = seed(bench, rows, recent)
             settle(bench)
             bench.emit(5)  # warm up the pool and caches
-            stop = threading.Event()
-            quiet: list[float] = []
-            thread = threading.Thread(target=emits, args=(bench, stop, quiet))
-            thread.start()
-            time.sleep(baseline)
-            stop.set()
-            thread.join()
+            before = quiet_emits(bench, baseline)
 
             stop = threading.Event()
             during: list[float] = []
@@ -130,6 +140,7 @@ def run(
             took = time.monotonic() - started
             stop.set()
             thread.join()
+            after = quiet_emits(bench, baseline)
             line = done.stdout.strip().splitlines()[-1]
             numbers = [int(n) for n in re.findall(r"(\d+) (?:deliveries|attempts|events|response bodies)", line)]
             deleted = sum(numbers[:3])
@@ -140,7 +151,9 @@ def run(
                 "deleted_rows": deleted,
                 "rows_per_s": deleted / took,
                 "deliveries_per_s": numbers[0] / took,
-                "quiet": summary(quiet),
+                "quiet": summary(before + after),
+                "before": summary(before),
+                "after": summary(after),
                 "during": summary(during),
             }
         finally:
@@ -154,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000, help="old deliveries to prune")
     parser.add_argument("--recent", type=int, default=10_000, help="recent deliveries that stay")
     parser.add_argument("--fanout", type=int, default=10, help="webhooks each emit fans out to")
-    parser.add_argument("--baseline", type=float, default=20.0, help="seconds of emits without a prune")
+    parser.add_argument("--baseline", type=float, default=20.0, help="seconds of emits before, and after, the prune")
     parser.add_argument("--batch-size", type=int, default=None, help="rows per transaction (default: the setting)")
     parser.add_argument("--pause", type=float, default=None, help="pause after a batch, x its time (default: by db)")
     parser.add_argument("--wal", action="store_true", help="SQLite in WAL mode (docs/retention.md recommends it)")
@@ -171,7 +184,8 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print("| emit + commit | emits | median ms | p95 ms | max ms |")
     print("|---|---|---|---|---|")
-    for name, s in (("without a prune", q), ("during the prune", d)):
+    rows = (("before the prune", r["before"]), ("after the prune", r["after"]))
+    for name, s in (*rows, ("without a prune (both)", q), ("during the prune", d)):
         print(f"| {name} | {s['n']} | {s['median']:.2f} | {s['p95']:.2f} | {s['max']:.1f} |")
     print(f"| ratio | | {d['median'] / q['median']:.2f} × | {d['p95'] / q['p95']:.2f} × | |")
     return 0
