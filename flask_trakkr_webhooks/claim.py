@@ -21,7 +21,7 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -80,6 +80,9 @@ class Work:
     emitted_at: datetime | None = None
     #: The emit's trace context (W3C ``traceparent``), the parent of the attempt's span.
     trace_context: str | None = None
+    #: This claim's name for its send slot in its endpoint's budget (:mod:`.ratelimit`): a
+    #: fresh one per claim, so an attempt claimed again never takes over its earlier slot.
+    slot: str = field(default_factory=lambda: ids.new_id("slot"))
 
     @property
     def retries_used(self) -> int:

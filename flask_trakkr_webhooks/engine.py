@@ -118,11 +118,6 @@ def _is_paced(work: Work) -> bool:
     return bool(work.rate_limit) and work.endpoint is not None and work.problem is None
 
 
-def _slot(work: Work) -> str:
-    """The name of ``work``'s send slot in its endpoint's budget (one per attempt)."""
-    return f"{work.delivery_id}:{work.attempt}"
-
-
 class Engine:
     """Deliveries in flight for one app in one process (see the module docstring)."""
 
@@ -233,7 +228,7 @@ class Engine:
                 return
             key, head = due
             try:
-                wait = ratelimit.acquire(self.state, key, head.rate_limit, _slot(head), self.slot_deadline)
+                wait = ratelimit.acquire(self.state, key, head.rate_limit, head.slot, self.slot_deadline)
             except Exception:  # never let the pacer die: send rather than strand the line
                 log.exception("trakkr_webhooks: pacing of %s failed; sending without it", head.delivery_id)
                 wait = 0.0
@@ -323,7 +318,7 @@ class Engine:
         if not _is_paced(work):
             return
         try:
-            ratelimit.sent(self.state, work.pace_key, work.rate_limit, _slot(work))
+            ratelimit.sent(self.state, work.pace_key, work.rate_limit, work.slot)
         except Exception:
             log.exception("trakkr_webhooks: could not give back the send slot of %s", work.delivery_id)
 
