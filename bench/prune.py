@@ -25,6 +25,7 @@ phases with their ratio.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
 import re
 import statistics
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from bench import hostapp
@@ -81,16 +83,18 @@ def emits(bench: BenchApp, stop: threading.Event, out: list[float], every: float
         stop.wait(max(0.0, every - (time.perf_counter() - started)))
 
 
-def quiet_emits(bench: BenchApp, seconds: float) -> list[float]:
-    """:func:`emits` for ``seconds`` with nothing else running; their latencies."""
+@contextlib.contextmanager
+def emitting(bench: BenchApp) -> Iterator[list[float]]:
+    """:func:`emits` on a thread for as long as the block runs; yields the latencies' list."""
     stop = threading.Event()
     out: list[float] = []
     thread = threading.Thread(target=emits, args=(bench, stop, out))
     thread.start()
-    time.sleep(seconds)
-    stop.set()
-    thread.join()
-    return out
+    try:
+        yield out
+    finally:
+        stop.set()
+        thread.join()
 
 
 def summary(values: list[float]) -> dict[str, float]:
@@ -125,22 +129,19 @@ def run(
             seeded = seed(bench, rows, recent)
             settle(bench)
             bench.emit(5)  # warm up the pool and caches
-            before = quiet_emits(bench, baseline)
+            with emitting(bench) as before:
+                time.sleep(baseline)
 
-            stop = threading.Event()
-            during: list[float] = []
-            thread = threading.Thread(target=emits, args=(bench, stop, during))
             env = _env(**{hostapp.ENV: hostapp.env_value(bench.database_url, bench.config)})
             command = [sys.executable, "-m", "flask", "--app", "bench.hostapp:create_app", "webhooks", "prune"]
             command += ["--batch-size", str(batch)] if batch else []
             command += ["--pause", str(pause)] if pause is not None else []
-            thread.start()
-            started = time.monotonic()
-            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
-            took = time.monotonic() - started
-            stop.set()
-            thread.join()
-            after = quiet_emits(bench, baseline)
+            with emitting(bench) as during:
+                started = time.monotonic()
+                done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+                took = time.monotonic() - started
+            with emitting(bench) as after:
+                time.sleep(baseline)
             line = done.stdout.strip().splitlines()[-1]
             numbers = [int(n) for n in re.findall(r"(\d+) (?:deliveries|attempts|events|response bodies)", line)]
             deleted = sum(numbers[:3])

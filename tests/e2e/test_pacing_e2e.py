@@ -132,29 +132,32 @@ def test_a_burst_of_30_to_a_discord_style_endpoint_all_succeed(e2e_app, start_wo
         assert rx.worst_window("/api/webhooks/1/tok") <= 5 + rate_limited
 
 
-def _burst_never_exceeds_the_rate(e2e_app, start_worker, rx: LimitedReceiver, count: int, workers: int) -> None:
-    """``count`` events at once to an endpoint paced to ``rx``'s own limit, by ``workers`` worker
-    processes: every one delivered, never a 429, never more than the limit in a window."""
+PACED = "/hooks/paced"
+
+
+def _burst_to_a_paced_endpoint(e2e_app, start_worker, rx: LimitedReceiver, count: int, workers: int) -> list[str]:
+    """``count`` events at once to ``rx``'s :data:`PACED` path, paced to ``rx``'s own limit, by
+    ``workers`` worker processes; the deliveries' final statuses."""
     app = e2e_app()
     make_webhook(
         app,
-        rx.url + "/hooks/paced",
+        rx.url + PACED,
         events=["citation_gained"],
         rate_limit=[{"requests": rx.limit, "per_seconds": rx.period}],
     )
     for _ in range(workers):
         start_worker(app)
     _burst(app, count)
-    rows = _finished(app, count, timeout=60)
-    assert [r["status"] for r in rows] == ["succeeded"] * count
-    assert rx.count(429) == 0
-    assert rx.worst_window("/hooks/paced") <= rx.limit
-    assert all(r.signature_ok for r in rx.received)
+    return [r["status"] for r in _finished(app, count, timeout=60)]
 
 
 def test_two_workers_together_never_exceed_the_endpoints_rate(e2e_app, start_worker):
     with LimitedReceiver(5, 2.0) as rx:
-        _burst_never_exceeds_the_rate(e2e_app, start_worker, rx, count=20, workers=2)
+        statuses = _burst_to_a_paced_endpoint(e2e_app, start_worker, rx, count=20, workers=2)
+        assert statuses == ["succeeded"] * 20
+        assert rx.count(429) == 0
+        assert rx.worst_window(PACED) <= 5
+        assert all(r.signature_ok for r in rx.received)
 
 
 def test_requests_slowed_on_their_way_still_never_exceed_the_endpoints_rate(e2e_app, start_worker):
@@ -162,7 +165,11 @@ def test_requests_slowed_on_their_way_still_never_exceed_the_endpoints_rate(e2e_
     # once: counted from the grants (a 10 % margin), the second burst would land within 1 s of
     # the first. Counted from the answers, it cannot.
     with LimitedReceiver(5, 1.0, late=5, lateness=0.5) as rx:
-        _burst_never_exceeds_the_rate(e2e_app, start_worker, rx, count=10, workers=1)
+        statuses = _burst_to_a_paced_endpoint(e2e_app, start_worker, rx, count=10, workers=1)
+        assert statuses == ["succeeded"] * 10
+        assert rx.count(429) == 0
+        assert rx.worst_window(PACED) <= 5
+        assert all(r.signature_ok for r in rx.received)
 
 
 def test_a_slack_style_burst_of_10_is_all_delivered(e2e_app, start_worker):
