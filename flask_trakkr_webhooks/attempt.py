@@ -17,13 +17,21 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-import requests
+from urllib3 import BaseHTTPResponse
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from . import auth, ids, message, metrics, retry, ssrf, tracing
 from .claim import Work
@@ -38,12 +46,12 @@ REDACTED = "[REDACTED]"
 _DEADLINE_SLACK = 0.05
 
 
-def http_session(state: WebhooksState) -> requests.Session:
-    """This process's delivery session: pinned to vetted addresses, no cookies, no redirects, keep-alive."""
+def http_client(state: WebhooksState) -> ssrf.PinnedClient:
+    """This process's delivery client: pinned to vetted addresses, no cookies, no redirects, keep-alive."""
     local = state.local
     if local.http is None:
         settings = state.settings
-        local.http = ssrf.pinned_session(
+        local.http = ssrf.PinnedClient(
             pool_connections=max(64, settings.concurrency), pool_maxsize=max(settings.per_host_concurrency, 1)
         )
     return local.http
@@ -140,7 +148,7 @@ def redact(text: str, secrets: Sequence[str]) -> str:
     return _pattern(tuple(secrets)).sub(REDACTED, text)
 
 
-def _redact_headers(headers: requests.structures.CaseInsensitiveDict[str], secrets: Sequence[str]) -> dict[str, str]:
+def _redact_headers(headers: Mapping[str, str], secrets: Sequence[str]) -> dict[str, str]:
     plain = dict(headers)
     if secrets:
         joined = "\n".join(f"{k}\n{v}" for k, v in plain.items())  # one look for the usual case: none there
@@ -149,10 +157,10 @@ def _redact_headers(headers: requests.structures.CaseInsensitiveDict[str], secre
     return plain
 
 
-def _read_limited(response: requests.Response, limit: int, secrets: Sequence[str] = ()) -> str:
+def _read_limited(response: BaseHTTPResponse, limit: int, secrets: Sequence[str] = ()) -> str:
     chunks, size = [], 0
     if limit > 0:
-        for chunk in response.iter_content(chunk_size=min(limit, 16384)):
+        for chunk in response.stream(min(limit, 16384), decode_content=True):
             chunks.append(chunk)
             size += len(chunk)
             if size >= limit:
@@ -194,35 +202,33 @@ def send(state: WebhooksState, msg: message.Message, endpoint: message.Endpoint 
     secrets = secrets_of(endpoint)
     deadline = time.monotonic() + settings.timeout
     try:
-        prepared = requests.Request("POST", msg.url, data=msg.body, headers=msg.headers).prepare()
         response = ssrf.safe_send(
-            http_session(state),
-            prepared,
+            http_client(state),
+            ssrf.Outgoing("POST", msg.url, msg.body, msg.headers),
             timeout=settings.timeout,
-            stream=True,
             deadline=deadline,
             **ssrf.settings_kwargs(settings),
         )
-    except requests.Timeout as exc:
-        answer.error = retry.TIMEOUT
-        _error(answer, exc)
     except ssrf.UnresolvableHost as exc:  # DNS outages are transient
         answer.error = retry.CONNECTION
         _error(answer, exc)
-    except requests.ConnectionError as exc:
+    except (NewConnectionError, ProtocolError, SSLError) as exc:
         # A send or TLS handshake cut off by the deadline surfaces as a connection error.
         answer.error = retry.TIMEOUT if _past(deadline) else retry.CONNECTION
         _error(answer, exc)
-    except (ssrf.SSRFError, requests.RequestException, ValueError) as exc:  # blocked, malformed: permanent
+    except (ConnectTimeoutError, ReadTimeoutError) as exc:
+        answer.error = retry.TIMEOUT
+        _error(answer, exc)
+    except (ssrf.SSRFError, HTTPError, ValueError) as exc:  # blocked, malformed: permanent
         answer.error = retry.PERMANENT
         _error(answer, exc)
     else:
-        with response:  # closing without reading the rest: a huge body is never read to the end
-            answer.status_code = response.status_code
+        try:
+            answer.status_code = response.status
             answer.headers = _redact_headers(response.headers, secrets)
             try:
                 answer.body = _read_limited(response, settings.response_body_limit, secrets)
-            except (requests.RequestException, OSError) as exc:
+            except (HTTPError, OSError) as exc:
                 answer.body = None
                 if _past(deadline):  # a trickled body: the attempt timed out, whatever the status said
                     status, answer.status_code = answer.status_code, None
@@ -234,6 +240,8 @@ def send(state: WebhooksState, msg: message.Message, endpoint: message.Endpoint 
                     )
                 else:  # the status stands; note the body error
                     _error(answer, exc)
+        finally:
+            _finish(response)
     if answer.error_message and secrets:
         answer.error_message = redact(answer.error_message, secrets)
     return answer
@@ -247,9 +255,30 @@ def _header(headers: dict[str, str] | None, name: str) -> str | None:
     return next((value for key, value in headers.items() if key.lower() == wanted), None)
 
 
+def _finish(response: BaseHTTPResponse) -> None:
+    # A body read to its end has already given the connection back to its pool; one left
+    # unread (past the kept limit, or cut off) is closed, never reused with bytes pending.
+    if not response.closed:
+        response.close()
+    response.release_conn()
+
+
+#: The names attempts have always stored for the client's errors (they were ``requests``' names).
+_ERROR_NAMES: tuple[tuple[type[BaseException], str], ...] = (
+    (NewConnectionError, "ConnectionError"),  # a subclass of ConnectTimeoutError: first
+    (ConnectTimeoutError, "ConnectTimeout"),
+    (ReadTimeoutError, "ReadTimeout"),
+    (SSLError, "SSLError"),
+    (ProtocolError, "ConnectionError"),
+)
+
+
 def _error(answer: Answer, exc: BaseException) -> None:
-    answer.error_type = type(exc).__name__
-    answer.error_message = str(exc)[:MAX_ERROR_CHARS] or type(exc).__name__
+    name = next((name for kind, name in _ERROR_NAMES if isinstance(exc, kind)), type(exc).__name__)
+    # NewConnectionError's text starts with the connection object's repr; its own message is enough.
+    text = getattr(exc, "_message", None) if isinstance(exc, NewConnectionError) else None
+    answer.error_type = name
+    answer.error_message = (text or str(exc))[:MAX_ERROR_CHARS] or name
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from . import ids, metrics, pacing, ratelimit, retry
-from .attempt import MAX_ERROR_CHARS, Answer, Outcome, http_session, perform
+from .attempt import MAX_ERROR_CHARS, Answer, Outcome, http_client, perform
 from .claim import Work, forget_queued, prepare
 from .record import Release, Result, record, release
 from .state import WebhooksState, get_state
@@ -153,7 +153,7 @@ class Engine:
         # A claim held longer than STUCK_AFTER is not sent: hold well within it.
         self.pacing_hold = min(settings.pacing_hold, settings.stuck_after / 2)
         self.slot_deadline = 2 * settings.timeout + PACE_SLACK
-        http_session(state)  # created once, before any sending thread needs it
+        http_client(state)  # created once, before any sending thread needs it
         if settings.metrics:
             metrics.track_in_flight(self)
         if recorder:

@@ -7,11 +7,11 @@ Two halves, used together:
   address classes (loopback, private, link-local, CGNAT, multicast, reserved, IPv6
   ULA, IPv4 embedded in IPv6, ...). It returns the vetted addresses or raises
   :class:`BlockedAddress` / :class:`UnresolvableHost` / :class:`MalformedURL`.
-* :class:`PinnedAdapter` (mounted by :func:`pinned_session`) sends a request to one
-  of those vetted addresses while the ``Host`` header, TLS SNI and certificate
-  verification keep using the hostname. Nothing resolves the name a second time,
-  so a DNS answer that changes between check and connect (rebinding) cannot move
-  the request elsewhere. :func:`safe_send` does both in one call.
+* :class:`PinnedClient` sends a request to one of those vetted addresses while the
+  ``Host`` header, TLS SNI and certificate verification keep using the hostname.
+  Nothing resolves the name a second time, so a DNS answer that changes between
+  check and connect (rebinding) cannot move the request elsewhere. :func:`safe_send`
+  does both in one call.
 
 A ``deadline`` (a :func:`time.monotonic` value) given to :func:`safe_send` bounds the whole
 request, connect to the last byte of the answer read (its body included, read after the
@@ -29,28 +29,30 @@ from __future__ import annotations
 
 import contextvars
 import http.client
-import http.cookiejar
 import io
 import ipaddress
+import os
 import re
 import socket
+import ssl
 import threading
 import time
 from collections import namedtuple
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from functools import partial
-from typing import TYPE_CHECKING, Any, cast, overload
+from functools import lru_cache, partial
+from typing import TYPE_CHECKING, Any, NamedTuple, cast, overload
 from urllib.parse import unquote, urlsplit
 
 import requests
-from requests.adapters import HTTPAdapter
+from urllib3 import BaseHTTPResponse
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ConnectTimeoutError, NewConnectionError
 from urllib3.poolmanager import PoolKey, PoolManager, _default_key_normalizer
+from urllib3.util import Timeout, parse_url
 from urllib3.util import connection as _u3_connection
-from urllib3.util import parse_url
+from urllib3.util.ssl_ import create_urllib3_context
 
 from .errors import TrakkrWebhooksError
 
@@ -294,17 +296,30 @@ _NUMBER_PART = re.compile(r"^(0x[0-9a-f]*|[0-9]+)\Z")
 _LOCALHOST = re.compile(r"^(.+\.)?localhost\.?\Z")
 
 
+@lru_cache(maxsize=4096)
+def _prepared_url(url: str) -> str:
+    # requests' normalisation (IDNA, quoting, an empty path as "/"): what check_url vets is what is sent.
+    # Cached: a webhook's URL is the same for every delivery, and this is a tenth of a request's cost.
+    prepared = requests.PreparedRequest()
+    prepared.prepare_url(url, None)
+    return prepared.url or ""
+
+
 def _split(url: str) -> tuple[str, int]:
-    """(host, port) of ``url`` as requests would connect; ``MalformedURL`` otherwise."""
+    """(host, port) of ``url`` as it is sent (:func:`target`); ``MalformedURL`` otherwise."""
     if not isinstance(url, str) or not url.strip():
         raise MalformedURL("the URL must be a non-empty string")
-    prepared = requests.PreparedRequest()
+    return _split_prepared(url)
+
+
+@lru_cache(maxsize=4096)
+def _split_prepared(url: str) -> tuple[str, int]:
+    # Pure, and asked once per attempt: cached (an error is raised again, never cached).
     try:
         # The exact normalisation requests applies before sending (IDNA, quoting, ...).
-        prepared.prepare_url(url, None)
+        final = _prepared_url(url)
     except (requests.RequestException, ValueError, UnicodeError) as exc:
         raise MalformedURL(f"invalid URL: {exc}") from None
-    final = prepared.url or ""
     parts = urlsplit(final)
     if parts.scheme.lower() not in ("http", "https"):
         raise MalformedURL(f"the URL must use http or https, not {parts.scheme or 'no scheme'!r}")
@@ -318,7 +333,7 @@ def _split(url: str) -> tuple[str, int]:
     host = unquote(parts.hostname or "")
     if not host:
         raise MalformedURL("the URL has no host")
-    # requests connects to urlsplit's host; refuse URLs other parsers read differently.
+    # The client connects to urlsplit's host; refuse URLs other parsers read differently.
     if unquote(u3_host.strip("[]")).lower() != host:
         raise MalformedURL(f"ambiguous host in URL ({host!r} vs {u3_host!r})")
     if not 0 < port < 65536:
@@ -487,7 +502,7 @@ def _cut(timeout: Any, left: float) -> float:
 
 
 def _past_deadline() -> TimeoutError:
-    # socket.timeout is TimeoutError: urllib3 and requests report it as a timeout.
+    # socket.timeout is TimeoutError: urllib3 reports it as a timeout.
     return TimeoutError("the request's deadline passed")
 
 
@@ -585,7 +600,6 @@ class _PinnedConnectionMixin(_ConnectionBase):
             return sock
         except TimeoutError as exc:
             raise ConnectTimeoutError(
-                self,
                 f"Connection to {self.host} ({self.pinned_address}) timed out. (connect timeout={self.timeout})",
             ) from exc
         except OSError as exc:
@@ -620,179 +634,193 @@ class _PinnedPoolManager(PoolManager):
         self.key_fn_by_scheme = {"http": key_fn, "https": key_fn}
 
 
-class _NoCookies(http.cookiejar.DefaultCookiePolicy):
-    """Never store or send cookies: one receiver's cookies must not reach another delivery."""
+class Outgoing(NamedTuple):
+    """One request to send: ``body`` is the exact bytes, ``headers`` as the sender built them."""
 
-    def set_ok(self, cookie: Any, request: Any) -> bool:
-        return False
+    method: str
+    url: str
+    body: bytes = b""
+    headers: Mapping[str, str] = {}
 
-    def return_ok(self, cookie: Any, request: Any) -> bool:
-        return False
+
+class Target(NamedTuple):
+    """Where a URL sends: what the pool is keyed on, and the request line's target."""
+
+    scheme: str
+    host: str
+    port: int | None
+    path: str
 
 
-class PinnedAdapter(HTTPAdapter):
-    """A ``requests`` adapter that connects only to an address it is given per request.
+@lru_cache(maxsize=4096)
+def target(url: str) -> Target:
+    """The scheme, host, port and request target ``url`` is sent to; ``MalformedURL`` if it cannot be."""
+    try:
+        final = _prepared_url(url)
+        parts = urlsplit(final)
+        port = parts.port
+    except (requests.RequestException, ValueError, UnicodeError) as exc:
+        raise MalformedURL(f"invalid URL: {exc}") from None
+    if parts.username is not None or parts.password is not None:
+        # Never sent as credentials: the API refuses them at save time (use auth_type "basic").
+        raise MalformedURL("the URL must not contain credentials (user:password@)")
+    path = parts.path or "/"
+    if parts.query:
+        path += "?" + parts.query
+    return Target(parts.scheme.lower(), parts.hostname or "", port, path)
 
-    ``adapter.send(prepared, addresses=[...], timeout=..., verify=...)`` (or
-    ``session.send(prepared, addresses=[...])``) connects to ``addresses[0]``, and to
-    the next one only if the previous refused the connection outright (nothing was
-    sent). The ``Host`` header, SNI and certificate checks use the URL's hostname.
-    Pools are keyed by (host, port, address), so keep-alive connections are reused
-    across deliveries to the same vetted address and never across addresses.
-    Proxies are ignored (a proxy would resolve the name itself). Without
-    ``addresses`` it raises :class:`UnpinnedRequest`: it fails closed.
+
+#: The headers ``requests`` adds to every request; kept so the wire is what it always was.
+_DEFAULT_HEADERS: tuple[tuple[str, str], ...] = tuple(requests.utils.default_headers().items())
+
+
+def wire_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """``headers`` over the defaults, names matched in any letter case; ``InvalidHeader`` for a bad one.
+
+    The same merge and checks ``requests`` applied: a value with a line break or leading
+    whitespace never reaches the socket.
+    """
+    merged: dict[str, tuple[str, str]] = {name.lower(): (name, value) for name, value in _DEFAULT_HEADERS}
+    for name, value in headers.items():
+        requests.utils.check_header_validity((name, value))
+        merged[name.lower()] = (name, value)
+    return dict(merged.values())
+
+
+class PinnedClient:
+    """Sends requests to an address it is given per request, never to what a name resolves to later.
+
+    ``client.send(outgoing, addresses=[...], timeout=...)`` connects to ``addresses[0]``, and
+    to the next one only if the previous refused the connection outright (nothing was sent).
+    The ``Host`` header, SNI and certificate checks use the URL's hostname. Pools are keyed
+    by (host, port, TLS settings, address), so keep-alive connections are reused across
+    deliveries to the same vetted address and never across addresses. No proxy, no cookies,
+    never a redirect (the 3xx answer is the result), no retry. Without ``addresses`` it
+    raises :class:`UnpinnedRequest`: it fails closed. Thread-safe: keep one per worker
+    process.
+
+    Built on urllib3's pools directly: ``requests``' session layer (merging settings,
+    cookie jars, hooks, response objects) cost as much CPU per delivery as the HTTP exchange.
     """
 
-    def __init__(self, pool_connections: int = 64, pool_maxsize: int = 8, pool_block: bool = False) -> None:
-        super().__init__(
-            pool_connections=pool_connections, pool_maxsize=pool_maxsize, max_retries=0, pool_block=pool_block
-        )
-
-    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
-        """Use the pinned pool manager (called by ``HTTPAdapter.__init__`` and unpickling)."""
-        self._pool_connections = connections
-        self._pool_maxsize = maxsize
-        self._pool_block = block
-        self.poolmanager = _PinnedPoolManager(num_pools=connections, maxsize=maxsize, block=block, **pool_kwargs)
+    def __init__(self, *, pool_connections: int = 64, pool_maxsize: int = 8) -> None:
+        self.pools = _PinnedPoolManager(num_pools=pool_connections, maxsize=pool_maxsize, block=False)
+        self._verified_context: ssl.SSLContext | None = None
+        self._context_lock = threading.Lock()
 
     def send(
         self,
-        request: requests.PreparedRequest,
-        stream: bool = False,
-        timeout: Any = None,
-        verify: bool | str = True,
-        cert: Any = None,
-        proxies: Any = None,
+        outgoing: Outgoing,
         *,
-        addresses: Sequence[str | IPAddress] | None = None,
+        addresses: Sequence[str | IPAddress],
+        timeout: float,
+        verify: bool | str = True,
         deadline: float | None = None,
-    ) -> requests.Response:
-        """Send ``request`` to the first reachable of ``addresses`` (see the class docstring).
+    ) -> BaseHTTPResponse:
+        """Send ``outgoing`` to the first reachable of ``addresses``; the answer's body is not read yet.
 
-        ``deadline`` (a :func:`time.monotonic` value) bounds the whole request, the later
-        reads of a streamed body included: see the module docstring.
+        ``deadline`` (a :func:`time.monotonic` value) bounds the whole request, the later reads
+        of the body included (see the module docstring). Read the body (``stream``/``read``)
+        and ``close()`` the answer; a body read to its end returns the connection to its pool.
+        Raises urllib3's errors: ``NewConnectionError``, ``ConnectTimeoutError``,
+        ``ReadTimeoutError``, ``ProtocolError``, ``SSLError``.
         """
         if not addresses:
-            raise UnpinnedRequest(f"refusing to send to {request.url!r} without a vetted address (use ssrf.safe_send)")
+            raise UnpinnedRequest(f"refusing to send to {outgoing.url!r} without a vetted address (use ssrf.safe_send)")
+        where = target(outgoing.url)
+        if where.scheme not in ("http", "https"):
+            raise MalformedURL(f"the URL must use http or https, not {where.scheme or 'no scheme'!r}")
+        headers = wire_headers(outgoing.headers)
+        tls = self._tls(verify) if where.scheme == "https" else {}
         deadline_token = _DEADLINE.set(deadline)
         try:
             for index, address in enumerate(addresses):
-                token = _PINNED.set(str(address))
+                pool = self.pools.connection_from_host(
+                    where.host, where.port, where.scheme, pool_kwargs={**tls, "pinned_address": str(address)}
+                )
                 try:
-                    return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=None)
-                except requests.ConnectionError as exc:
-                    if index == len(addresses) - 1 or not _refused_before_sending(exc):
+                    response: BaseHTTPResponse = pool.urlopen(
+                        outgoing.method,
+                        where.path,
+                        body=outgoing.body,
+                        headers=headers,
+                        retries=False,
+                        redirect=False,
+                        assert_same_host=False,
+                        timeout=Timeout(connect=timeout, read=timeout),
+                        preload_content=False,
+                        decode_content=True,
+                    )
+                    return response
+                except NewConnectionError:
+                    # Refused before anything was sent: the next vetted address may answer. A
+                    # connect timeout is not retried elsewhere (it spent the time budget).
+                    if index == len(addresses) - 1:
                         raise
-                finally:
-                    _PINNED.reset(token)
         finally:
             _DEADLINE.reset(deadline_token)
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def get_connection_with_tls_context(
-        self, request: requests.PreparedRequest, verify: Any, proxies: Any = None, cert: Any = None
-    ) -> HTTPConnectionPool:
-        """The pool for (host, port, TLS settings, pinned address); never a proxy."""
-        address = _PINNED.get()
-        if address is None:
-            raise UnpinnedRequest(f"refusing to send to {request.url!r} without a vetted address (use ssrf.safe_send)")
-        host_params, pool_kwargs = self.build_connection_pool_key_attributes(request, verify, cert)
-        # The pinned pools take one keyword more than the stubs' TypedDict lists.
-        cast("dict[str, Any]", pool_kwargs)["pinned_address"] = address
-        pool: HTTPConnectionPool = self.poolmanager.connection_from_host(**host_params, pool_kwargs=pool_kwargs)
-        return pool
+    def _tls(self, verify: bool | str) -> dict[str, Any]:
+        # What requests passed to urllib3 for each ``verify``; one CA context for the default,
+        # as loading the CA bundle for every new connection costs milliseconds.
+        if verify is False:
+            return {"cert_reqs": "CERT_NONE"}
+        if isinstance(verify, str):
+            where = "ca_cert_dir" if os.path.isdir(verify) else "ca_certs"
+            return {"cert_reqs": "CERT_REQUIRED", where: verify}
+        with self._context_lock:
+            if self._verified_context is None:
+                context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)
+                context.load_verify_locations(requests.utils.DEFAULT_CA_BUNDLE_PATH)
+                self._verified_context = context
+        return {"cert_reqs": "CERT_REQUIRED", "ssl_context": self._verified_context}
 
-    def get_connection(self, url: str | bytes, proxies: Any = None) -> HTTPConnectionPool:
-        """The deprecated unpinned lookup: refused."""
-        raise UnpinnedRequest(f"refusing an unpinned connection to {url!r} (use ssrf.safe_send)")
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self.pools.clear()
 
-    def proxy_manager_for(self, proxy: str, **proxy_kwargs: Any) -> Any:
-        """Proxies are never used: the proxy would resolve the host itself, bypassing the pin."""
-        raise UnpinnedRequest("pinned webhook requests never go through a proxy")
+    def __enter__(self) -> PinnedClient:
+        return self
 
-
-def _refused_before_sending(exc: requests.ConnectionError) -> bool:
-    # NewConnectionError means the TCP connect itself failed; a pure connect timeout is
-    # not retried on the next address (it already spent the time budget).
-    reason = getattr(exc.args[0], "reason", None) if exc.args else None
-    return isinstance(reason, NewConnectionError)
-
-
-class PinnedSession(requests.Session):
-    """A ``requests.Session`` for deliveries: :class:`PinnedAdapter` on http/https, no
-    proxies or netrc credentials from the environment, no cookies, never a redirect
-    (a redirect target was never vetted). Thread-safe to share: keep one per worker
-    process so keep-alive connections are reused.
-    """
-
-    def __init__(self, *, pool_connections: int = 64, pool_maxsize: int = 8) -> None:
-        super().__init__()
-        self.trust_env = False
-        self.cookies.set_policy(_NoCookies())
-        adapter = PinnedAdapter(pool_connections=pool_connections, pool_maxsize=pool_maxsize)
-        self.mount("http://", adapter)
-        self.mount("https://", adapter)
-
-    def get_redirect_target(self, resp: requests.Response) -> None:
-        """Never follow a redirect: the 3xx answer is the delivery's result."""
-        return None
-
-
-def pinned_session(*, pool_connections: int = 64, pool_maxsize: int = 8) -> PinnedSession:
-    """A new :class:`PinnedSession` (``pool_connections`` hosts, ``pool_maxsize`` connections each)."""
-    return PinnedSession(pool_connections=pool_connections, pool_maxsize=pool_maxsize)
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
 
 
 def pinned_send(
-    session: requests.Session,
-    prepared: requests.PreparedRequest,
+    client: PinnedClient,
+    outgoing: Outgoing,
     addresses: Sequence[str | IPAddress],
     *,
-    timeout: Any,
+    timeout: float,
     verify: bool | str = True,
-    stream: bool = False,
     deadline: float | None = None,
-) -> requests.Response:
-    """Send ``prepared`` through ``session``'s :class:`PinnedAdapter` to ``addresses``.
+) -> BaseHTTPResponse:
+    """Send ``outgoing`` through ``client`` to ``addresses`` (which must come from :func:`check_url`).
 
-    Redirects are never followed. The addresses must come from :func:`check_url`
-    on ``prepared.url``; prefer :func:`safe_send`, which does both. ``deadline``: a
-    :func:`time.monotonic` value bounding the whole request (the module docstring).
+    Prefer :func:`safe_send`, which vets and sends in one call.
     """
-    if not isinstance(session.get_adapter(prepared.url or ""), PinnedAdapter):
-        raise UnpinnedRequest("the session has no PinnedAdapter mounted: use ssrf.pinned_session()")
-    return session.send(
-        prepared,
-        addresses=list(addresses),
-        allow_redirects=False,
-        timeout=timeout,
-        verify=verify,
-        stream=stream,
-        proxies={},
-        deadline=deadline,
-    )
+    if not isinstance(client, PinnedClient):
+        raise UnpinnedRequest("only a ssrf.PinnedClient sends webhook requests")
+    return client.send(outgoing, addresses=list(addresses), timeout=timeout, verify=verify, deadline=deadline)
 
 
 def safe_send(
-    session: requests.Session,
-    prepared: requests.PreparedRequest,
+    client: PinnedClient,
+    outgoing: Outgoing,
     *,
-    timeout: Any,
+    timeout: float,
     allow_private: bool = False,
     allowed_cidrs: Iterable[str] | str = (),
     resolver: Resolver | None = None,
     verify: bool | str = True,
-    stream: bool = False,
     deadline: float | None = None,
-) -> requests.Response:
-    """Vet ``prepared.url`` with :func:`check_url`, then send it pinned to the vetted address.
+) -> BaseHTTPResponse:
+    """Vet ``outgoing.url`` with :func:`check_url`, then send it pinned to the vetted address.
 
-    Raises the :func:`check_url` errors before any connection is made, and the usual
-    ``requests`` exceptions for the attempt itself. ``deadline`` (a :func:`time.monotonic`
-    value) bounds the whole request, reading a streamed body included; past it, socket
-    operations raise timeouts (``requests`` reports some as ``ConnectionError``).
+    Raises the :func:`check_url` errors before any connection is made, and urllib3's errors
+    for the attempt itself (:meth:`PinnedClient.send`). ``deadline`` (a :func:`time.monotonic`
+    value) bounds the whole request, reading the body included.
     """
-    addresses = check_url(
-        prepared.url or "", allow_private=allow_private, allowed_cidrs=allowed_cidrs, resolver=resolver
-    )
-    return pinned_send(session, prepared, addresses, timeout=timeout, verify=verify, stream=stream, deadline=deadline)
+    addresses = check_url(outgoing.url, allow_private=allow_private, allowed_cidrs=allowed_cidrs, resolver=resolver)
+    return pinned_send(client, outgoing, addresses, timeout=timeout, verify=verify, deadline=deadline)

@@ -25,11 +25,11 @@ from .errors import NotInitialisedError
 from .events import EventTypes
 
 if TYPE_CHECKING:  # pragma: no cover
-    import requests
     from flask_sqlalchemy import SQLAlchemy
 
     from .engine import Engine
     from .models import Models
+    from .ssrf import PinnedClient
 
 #: The key of the state in ``app.extensions``.
 EXTENSION_KEY = "trakkr_webhooks"
@@ -59,7 +59,7 @@ class ProcessResources:
     pid: int
     redis: redis.Redis | None = None
     queue: Queue | None = None
-    http: requests.Session | None = None
+    http: PinnedClient | None = None
     engine: Engine | None = None
     #: After a failed enqueue, commits skip Redis until this ``time.monotonic()`` value.
     redis_down_until: float = 0.0
