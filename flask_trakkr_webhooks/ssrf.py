@@ -369,8 +369,9 @@ def _inet_aton(host: str) -> ipaddress.IPv4Address | None:
     return ipaddress.IPv4Address(number)
 
 
+@lru_cache(maxsize=4096)
 def _literal(host: str) -> IPAddress | None:
-    """The address an IP-literal host denotes, or ``None`` for a name."""
+    """The address an IP-literal host denotes, or ``None`` for a name (pure: cached, asked per attempt)."""
     if ":" in host:
         try:
             return ipaddress.IPv6Address(host)

@@ -59,6 +59,20 @@ def test_generic_providers_get_the_payload_unchanged(name):
     assert payload["event"]["data"]["source_url"] == SAMPLE_DATA["citation_gained"]["source_url"]
 
 
+def test_the_generic_copy_is_deep_through_lists_and_other_values():
+    class Box:  # not JSON: copied the general way
+        def __init__(self) -> None:
+            self.items = [1]
+
+    inner = {"k": [1, {"x": 2}]}
+    payload = {"event": {"data": {"list": [inner, "s", 1.5, True, None], "box": Box()}}}
+    body = providers.format_generic(payload)
+    assert body["event"]["data"]["list"] == payload["event"]["data"]["list"]
+    body["event"]["data"]["list"][0]["k"][1]["x"] = 3
+    body["event"]["data"]["box"].items.append(2)
+    assert inner == {"k": [1, {"x": 2}]} and payload["event"]["data"]["box"].items == [1]
+
+
 def test_unknown_provider_gets_generic_body():
     payload = sample_payload()
     assert providers.get_formatter("no-such-provider") is providers.format_generic
