@@ -70,7 +70,7 @@ log = logging.getLogger("flask_trakkr_webhooks")
 #: delivery just stays ``sending`` that much longer (under load: once nothing is in
 #: flight the group is written at once).
 RECORD_WAIT = 0.1
-#: While filling a group, how often the recorder checks whether the engine went idle.
+#: While filling a group, how often the recorder takes what arrived and checks whether the engine went idle.
 RECORD_POLL = 0.01
 #: Most attempts written in one transaction.
 RECORD_GROUP = 128
@@ -396,21 +396,24 @@ class Engine:
             return None
         group: list[Outcome | Release] = [first]
         deadline = time.monotonic() + RECORD_WAIT
-        while len(group) < RECORD_GROUP:
+        while True:
+            # Take what has arrived, then sleep a poll: waiting on the queue woke this
+            # thread once per finished attempt (a wake-up and a GIL switch each).
+            while len(group) < RECORD_GROUP:
+                try:
+                    item = self._outcomes.get_nowait()
+                except queue.Empty:
+                    break
+                if item is None:
+                    self._outcomes.put(None)  # stop after this group
+                    return group
+                group.append(item)
             left = deadline - time.monotonic()
             # Nothing being sent or waiting: no more is on its way, write now
             # (read without the lock: a stale answer only splits a group).
-            if left <= 0 or not (self._running or self._waiting):
-                break
-            try:
-                item = self._outcomes.get(timeout=min(left, RECORD_POLL))
-            except queue.Empty:
-                continue
-            if item is None:
-                self._outcomes.put(None)  # stop after this group
-                break
-            group.append(item)
-        return group
+            if len(group) >= RECORD_GROUP or left <= 0 or not (self._running or self._waiting):
+                return group
+            time.sleep(min(left, RECORD_POLL))
 
     def _record_group(self, group: list[Outcome | Release]) -> list[Result]:
         try:
