@@ -25,6 +25,7 @@ from typing import Any
 
 from urllib3 import BaseHTTPResponse
 from urllib3.exceptions import (
+    ClosedPoolError,
     ConnectTimeoutError,
     HTTPError,
     NewConnectionError,
@@ -212,8 +213,9 @@ def send(state: WebhooksState, msg: message.Message, endpoint: message.Endpoint 
     except ssrf.UnresolvableHost as exc:  # DNS outages are transient
         answer.error = retry.CONNECTION
         _error(answer, exc)
-    except (NewConnectionError, ProtocolError, SSLError) as exc:
-        # A send or TLS handshake cut off by the deadline surfaces as a connection error.
+    except (NewConnectionError, ProtocolError, SSLError, ClosedPoolError) as exc:
+        # A send or TLS handshake cut off by the deadline surfaces as a connection error. A pool
+        # closed under us (evicted by another host's) is one too: the next attempt gets a new one.
         answer.error = retry.TIMEOUT if _past(deadline) else retry.CONNECTION
         _error(answer, exc)
     except (ConnectTimeoutError, ReadTimeoutError) as exc:
@@ -270,6 +272,7 @@ _ERROR_NAMES: tuple[tuple[type[BaseException], str], ...] = (
     (ReadTimeoutError, "ReadTimeout"),
     (SSLError, "SSLError"),
     (ProtocolError, "ConnectionError"),
+    (ClosedPoolError, "ConnectionError"),
 )
 
 

@@ -474,15 +474,12 @@ def _admitted(address: IPAddress, refused: str, networks: Sequence[Any], allow_p
 
 # -- pinned transport ---------------------------------------------------------------------------
 
-# The vetted address for the request being sent on this thread/context.
-_PINNED: contextvars.ContextVar[str | None] = contextvars.ContextVar("trakkr_pinned_address", default=None)
-
 # Pools are keyed by (scheme, host, port, TLS settings, ..., pinned address).
 _PinnedPoolKey = namedtuple("_PinnedPoolKey", PoolKey._fields + ("key_pinned_address",))  # type: ignore[misc]  # fields computed from urllib3's PoolKey at import
 
 
 class UnpinnedRequest(TrakkrWebhooksError, RuntimeError):
-    """A pinned session was asked to send without a vetted address (e.g. a redirect)."""
+    """A send was asked for without a vetted address, or through something other than a :class:`PinnedClient`."""
 
 
 if TYPE_CHECKING:

@@ -61,6 +61,28 @@ def test_connection_refused_is_retried(new_app):
     assert "Connection refused" in tried.error_message and "object at 0x" not in tried.error_message
 
 
+def test_a_pool_closed_under_the_attempt_is_a_connection_error_retried(new_app, receiver, monkeypatch):
+    # Another host's pool can evict this one from the client's pool manager mid-way; the
+    # attempt is retried like any connection error, never failed for good.
+    from urllib3.exceptions import ClosedPoolError
+
+    from flask_trakkr_webhooks import ssrf
+
+    def closed(self: ssrf.PinnedClient, outgoing: ssrf.Outgoing, **kwargs: object) -> None:
+        raise ClosedPoolError(None, "Pool is closed.")  # type: ignore[arg-type]
+
+    app = new_app(TRAKKR_WEBHOOKS_RETRY_DELAYS=[60])
+    make_webhook(app, receiver.url + "/hooks")
+    emit(app)
+    monkeypatch.setattr(ssrf.PinnedClient, "send", closed)
+    _run(app, _ids(app))
+    [row] = _deliveries(app)
+    [tried] = row.attempts
+    assert row.status == "retrying" and tried.outcome == "retry"
+    assert tried.error_type == "ConnectionError" and "Pool is closed" in tried.error_message
+    assert receiver.received == []
+
+
 def test_a_template_webhook_gets_the_rendered_body(new_app, receiver):
     app = new_app()
     make_webhook(
