@@ -31,7 +31,6 @@ import contextvars
 import http.client
 import io
 import ipaddress
-import os
 import re
 import socket
 import ssl
@@ -760,13 +759,12 @@ class PinnedClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _tls(self, verify: bool | str) -> dict[str, Any]:
-        # What requests passed to urllib3 for each ``verify``; one CA context for the default,
-        # as loading the CA bundle for every new connection costs milliseconds.
+        # What requests passed to urllib3 for each ``verify`` (True, False or a CA bundle file);
+        # one CA context for the default, as loading the bundle per new connection costs milliseconds.
         if verify is False:
             return {"cert_reqs": "CERT_NONE"}
-        if isinstance(verify, str):
-            where = "ca_cert_dir" if os.path.isdir(verify) else "ca_certs"
-            return {"cert_reqs": "CERT_REQUIRED", where: verify}
+        if isinstance(verify, str):  # a CA bundle file
+            return {"cert_reqs": "CERT_REQUIRED", "ca_certs": verify}
         with self._context_lock:
             if self._verified_context is None:
                 context = create_urllib3_context(cert_reqs=ssl.CERT_REQUIRED)

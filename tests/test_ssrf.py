@@ -21,7 +21,14 @@ from typing import Any
 import pytest
 import requests
 from urllib3 import BaseHTTPResponse
-from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError, SSLError
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    InsecureRequestWarning,
+    NewConnectionError,
+    ProtocolError,
+    ReadTimeoutError,
+    SSLError,
+)
 
 from e2e.test_attempt_e2e import BODY, HEADERS, OK, STATUS, Trickler
 from flask_trakkr_webhooks import ssrf
@@ -943,6 +950,20 @@ def test_https_by_ip_literal_fails_verification_against_a_hostname_certificate(t
             allow_private=True,
         )
     assert tls_receiver.requests == []
+
+
+def test_https_without_verification_accepts_the_untrusted_certificate(tls_receiver, session):
+    with pytest.warns(InsecureRequestWarning):  # urllib3 says so, as it did under requests
+        response = ssrf.safe_send(
+            session,
+            post(f"https://{HOSTNAME}:{tls_receiver.port}/tls"),
+            timeout=5,
+            verify=False,
+            allowed_cidrs=["127.0.0.1/32"],
+            resolver=answers("127.0.0.1"),
+        )
+    assert response.status == 200 and text(response) == "hello from 127.0.0.1"
+    assert tls_receiver.sni == [HOSTNAME]
 
 
 def test_https_with_an_untrusted_certificate_fails(tls_receiver, session):
