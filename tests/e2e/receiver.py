@@ -65,6 +65,20 @@ class Received:
         return json.loads(self.body)
 
 
+class Server(ThreadingHTTPServer):
+    """A threaded HTTP server with a real listen backlog.
+
+    ``ThreadingHTTPServer`` listens with a backlog of 5. A worker opens up to
+    PER_HOST_CONCURRENCY (8) connections at once; on a loaded machine the accept loop lags,
+    the kernel drops the connections past the backlog, and the client's SYN is resent after
+    1 s, exactly the e2e connect timeout: a spurious ``ConnectTimeout``. A real server
+    listens with hundreds.
+    """
+
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class Receiver:
     """``with Receiver(secret=..., auth=...) as rx: rx.script(Reply(500), Reply(200))``."""
 
@@ -115,8 +129,7 @@ class Receiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     # -- lifecycle --

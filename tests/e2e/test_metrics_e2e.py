@@ -13,7 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -22,6 +22,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from e2e.conftest import wait_until
 from e2e.helpers import emit, make_webhook
+from e2e.receiver import Server
 from flask_trakkr_webhooks import get_state, metrics
 from flask_trakkr_webhooks.models import CANCELLED, FAILED, SUCCEEDED
 
@@ -64,8 +65,7 @@ class PathReceiver:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 

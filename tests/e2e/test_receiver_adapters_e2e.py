@@ -35,7 +35,7 @@ import types
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -49,7 +49,7 @@ from svix.webhooks import WebhookVerificationError as SvixVerificationError
 
 from e2e.conftest import ROOT, TESTS, WorkerProcess, wait_until
 from e2e.helpers import deliveries, emit, make_webhook
-from e2e.receiver import Receiver, Reply
+from e2e.receiver import Receiver, Reply, Server
 from flask_trakkr_webhooks import signing
 from receiver_kit import WebhookVerifier, verify_signature
 from receiver_kit.testing import encode_body, sample_payload
@@ -339,8 +339,7 @@ class RecordingProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = Server(("127.0.0.1", 0), Handler)
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
 
     def __enter__(self) -> RecordingProxy:
